@@ -1,0 +1,2 @@
+//! `cronlane` command-line tool (placeholder).
+fn main() {}
