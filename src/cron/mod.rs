@@ -1,9 +1,43 @@
-//! Cron expressions: parsing and next-fire evaluation (placeholder; being replaced).
+//! Cron expressions: parsing, next-fire evaluation in any time zone, and
+//! plain-English explanations.
 //!
-//! The API here is the contract the engine relies on.
+//! Two dialects, always chosen explicitly (never guessed):
+//! - [`Dialect::Vixie`] (default): the crontab people know. 5 fields
+//!   (`min hour dom mon dow`) or 6 with leading seconds; lists, ranges, steps,
+//!   names, 0 and 7 = Sunday, `@daily`-style macros, `L`, `nL`, `n#k`, `nW`,
+//!   `LW`; day-of-month and day-of-week combine with OR when both are
+//!   restricted, with AND when either starts with `*`.
+//! - [`Dialect::Quartz`]: 6 or 7 fields (seconds first, optional year), weekday
+//!   1-7 with 1 = Sunday, `?`, day fields combined with AND.
+//!
+//! The full rules, including daylight saving, are in `docs/cron.md`.
+//!
+//! ```
+//! use chrono::{TimeZone, Utc};
+//! use cronlane::cron::CronExpr;
+//!
+//! let expr = CronExpr::parse("0 9 * * MON-FRI").unwrap();
+//! let after = Utc.with_ymd_and_hms(2025, 6, 13, 12, 0, 0).unwrap(); // a Friday
+//! let next = expr.next_after(after, &chrono_tz::Europe::Berlin).unwrap();
+//! assert_eq!(next, Utc.with_ymd_and_hms(2025, 6, 16, 7, 0, 0).unwrap());
+//! assert_eq!(expr.explain(), "At 09:00, Monday through Friday");
+//! ```
+//!
+//! Module map: `parse` (text to bitsets), `field` (bitsets and calendar
+//! arithmetic), `eval` (next-fire search and DST), `explain`, `error`.
+
+use std::fmt;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+
+mod error;
+mod eval;
+mod explain;
+mod field;
+mod parse;
+
+pub use error::{CronError, CronErrorKind, CronField};
 
 /// Which cron dialect an expression is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -16,17 +50,15 @@ pub enum Dialect {
 }
 
 /// A compiled cron expression.
+///
+/// Cheap to evaluate: every field is a bitset, and [`CronExpr::next_after`]
+/// takes `&self` and caches nothing, so one expression can be shared between
+/// threads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CronExpr {
     source: String,
-}
-
-/// Why a cron expression was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid cron expression `{expr}`: {reason}")]
-pub struct CronError {
-    expr: String,
-    reason: String,
+    dialect: Dialect,
+    schedule: field::Schedule,
 }
 
 impl CronExpr {
@@ -36,20 +68,73 @@ impl CronExpr {
     }
 
     /// Parses an expression in the given dialect.
-    pub fn parse_with(expr: &str, _dialect: Dialect) -> Result<CronExpr, CronError> {
-        Err(CronError {
-            expr: expr.to_owned(),
-            reason: "not implemented yet".into(),
+    pub fn parse_with(expr: &str, dialect: Dialect) -> Result<CronExpr, CronError> {
+        let schedule = parse::parse(expr, dialect)?;
+        Ok(CronExpr {
+            source: expr.to_owned(),
+            dialect,
+            schedule,
         })
     }
 
     /// The next fire instant strictly after `after`, evaluated in `tz`.
-    pub fn next_after(&self, _after: DateTime<Utc>, _tz: &Tz) -> Option<DateTime<Utc>> {
-        None
+    ///
+    /// `None` means the expression never fires again (looking up to 400 years
+    /// ahead). Runs in bounded time and never panics.
+    pub fn next_after(&self, after: DateTime<Utc>, tz: &Tz) -> Option<DateTime<Utc>> {
+        eval::next_after(&self.schedule, after, tz)
+    }
+
+    /// An iterator over the fire instants strictly after `after`, in order.
+    pub fn iter_after(
+        &self,
+        after: DateTime<Utc>,
+        tz: Tz,
+    ) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        let mut last = Some(after);
+        std::iter::from_fn(move || {
+            let next = self.next_after(last?, &tz);
+            last = next;
+            next
+        })
     }
 
     /// The expression as written.
     pub fn as_str(&self) -> &str {
         &self.source
     }
+
+    /// The dialect the expression was parsed in.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Whether the daylight-saving rules treat this as a fixed-time job (5
+    /// fields, minute and hour not starting with `*`): such a job fires once in
+    /// a repeated hour and once right after a skipped one.
+    pub fn is_fixed_time(&self) -> bool {
+        self.schedule.fixed_time
+    }
+
+    /// The expression in plain English, e.g. `"At 09:00, Monday through Friday"`.
+    pub fn explain(&self) -> String {
+        explain::explain(&self.source, self.dialect)
+    }
 }
+
+impl fmt::Display for CronExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+impl std::str::FromStr for CronExpr {
+    type Err = CronError;
+
+    fn from_str(s: &str) -> Result<CronExpr, CronError> {
+        CronExpr::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests;
