@@ -1,4 +1,46 @@
 //! cronlane: a lock-free, high-throughput in-process scheduler engine.
+//!
+//! Register tasks on a cron expression, a fixed interval or one instant; the
+//! engine fires each callback exactly once per fire time, whichever and however
+//! many threads call [`Scheduler::run_pending`], and never takes a lock on the
+//! registration or firing paths.
+//!
+//! ```
+//! use cronlane::{Dispatcher, Scheduler};
+//! let scheduler = Scheduler::new(Dispatcher::default());
+//! scheduler.register_task("minute_task", "* * * * *", || println!("Task executed!"))?;
+//! scheduler.run_pending(); // typically in a loop, or use scheduler.start()
+//! # Ok::<(), cronlane::Error>(())
+//! ```
+//!
+//! The path of a task: `register` pushes it on a lock-free intake queue
+//! ([`timeline`](crate::timeline) module docs); `run_pending` drains the queue
+//! into a skiplist keyed by fire instant, claims due entries with an atomic
+//! state transition per task ([`task`](crate::task) module docs), runs the
+//! callbacks through the [`Dispatcher`], and puts recurring tasks back.
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
+mod clock;
 pub mod cron;
+mod dispatch;
+mod error;
+mod registry;
+mod runner;
+mod schedule;
+mod scheduler;
+mod sync;
+mod task;
+mod timeline;
+
+pub use chrono_tz::Tz;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use dispatch::{Dispatcher, Executor, Job};
+pub use error::Error;
+pub use runner::{RunnerHandle, DROP_SHUTDOWN_TIMEOUT, MAX_PARK};
+pub use schedule::Schedule;
+pub use scheduler::{
+    KeyRef, RunReport, Scheduler, SchedulerBuilder, Stats, TaskBuilder, TaskInfo, TaskKey,
+    TaskState,
+};
+pub use task::{FireContext, TaskId, TaskResult};

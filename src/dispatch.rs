@@ -1,0 +1,200 @@
+//! Where callbacks run: inline, on a worker pool, or on the user's executor.
+//!
+//! A fire leaves `run_pending` as a [`Job`]: the claimed task, its scheduled
+//! instant and its generation. Running a job starts the task (a removal that
+//! got in first wins), runs the callback with panics caught, and puts a
+//! recurring task back on the timeline. A job dropped without being run is
+//! not lost: it is released (counted as skipped) and a recurring task is
+//! rescheduled as if the run had happened.
+//!
+//! No allocation per fire: a job is a few words moved by value.
+
+use crate::scheduler::Core;
+use crate::sync::Arc;
+use crate::timeline::Claimed;
+use crossbeam_channel::{Receiver, Sender};
+use std::fmt;
+use std::thread::JoinHandle;
+
+/// Runs jobs somewhere else than the thread calling `run_pending`.
+///
+/// Each job handed to [`execute`](Executor::execute) must be run (or
+/// dropped, which releases it) exactly once. Blocking inside `execute` is how
+/// an executor applies back-pressure; a job must never be silently discarded.
+pub trait Executor: Send + Sync + 'static {
+    /// Runs `job`, now or later, on any thread.
+    fn execute(&self, job: Job);
+}
+
+/// One claimed fire, ready to run. Call [`Job::run`].
+pub struct Job {
+    inner: Option<(Arc<Core>, Claimed)>,
+}
+
+impl Job {
+    pub(crate) fn new(core: Arc<Core>, claimed: Claimed) -> Job {
+        core.job_started();
+        Job {
+            inner: Some((core, claimed)),
+        }
+    }
+
+    /// Runs the fire on the current thread (callback panics are caught).
+    pub fn run(mut self) {
+        if let Some((core, claimed)) = self.inner.take() {
+            let outcome = core.execute(claimed, true);
+            core.stats().record(outcome);
+            core.job_ended();
+        }
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        if let Some((core, claimed)) = self.inner.take() {
+            tracing::warn!(task = %claimed.task.id, "cronlane: job dropped without running; released");
+            let outcome = core.execute(claimed, false);
+            core.stats().record(outcome);
+            core.job_ended();
+        }
+    }
+}
+
+impl fmt::Debug for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner {
+            Some((_, c)) => f
+                .debug_struct("Job")
+                .field("task", &c.task.id)
+                .field("scheduled", &crate::clock::from_nanos(c.scheduled))
+                .finish(),
+            None => f.write_str("Job(done)"),
+        }
+    }
+}
+
+/// Where callbacks run. Chosen once, at build time.
+#[derive(Clone, Default)]
+pub struct Dispatcher {
+    kind: Kind,
+}
+
+#[derive(Clone, Default)]
+enum Kind {
+    #[default]
+    Inline,
+    Pool {
+        threads: usize,
+        queue: usize,
+    },
+    Executor(Arc<dyn Executor>),
+}
+
+impl Dispatcher {
+    /// Callbacks run on the thread that called `run_pending` (the default).
+    pub fn inline() -> Dispatcher {
+        Dispatcher { kind: Kind::Inline }
+    }
+
+    /// Callbacks run on `threads` worker threads fed through a bounded queue
+    /// (`threads * 256` jobs). When the queue is full, `run_pending` waits:
+    /// back-pressure, never a dropped fire. `threads` is at least 1.
+    pub fn pool(threads: usize) -> Dispatcher {
+        let threads = threads.max(1);
+        Dispatcher {
+            kind: Kind::Pool {
+                threads,
+                queue: threads * 256,
+            },
+        }
+    }
+
+    /// Callbacks run on a user-supplied executor.
+    pub fn executor(executor: impl Executor) -> Dispatcher {
+        Dispatcher {
+            kind: Kind::Executor(Arc::new(executor)),
+        }
+    }
+
+    pub(crate) fn build(&self) -> Dispatch {
+        match &self.kind {
+            Kind::Inline => Dispatch::Inline,
+            Kind::Pool { threads, queue } => Dispatch::Pool(Pool::new(*threads, *queue)),
+            Kind::Executor(e) => Dispatch::Executor(e.clone()),
+        }
+    }
+}
+
+impl fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Inline => f.write_str("Dispatcher::inline()"),
+            Kind::Pool { threads, .. } => write!(f, "Dispatcher::pool({threads})"),
+            Kind::Executor(_) => f.write_str("Dispatcher::executor(..)"),
+        }
+    }
+}
+
+/// The dispatcher at run time.
+pub(crate) enum Dispatch {
+    Inline,
+    Pool(Pool),
+    Executor(Arc<dyn Executor>),
+}
+
+/// A fixed pool of worker threads behind a bounded channel.
+pub(crate) struct Pool {
+    tx: Sender<Job>,
+    rx: Receiver<Job>,
+    workers: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    threads: usize,
+}
+
+impl Pool {
+    fn new(threads: usize, queue: usize) -> Pool {
+        let (tx, rx) = crossbeam_channel::bounded(queue);
+        Pool {
+            tx,
+            rx,
+            workers: std::sync::Mutex::new(Vec::new()),
+            threads,
+        }
+    }
+
+    /// Starts the workers on first use (they need no scheduler reference:
+    /// each job carries its own).
+    fn ensure_started(&self) {
+        // The mutex is taken only until the workers exist, and at shutdown.
+        let Ok(mut workers) = self.workers.lock() else {
+            return;
+        };
+        if !workers.is_empty() {
+            return;
+        }
+        for i in 0..self.threads {
+            let rx = self.rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("cronlane-worker-{i}"))
+                .spawn(move || {
+                    while let Ok(job) = rx.recv() {
+                        job.run();
+                    }
+                });
+            match spawned {
+                Ok(h) => workers.push(h),
+                Err(e) => tracing::error!("cronlane: cannot start worker thread: {e}"),
+            }
+        }
+    }
+
+    pub(crate) fn submit(&self, job: Job, started: &std::sync::atomic::AtomicBool) {
+        if !started.load(std::sync::atomic::Ordering::Acquire) {
+            self.ensure_started();
+            started.store(true, std::sync::atomic::Ordering::Release);
+        }
+        if let Err(e) = self.tx.send(job) {
+            // Unreachable while the pool holds `rx`; run it here rather than lose it.
+            e.into_inner().run();
+        }
+    }
+}

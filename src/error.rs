@@ -1,0 +1,66 @@
+//! The crate's error types.
+//!
+//! Every fallible public call returns [`Error`]; each variant says what was
+//! wrong and, where it helps, carries what was rejected. A call that returns an
+//! error has changed nothing.
+
+use crate::cron::CronError;
+use crate::task::TaskId;
+
+/// Everything that can go wrong when talking to a [`Scheduler`](crate::Scheduler).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The cron expression did not parse; the inner error names the field and
+    /// the character position.
+    #[error(transparent)]
+    InvalidCron(#[from] CronError),
+
+    /// A task with this name is already registered (and replacement was not
+    /// asked for).
+    #[error("a task named `{0}` is already registered (use .replace_existing() to replace it)")]
+    DuplicateName(String),
+
+    /// The task name is empty.
+    #[error("task names must not be empty")]
+    EmptyName,
+
+    /// An interval schedule with a zero period would fire forever.
+    #[error("interval must be greater than zero")]
+    ZeroInterval,
+
+    /// The instant lies outside what the engine can represent (years
+    /// 1677-2262, nanosecond precision).
+    #[error("instant {0} is outside the supported range (years 1677 to 2262)")]
+    OutOfRange(String),
+
+    /// The schedule has no fire time at or after now: a one-shot in the past
+    /// is fine (it fires at once), but a cron expression that can never match
+    /// again (say `0 0 30 2 *`) is rejected.
+    #[error("schedule `{0}` never fires after now")]
+    NeverFires(String),
+
+    /// No live task has this id.
+    #[error("no task with id {0}")]
+    NoSuchId(TaskId),
+
+    /// No live task has this name.
+    #[error("no task named `{0}`")]
+    NoSuchName(String),
+
+    /// The time zone name is not a known IANA zone.
+    #[error("unknown time zone `{0}`")]
+    UnknownTimeZone(String),
+
+    /// A runner is already running for this scheduler.
+    #[error("a runner is already started for this scheduler")]
+    RunnerAlreadyStarted,
+
+    /// The operating system refused to start a thread.
+    #[error("cannot start thread: {0}")]
+    Spawn(String),
+
+    /// `shutdown` timed out while callbacks were still running.
+    #[error("shutdown timed out after {0:?} with callbacks still running")]
+    ShutdownTimeout(std::time::Duration),
+}

@@ -1,0 +1,112 @@
+//! Lookup of live tasks by id and by name.
+//!
+//! # Ground rules
+//!
+//! * The **name index** is written at registration (uniqueness must be
+//!   decided there, synchronously) and cleaned by whoever sets a task's
+//!   `REMOVED` bit. An entry is only ever removed if it still points at the
+//!   task being cleaned up, so a replacement under the same name survives the
+//!   clean-up of the task it replaced.
+//! * The **id index** is written lazily, by the thread that drains a task from
+//!   the intake queue, so registration stays a queue push. A one-shot task that
+//!   is already due when drained is claimed on the spot and never indexed: by
+//!   the time anyone could look it up, its fire is under way. Lookups by id
+//!   first wait for the intake hand-over to settle (see
+//!   [`Timeline::settle`](crate::timeline::Timeline::settle)).
+//! * Publishing into either index is followed by
+//!   [`Task::removed_after_publish`]: if the task was removed meanwhile, the
+//!   publisher takes its entry back itself.
+
+use crate::sync::{Arc, OrderedMap};
+use crate::task::{Task, TaskId, TaskRef};
+
+pub(crate) struct Registry {
+    by_id: OrderedMap<u64, TaskRef>,
+    by_name: OrderedMap<std::sync::Arc<str>, TaskRef>,
+}
+
+/// Outcome of claiming a name.
+pub(crate) enum NameClaim {
+    /// The name now maps to the new task.
+    Claimed,
+    /// The name maps to another live task.
+    Taken,
+}
+
+impl Registry {
+    pub(crate) fn new() -> Self {
+        Registry {
+            by_id: OrderedMap::new(),
+            by_name: OrderedMap::new(),
+        }
+    }
+
+    /// Claims `task`'s name for it. With `replace`, an existing holder is
+    /// returned so the caller can remove it.
+    pub(crate) fn claim_name(&self, task: &TaskRef, replace: bool) -> (NameClaim, Option<TaskRef>) {
+        let Some(name) = task.name.clone() else {
+            return (NameClaim::Claimed, None);
+        };
+        loop {
+            if replace {
+                let old = self.by_name.get(&name);
+                self.by_name.insert(name.clone(), task.clone());
+                return (NameClaim::Claimed, old.filter(|o| !Arc::ptr_eq(o, task)));
+            }
+            let holder = self.by_name.get_or_insert(name.clone(), task.clone());
+            if Arc::ptr_eq(&holder, task) {
+                return (NameClaim::Claimed, None);
+            }
+            if holder.is_removed() {
+                // A finished task whose clean-up has not reached the index
+                // yet: take its entry out and try again.
+                self.by_name
+                    .remove_if(&name, |cur| Arc::ptr_eq(cur, &holder));
+                continue;
+            }
+            return (NameClaim::Taken, None);
+        }
+    }
+
+    pub(crate) fn by_name(&self, name: &str) -> Option<TaskRef> {
+        self.by_name.get(name).filter(|t| !t.is_removed())
+    }
+
+    pub(crate) fn by_id(&self, id: TaskId) -> Option<TaskRef> {
+        self.by_id.get(&id.0).filter(|t| !t.is_removed())
+    }
+
+    /// Indexes a drained task by id (once).
+    pub(crate) fn index(&self, task: &TaskRef) {
+        task.in_registry.store(true, crate::sync::Ordering::Relaxed);
+        self.by_id.insert(task.id.0, task.clone());
+        if task.removed_after_publish() {
+            self.forget(task);
+        }
+    }
+
+    /// Drops every index entry that points at `task`.
+    pub(crate) fn forget(&self, task: &Task) {
+        if task.in_registry.load(crate::sync::Ordering::Relaxed) {
+            self.by_id
+                .remove_if(&task.id.0, |cur| std::ptr::eq(&**cur, task));
+        }
+        if let Some(name) = &task.name {
+            self.by_name
+                .remove_if(name, |cur| std::ptr::eq(&**cur, task));
+        }
+    }
+
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&TaskRef)) {
+        self.by_id.for_each(|_, t| f(t));
+    }
+
+    /// Named tasks not (yet) in the id index, for listings.
+    pub(crate) fn for_each_named_unindexed(&self, mut f: impl FnMut(&TaskRef)) {
+        self.by_name.for_each(|_, t| {
+            if !t.in_registry.load(crate::sync::Ordering::Relaxed) {
+                f(t)
+            }
+        });
+    }
+}

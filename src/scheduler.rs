@@ -1,0 +1,872 @@
+//! The public [`Scheduler`] handle: registration, management, queries and
+//! `run_pending`.
+//!
+//! `Scheduler` is a cheap, cloneable handle on a shared `Core`. Registration
+//! resolves the schedule, allocates the task and pushes it on the intake queue
+//! (plus, for a named task, one insert into the name index). `run_pending`
+//! works in three phases with no shared state held across them: collect due
+//! fires (draining intake, claiming timeline entries), run them through the
+//! dispatcher, and put recurring tasks back. Management calls (remove, pause,
+//! resume, reschedule) settle races with firing threads through each task's
+//! state word; see [`crate::task`] for the states.
+
+use crate::clock::{from_nanos, Clock, SystemClock};
+use crate::dispatch::{Dispatch, Dispatcher, Job};
+use crate::error::Error;
+use crate::registry::{NameClaim, Registry};
+use crate::runner::{RunnerHandle, RunnerSignal};
+use crate::schedule::{Plan, Schedule};
+use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering};
+use crate::task::{
+    gen_of, phase_of, word, After, Callback, FireContext, Task, TaskId, TaskRef, TaskResult,
+    CLAIMED, DIRTY, IDLE, PAUSED, REMOVED, RUNNING, SCHEDULED,
+};
+use crate::timeline::{Claimed, Timeline};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// How many fires one pass of `run_pending` collects before running them.
+const BATCH: usize = 1024;
+
+/// The scheduler: register tasks, then call [`run_pending`](Self::run_pending)
+/// (or [`start`](Self::start) a background runner).
+///
+/// Cloning gives another handle on the same scheduler.
+///
+/// ```
+/// use cronlane::{Dispatcher, Scheduler};
+/// let scheduler = Scheduler::new(Dispatcher::default());
+/// scheduler.register_task("minute_task", "* * * * *", || println!("Task executed!"))?;
+/// scheduler.run_pending();
+/// # Ok::<(), cronlane::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Scheduler {
+    core: Arc<Core>,
+}
+
+/// Builds a [`Scheduler`]: clock, dispatcher, default time zone, test mode.
+#[must_use]
+pub struct SchedulerBuilder {
+    clock: Arc<dyn Clock>,
+    dispatcher: Dispatcher,
+    tz: Tz,
+    test_mode: bool,
+}
+
+impl Default for SchedulerBuilder {
+    fn default() -> Self {
+        SchedulerBuilder {
+            clock: Arc::new(SystemClock),
+            dispatcher: Dispatcher::default(),
+            tz: Tz::UTC,
+            test_mode: false,
+        }
+    }
+}
+
+impl SchedulerBuilder {
+    /// The clock (default: [`SystemClock`]). Tests pass a [`ManualClock`](crate::ManualClock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Where callbacks run (default: inline).
+    pub fn dispatcher(mut self, dispatcher: Dispatcher) -> Self {
+        self.dispatcher = dispatcher;
+        self
+    }
+
+    /// The zone cron schedules are evaluated in unless they name their own
+    /// (default: UTC).
+    pub fn time_zone(mut self, tz: Tz) -> Self {
+        self.tz = tz;
+        self
+    }
+
+    /// Like [`time_zone`](Self::time_zone), by IANA name (`"Europe/Berlin"`).
+    pub fn time_zone_named(self, name: &str) -> Result<Self, Error> {
+        let tz: Tz = name
+            .parse()
+            .map_err(|_| Error::UnknownTimeZone(name.to_owned()))?;
+        Ok(self.time_zone(tz))
+    }
+
+    /// Test mode. Not covered by semver: meant for tests of code that uses
+    /// cronlane. Marks the scheduler as a test scheduler
+    /// ([`Scheduler::is_test_mode`]); pair it with a manual clock.
+    pub fn test_mode(mut self, on: bool) -> Self {
+        self.test_mode = on;
+        self
+    }
+
+    /// Builds the scheduler.
+    pub fn build(self) -> Scheduler {
+        Scheduler {
+            core: Arc::new(Core {
+                clock: self.clock,
+                timeline: Timeline::new(),
+                registry: Registry::new(),
+                dispatch: self.dispatcher.build(),
+                pool_started: std::sync::atomic::AtomicBool::new(false),
+                tz: self.tz,
+                test_mode: self.test_mode,
+                next_id: AtomicU64::new(1),
+                live: AtomicUsize::new(0),
+                jobs: AtomicUsize::new(0),
+                stats: StatsCells::default(),
+                runner: RunnerSignal::new(),
+            }),
+        }
+    }
+}
+
+/// The shared state behind every [`Scheduler`] handle.
+pub(crate) struct Core {
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) timeline: Timeline,
+    registry: Registry,
+    pub(crate) dispatch: Dispatch,
+    pool_started: std::sync::atomic::AtomicBool,
+    tz: Tz,
+    test_mode: bool,
+    next_id: AtomicU64,
+    live: AtomicUsize,
+    /// Jobs handed to a pool or executor and not finished.
+    jobs: AtomicUsize,
+    stats: StatsCells,
+    pub(crate) runner: RunnerSignal,
+}
+
+/// What one call of [`Scheduler::run_pending`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// Callbacks that ran and returned `Ok` (inline dispatch).
+    pub fired: u64,
+    /// Callbacks that returned `Err` or panicked (inline dispatch).
+    pub failed: u64,
+    /// Fires claimed but not started because the task was removed, paused or
+    /// rescheduled in between.
+    pub skipped: u64,
+    /// Fires handed to a worker pool or executor; their outcome shows in
+    /// [`Scheduler::stats`].
+    pub dispatched: u64,
+}
+
+impl RunReport {
+    fn add(&mut self, o: Outcome) {
+        match o {
+            Outcome::Fired => self.fired += 1,
+            Outcome::Failed => self.failed += 1,
+            Outcome::Skipped => self.skipped += 1,
+        }
+    }
+}
+
+/// Totals since the scheduler was built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Callbacks that returned `Ok`.
+    pub fired: u64,
+    /// Callbacks that returned `Err` or panicked.
+    pub failed: u64,
+    /// Claimed fires that did not start.
+    pub skipped: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct StatsCells {
+    fired: AtomicU64,
+    failed: AtomicU64,
+    skipped: AtomicU64,
+}
+
+impl StatsCells {
+    pub(crate) fn record(&self, o: Outcome) {
+        let cell = match o {
+            Outcome::Fired => &self.fired,
+            Outcome::Failed => &self.failed,
+            Outcome::Skipped => &self.skipped,
+        };
+        cell.fetch_add(1, Ordering::Relaxed);
+    }
+    fn add(&self, r: &RunReport) {
+        for (cell, n) in [
+            (&self.fired, r.fired),
+            (&self.failed, r.failed),
+            (&self.skipped, r.skipped),
+        ] {
+            if n > 0 {
+                cell.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// How one fire ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Fired,
+    Failed,
+    Skipped,
+}
+
+/// Where a task stands, in a [`TaskInfo`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    /// Waiting for its next fire.
+    Scheduled,
+    /// A fire is claimed or its callback is running.
+    Running,
+    /// Paused: will not fire until resumed.
+    Paused,
+}
+
+/// A snapshot of one task, from [`Scheduler::tasks`] or [`Scheduler::info`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskInfo {
+    /// The task's id.
+    pub id: TaskId,
+    /// The task's name, if any.
+    pub name: Option<String>,
+    /// The schedule in force, described.
+    pub schedule: String,
+    /// The next fire instant, when known (not while paused or running).
+    pub next_fire: Option<DateTime<Utc>>,
+    /// Scheduled, running or paused.
+    pub state: TaskState,
+    /// Runs so far (successful or not).
+    pub runs: u64,
+    /// Runs that returned `Err` or panicked.
+    pub failures: u64,
+}
+
+/// Says which task a management call is about: a [`TaskId`] or a name.
+pub trait TaskKey {
+    /// The key in a form the scheduler can look up.
+    fn task_key(&self) -> KeyRef<'_>;
+}
+
+/// A borrowed task key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRef<'a> {
+    /// By id.
+    Id(TaskId),
+    /// By name.
+    Name(&'a str),
+}
+
+impl TaskKey for TaskId {
+    fn task_key(&self) -> KeyRef<'_> {
+        KeyRef::Id(*self)
+    }
+}
+
+impl TaskKey for &str {
+    fn task_key(&self) -> KeyRef<'_> {
+        KeyRef::Name(self)
+    }
+}
+
+impl TaskKey for String {
+    fn task_key(&self) -> KeyRef<'_> {
+        KeyRef::Name(self)
+    }
+}
+
+impl TaskKey for &String {
+    fn task_key(&self) -> KeyRef<'_> {
+        KeyRef::Name(self)
+    }
+}
+
+/// Registers one task: name it, choose replacement, then give the callback.
+#[must_use = "a task is registered only by .run(..) or .run_with_context(..)"]
+pub struct TaskBuilder<'s> {
+    scheduler: &'s Scheduler,
+    schedule: Schedule,
+    name: Option<String>,
+    replace: bool,
+}
+
+impl TaskBuilder<'_> {
+    /// The task's unique name. Without one the task is anonymous (managed by
+    /// id only) and registration skips the name index.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// If a task with this name exists, remove it and take its place
+    /// (default: registering a taken name is an error).
+    pub fn replace_existing(mut self) -> Self {
+        self.replace = true;
+        self
+    }
+
+    /// Registers with a zero-argument callback.
+    pub fn run<F, R>(self, f: F) -> Result<TaskId, Error>
+    where
+        F: Fn() -> R + Send + Sync + 'static,
+        R: TaskResult,
+    {
+        self.run_with_context(move |_: &FireContext<'_>| f())
+    }
+
+    /// Registers with a callback that receives the [`FireContext`].
+    pub fn run_with_context<F, R>(self, f: F) -> Result<TaskId, Error>
+    where
+        F: Fn(&FireContext<'_>) -> R + Send + Sync + 'static,
+        R: TaskResult,
+    {
+        let callback: Callback = Box::new(move |ctx| f(ctx).into_outcome());
+        self.scheduler
+            .core
+            .register(self.name, &self.schedule, self.replace, callback)
+    }
+}
+
+impl Scheduler {
+    /// A scheduler with the given dispatcher and every other setting at its
+    /// default (system clock, UTC). Use [`Scheduler::builder`] for the rest.
+    pub fn new(dispatcher: Dispatcher) -> Scheduler {
+        Scheduler::builder().dispatcher(dispatcher).build()
+    }
+
+    /// The builder.
+    pub fn builder() -> SchedulerBuilder {
+        SchedulerBuilder::default()
+    }
+
+    pub(crate) fn from_core(core: Arc<Core>) -> Scheduler {
+        Scheduler { core }
+    }
+
+    /// The seed's call: a named task on a Vixie-cron expression, evaluated in
+    /// the default time zone.
+    pub fn register_task<F, R>(&self, name: &str, cron: &str, f: F) -> Result<TaskId, Error>
+    where
+        F: Fn() -> R + Send + Sync + 'static,
+        R: TaskResult,
+    {
+        self.add(Schedule::cron(cron)?).name(name).run(f)
+    }
+
+    /// Starts registering a task on `schedule`; finish with `.run(..)`.
+    pub fn add(&self, schedule: Schedule) -> TaskBuilder<'_> {
+        TaskBuilder {
+            scheduler: self,
+            schedule,
+            name: None,
+            replace: false,
+        }
+    }
+
+    /// Fires every task that is due now, each exactly once across all threads
+    /// calling this concurrently. Tasks registered or rescheduled by the
+    /// callbacks of this call are left for the next call.
+    pub fn run_pending(&self) -> RunReport {
+        self.core.run_pending(None)
+    }
+
+    /// Removes a task (by [`TaskId`] or name). Once this returns `Ok`, the task
+    /// never starts another run; a run already in progress completes.
+    pub fn remove(&self, key: impl TaskKey) -> Result<(), Error> {
+        let task = self.core.find(key.task_key())?;
+        self.core.remove(&task).map_err(|()| key_error(&task))
+    }
+
+    /// Pauses a task: it will not fire until [`resume`](Self::resume)d.
+    /// Pausing a paused task is a no-op.
+    pub fn pause(&self, key: impl TaskKey) -> Result<(), Error> {
+        let task = self.core.find(key.task_key())?;
+        self.core.pause(&task).map_err(|()| key_error(&task))
+    }
+
+    /// Resumes a paused task: a recurring task fires next at its first
+    /// instant after now (instants missed while paused are skipped); a
+    /// one-shot whose instant passed fires at once.
+    pub fn resume(&self, key: impl TaskKey) -> Result<(), Error> {
+        let task = self.core.find(key.task_key())?;
+        self.core.resume(&task).map_err(|()| key_error(&task))
+    }
+
+    /// Gives a task a new schedule, effective from now. A run in progress
+    /// completes; the next fire follows the new schedule.
+    pub fn reschedule(&self, key: impl TaskKey, schedule: Schedule) -> Result<(), Error> {
+        let task = self.core.find(key.task_key())?;
+        let now = self.core.clock.now_nanos();
+        let plan = schedule.resolve(now, self.core.tz)?;
+        self.core
+            .reschedule(&task, plan, now)
+            .map_err(|()| key_error(&task))
+    }
+
+    /// The task's next fire instant (`None` while paused or running).
+    pub fn next_fire(&self, key: impl TaskKey) -> Result<Option<DateTime<Utc>>, Error> {
+        let task = self.core.find(key.task_key())?;
+        Ok(next_fire(&task))
+    }
+
+    /// A snapshot of one task.
+    pub fn info(&self, key: impl TaskKey) -> Result<TaskInfo, Error> {
+        let task = self.core.find(key.task_key())?;
+        info(&task).ok_or_else(|| key_error(&task))
+    }
+
+    /// A snapshot of every live task, ordered by id. One-shots whose fire is
+    /// already under way are not listed.
+    pub fn tasks(&self) -> Vec<TaskInfo> {
+        let core = &self.core;
+        core.timeline.settle(core.clock.now_nanos(), &core.registry);
+        let mut out = Vec::new();
+        core.registry.for_each(|t| out.extend(info(t)));
+        core.registry
+            .for_each_named_unindexed(|t| out.extend(info(t)));
+        out.sort_by_key(|i| i.id);
+        out.dedup_by_key(|i| i.id);
+        out
+    }
+
+    /// Live tasks: registered and neither removed nor finished (a one-shot
+    /// counts until its run ends).
+    pub fn len(&self) -> usize {
+        self.core.live.load(Ordering::Acquire)
+    }
+
+    /// True when no task is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Totals of fires, failures and skips since the scheduler was built.
+    pub fn stats(&self) -> Stats {
+        let s = &self.core.stats;
+        Stats {
+            fired: s.fired.load(Ordering::Relaxed),
+            failed: s.failed.load(Ordering::Relaxed),
+            skipped: s.skipped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The scheduler's clock reading.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.core.clock.now()
+    }
+
+    /// Whether the scheduler was built in test mode.
+    pub fn is_test_mode(&self) -> bool {
+        self.core.test_mode
+    }
+
+    /// Starts the background runner: a thread that fires tasks on time, parks
+    /// until the earliest fire instant and is woken early when a task due
+    /// sooner is registered. Stop it with [`RunnerHandle::shutdown`] (dropping
+    /// the handle shuts down too). One runner per scheduler.
+    pub fn start(&self) -> Result<RunnerHandle, Error> {
+        RunnerHandle::start(self.core.clone())
+    }
+}
+
+impl fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("live", &self.len())
+            .field("time_zone", &self.core.tz)
+            .finish_non_exhaustive()
+    }
+}
+
+fn key_error(task: &Task) -> Error {
+    match &task.name {
+        Some(n) => Error::NoSuchName(n.to_string()),
+        None => Error::NoSuchId(task.id),
+    }
+}
+
+fn next_fire(task: &Task) -> Option<DateTime<Utc>> {
+    let w = task.load();
+    if phase_of(w) == SCHEDULED && Task::flags(w) == 0 {
+        Some(from_nanos(task.slot().0))
+    } else {
+        None
+    }
+}
+
+fn info(task: &TaskRef) -> Option<TaskInfo> {
+    let w = task.load();
+    if w & REMOVED != 0 {
+        return None;
+    }
+    let state = if w & PAUSED != 0 {
+        TaskState::Paused
+    } else if matches!(phase_of(w), CLAIMED | RUNNING) {
+        TaskState::Running
+    } else {
+        TaskState::Scheduled
+    };
+    let (runs, failures) = task.counts();
+    Some(TaskInfo {
+        id: task.id,
+        name: task.name.as_deref().map(str::to_owned),
+        schedule: task.with_plan(|p| p.to_string()),
+        next_fire: next_fire(task),
+        state,
+        runs,
+        failures,
+    })
+}
+
+impl Core {
+    fn find(&self, key: KeyRef<'_>) -> Result<TaskRef, Error> {
+        match key {
+            KeyRef::Name(name) => self
+                .registry
+                .by_name(name)
+                .ok_or_else(|| Error::NoSuchName(name.to_owned())),
+            KeyRef::Id(id) => {
+                if let Some(t) = self.registry.by_id(id) {
+                    return Ok(t);
+                }
+                // It may still be in the intake queue: settle and look again.
+                self.timeline.settle(self.clock.now_nanos(), &self.registry);
+                self.registry.by_id(id).ok_or(Error::NoSuchId(id))
+            }
+        }
+    }
+
+    pub(crate) fn stats(&self) -> &StatsCells {
+        &self.stats
+    }
+
+    pub(crate) fn job_started(&self) {
+        self.jobs.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn job_ended(&self) {
+        self.jobs.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn jobs_in_flight(&self) -> usize {
+        self.jobs.load(Ordering::Acquire)
+    }
+
+    fn register(
+        &self,
+        name: Option<String>,
+        schedule: &Schedule,
+        replace: bool,
+        callback: Callback,
+    ) -> Result<TaskId, Error> {
+        if name.as_deref() == Some("") {
+            return Err(Error::EmptyName);
+        }
+        let now = self.clock.now_nanos();
+        let plan = schedule.resolve(now, self.tz)?;
+        let Some(first) = plan.first(now) else {
+            return Err(Error::NeverFires(schedule.to_string()));
+        };
+        let id = TaskId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let task = Arc::new(Task::new(
+            id,
+            name.map(std::sync::Arc::from),
+            plan,
+            first,
+            callback,
+        ));
+        if task.name.is_some() {
+            match self.registry.claim_name(&task, replace) {
+                (NameClaim::Taken, _) => {
+                    let name = task.name.as_deref().unwrap_or_default().to_owned();
+                    return Err(Error::DuplicateName(name));
+                }
+                (NameClaim::Claimed, Some(old)) => {
+                    // Replaced: the old task stops firing; a race with its
+                    // own removal elsewhere is fine either way.
+                    let _ = self.remove(&old);
+                }
+                (NameClaim::Claimed, None) => {}
+            }
+        }
+        self.live.fetch_add(1, Ordering::AcqRel);
+        if self.timeline.push_new(task, first) {
+            self.runner.wake();
+        }
+        Ok(id)
+    }
+
+    /// The three phases, batch by batch: collect due fires, run them, put
+    /// recurring tasks back (done by each fire's `finish`). With `stop`, fires
+    /// not yet started when it is raised are released, not lost.
+    pub(crate) fn run_pending(
+        self: &Arc<Self>,
+        stop: Option<&std::sync::atomic::AtomicBool>,
+    ) -> RunReport {
+        let now = self.clock.now_nanos();
+        let limit = self.timeline.seq_limit();
+        // Only what was registered before this call: callbacks' registrations
+        // wait for the next one.
+        let mut intake_budget = self.timeline.intake_len();
+        let mut report = RunReport::default();
+        let mut batch: Vec<Claimed> = Vec::new();
+        loop {
+            if intake_budget > 0 {
+                let moved = self.timeline.drain(
+                    now,
+                    &self.registry,
+                    Some(&mut batch),
+                    intake_budget.min(BATCH),
+                );
+                intake_budget = if moved == 0 { 0 } else { intake_budget - moved };
+            }
+            self.timeline.claim_due(now, limit, &mut batch, BATCH);
+            if batch.is_empty() {
+                if intake_budget == 0 {
+                    break;
+                }
+                continue;
+            }
+            for claimed in batch.drain(..) {
+                if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Acquire)) {
+                    self.release(claimed);
+                    report.skipped += 1;
+                    continue;
+                }
+                self.dispatch(claimed, &mut report);
+            }
+        }
+        self.stats.add(&report);
+        report
+    }
+
+    fn dispatch(self: &Arc<Self>, claimed: Claimed, report: &mut RunReport) {
+        match &self.dispatch {
+            Dispatch::Inline => report.add(self.execute(claimed, true)),
+            Dispatch::Pool(pool) => {
+                report.dispatched += 1;
+                pool.submit(Job::new(self.clone(), claimed), &self.pool_started);
+            }
+            Dispatch::Executor(e) => {
+                report.dispatched += 1;
+                e.execute(Job::new(self.clone(), claimed));
+            }
+        }
+    }
+
+    /// Runs one claimed fire to the end (start, callback, finish). Without
+    /// `call`, the fire is released instead.
+    pub(crate) fn execute(self: &Arc<Self>, claimed: Claimed, call: bool) -> Outcome {
+        if !call {
+            self.release(claimed);
+            return Outcome::Skipped;
+        }
+        let Claimed {
+            task,
+            scheduled,
+            gen,
+        } = claimed;
+        if let Err(after) = task.start(gen) {
+            self.after(&task, after);
+            return Outcome::Skipped;
+        }
+        let started = self.clock.now_nanos();
+        let ctx = FireContext {
+            task: &task,
+            scheduled,
+            started,
+            scheduler: self,
+        };
+        let outcome = match catch_unwind(AssertUnwindSafe(|| task.run_callback(&ctx))) {
+            Ok(Ok(())) => Outcome::Fired,
+            Ok(Err(message)) => {
+                tracing::warn!(task = %task.id, name = task.name.as_deref().unwrap_or(""), error = %message, "cronlane: task returned an error");
+                Outcome::Failed
+            }
+            Err(panic) => {
+                let message = panic_message(&panic);
+                tracing::error!(task = %task.id, name = task.name.as_deref().unwrap_or(""), panic = %message, "cronlane: task panicked");
+                Outcome::Failed
+            }
+        };
+        task.count_fired();
+        if outcome == Outcome::Failed {
+            task.count_failed();
+        }
+        let after = task.finish(gen, scheduled, started);
+        self.after(&task, after);
+        outcome
+    }
+
+    /// Puts a claimed, not started fire back as it was (a new generation of
+    /// the same entry), unless the task was removed, paused or rescheduled.
+    fn release(&self, claimed: Claimed) {
+        let Claimed {
+            task,
+            scheduled,
+            gen,
+        } = claimed;
+        let from = word(gen, CLAIMED);
+        match task.transition(from, word(gen + 1, SCHEDULED)) {
+            Ok(_) => {
+                if self.timeline.insert(&task, gen + 1, scheduled) {
+                    self.runner.wake();
+                }
+            }
+            Err(_) => {
+                // Paused, removed or taken over: `start` knows what to do.
+                if let Err(after) = task.start(gen) {
+                    self.after(&task, after);
+                }
+            }
+        }
+    }
+
+    fn after(&self, task: &TaskRef, after: After) {
+        match after {
+            After::Reschedule { at, gen } => {
+                if self.timeline.insert(task, gen, at) {
+                    self.runner.wake();
+                }
+            }
+            After::Completed => self.cleanup(task),
+            After::Nothing => {}
+        }
+    }
+
+    /// Called once per task, by whoever set `REMOVED`.
+    fn cleanup(&self, task: &TaskRef) {
+        self.timeline.unlink(task);
+        self.registry.forget(task);
+        self.live.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn remove(&self, task: &TaskRef) -> Result<(), ()> {
+        let _guard = task.manage();
+        let prev = task.mark_removed();
+        if prev & REMOVED != 0 {
+            return Err(());
+        }
+        self.cleanup(task);
+        Ok(())
+    }
+
+    fn pause(&self, task: &TaskRef) -> Result<(), ()> {
+        let _guard = task.manage();
+        loop {
+            let cur = task.load();
+            if cur & REMOVED != 0 {
+                return Err(());
+            }
+            if cur & PAUSED != 0 {
+                return Ok(());
+            }
+            let scheduled = phase_of(cur) == SCHEDULED;
+            let to = if scheduled {
+                word(gen_of(cur) + 1, IDLE | PAUSED)
+            } else {
+                cur | PAUSED
+            };
+            if task.transition(cur, to).is_ok() {
+                if scheduled {
+                    self.timeline.unlink(task);
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    fn resume(&self, task: &TaskRef) -> Result<(), ()> {
+        let _guard = task.manage();
+        loop {
+            let cur = task.load();
+            if cur & REMOVED != 0 {
+                return Err(());
+            }
+            if cur & PAUSED == 0 {
+                return Ok(());
+            }
+            if phase_of(cur) != IDLE {
+                // Claimed or running: the fire's owner carries on unpaused.
+                if task.transition(cur, cur & !PAUSED).is_ok() {
+                    return Ok(());
+                }
+                continue;
+            }
+            let now = self.clock.now_nanos();
+            let gen = gen_of(cur) + 1;
+            match task.with_plan(|p| p.first(now)) {
+                Some(at) => {
+                    if task.transition(cur, word(gen, SCHEDULED)).is_ok() {
+                        if self.timeline.insert(task, gen, at) {
+                            self.runner.wake();
+                        }
+                        return Ok(());
+                    }
+                }
+                None => {
+                    if task.transition(cur, word(gen, IDLE | REMOVED)).is_ok() {
+                        self.cleanup(task);
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    fn reschedule(&self, task: &TaskRef, plan: Plan, now: i64) -> Result<(), ()> {
+        let _guard = task.manage();
+        let Some(at) = plan.first(now) else {
+            return Err(());
+        };
+        task.set_replan(plan);
+        loop {
+            let cur = task.load();
+            if cur & REMOVED != 0 {
+                return Err(());
+            }
+            let gen = gen_of(cur) + 1;
+            match phase_of(cur) {
+                RUNNING => {
+                    if task.transition(cur, cur | DIRTY).is_ok() {
+                        return Ok(());
+                    }
+                }
+                IDLE => {
+                    if task.transition(cur, word(gen, Task::flags(cur))).is_ok() {
+                        return Ok(());
+                    }
+                }
+                _ if cur & PAUSED != 0 => {
+                    // Claimed while paused: stays paused, under the new plan.
+                    if task.transition(cur, word(gen, IDLE | PAUSED)).is_ok() {
+                        return Ok(());
+                    }
+                }
+                phase => {
+                    if task.transition(cur, word(gen, SCHEDULED)).is_ok() {
+                        if phase == SCHEDULED {
+                            self.timeline.unlink(task);
+                        }
+                        if self.timeline.insert(task, gen, at) {
+                            self.runner.wake();
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}

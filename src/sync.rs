@@ -1,0 +1,313 @@
+//! The one place cronlane takes its synchronisation primitives from.
+//!
+//! Everything concurrent in the crate imports atomics, `Arc`, the intake queue,
+//! the ordered map and the swappable pointer from here. Under
+//! `--cfg cronlane_loom` each is replaced by a loom-visible equivalent so that
+//! loom explores *our* protocol (claims, the task state machine, intake
+//! hand-over, reschedule, park/wake, shutdown) instead of the internals of
+//! crossbeam or arc-swap, which loom cannot see:
+//!
+//! | here            | normal build                         | `cronlane_loom`                 |
+//! | --------------- | ------------------------------------ | ------------------------------- |
+//! | [`Queue`]       | `crossbeam_queue::SegQueue`          | `Mutex<VecDeque>`               |
+//! | [`OrderedMap`]  | `crossbeam_skiplist::SkipMap`        | `Mutex<BTreeMap>`               |
+//! | [`SwapOption`]  | `arc_swap::ArcSwapOption`            | `RwLock<Option<Arc<_>>>`        |
+//! | atomics, `Arc`  | `std::sync`                          | `loom::sync`                    |
+//!
+//! The wrappers expose only what the engine needs, with the same contract in
+//! both builds: in particular [`OrderedMap::take_front`] hands each removed
+//! entry to exactly one caller.
+
+#[cfg(not(cronlane_loom))]
+pub(crate) use std::sync::atomic::{
+    fence, AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering,
+};
+#[cfg(not(cronlane_loom))]
+pub(crate) use std::sync::Arc;
+
+#[cfg(cronlane_loom)]
+pub(crate) use loom::sync::atomic::{
+    fence, AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering,
+};
+#[cfg(cronlane_loom)]
+pub(crate) use loom::sync::Arc;
+
+#[cfg(cronlane_loom)]
+pub(crate) use loom::thread::{current as current_thread, Thread};
+#[cfg(not(cronlane_loom))]
+pub(crate) use std::thread::{current as current_thread, Thread};
+
+/// Parks the current thread for at most `timeout` (loom: until unparked).
+pub(crate) fn park_timeout(timeout: std::time::Duration) {
+    #[cfg(not(cronlane_loom))]
+    std::thread::park_timeout(timeout);
+    #[cfg(cronlane_loom)]
+    {
+        let _ = timeout;
+        loom::thread::park();
+    }
+}
+
+/// A hint to the CPU (or to loom) that we are spinning on another thread.
+#[inline]
+pub(crate) fn spin_hint() {
+    #[cfg(not(cronlane_loom))]
+    std::hint::spin_loop();
+    #[cfg(cronlane_loom)]
+    loom::thread::yield_now();
+}
+
+/// Yield the thread (used when a short spin did not succeed).
+#[inline]
+pub(crate) fn yield_now() {
+    #[cfg(not(cronlane_loom))]
+    std::thread::yield_now();
+    #[cfg(cronlane_loom)]
+    loom::thread::yield_now();
+}
+
+/// What [`OrderedMap::take_front`] should do with the entry it is looking at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Take {
+    /// Remove it and hand it to the caller.
+    Yes,
+    /// Leave it in place and look at the next one.
+    Skip,
+    /// Leave it and stop looking.
+    Stop,
+}
+
+#[cfg(not(cronlane_loom))]
+mod imp {
+    use super::Take;
+
+    /// Lock-free MPMC queue (crossbeam's `SegQueue`).
+    pub(crate) struct Queue<T>(crossbeam_queue::SegQueue<T>);
+
+    impl<T> Queue<T> {
+        pub(crate) fn new() -> Self {
+            Queue(crossbeam_queue::SegQueue::new())
+        }
+        #[inline]
+        pub(crate) fn push(&self, value: T) {
+            self.0.push(value)
+        }
+        #[inline]
+        pub(crate) fn pop(&self) -> Option<T> {
+            self.0.pop()
+        }
+        pub(crate) fn len(&self) -> usize {
+            self.0.len()
+        }
+    }
+
+    /// Lock-free ordered map (crossbeam's `SkipMap`).
+    pub(crate) struct OrderedMap<K, V>(crossbeam_skiplist::SkipMap<K, V>);
+
+    impl<K: Ord + Send + 'static, V: Send + 'static> OrderedMap<K, V> {
+        pub(crate) fn new() -> Self {
+            OrderedMap(crossbeam_skiplist::SkipMap::new())
+        }
+        /// Inserts, replacing an entry with an equal key.
+        pub(crate) fn insert(&self, key: K, value: V) {
+            self.0.insert(key, value);
+        }
+        /// Inserts unless the key is present; returns the value now in the map
+        /// (ours or the one already there).
+        pub(crate) fn get_or_insert(&self, key: K, value: V) -> V
+        where
+            V: Clone,
+        {
+            self.0.get_or_insert(key, value).value().clone()
+        }
+        pub(crate) fn get<Q>(&self, key: &Q) -> Option<V>
+        where
+            V: Clone,
+            K: std::borrow::Borrow<Q>,
+            Q: Ord + ?Sized,
+        {
+            self.0.get(key).map(|e| e.value().clone())
+        }
+        /// Removes the entry at `key` if `pred` accepts its value; true if this
+        /// call removed it.
+        pub(crate) fn remove_if(&self, key: &K, pred: impl FnOnce(&V) -> bool) -> bool {
+            match self.0.get(key) {
+                Some(e) if pred(e.value()) => e.remove(),
+                _ => false,
+            }
+        }
+        /// Walks entries from the front; `decide` says which to remove. Each
+        /// removed entry is passed to `taken` by exactly one caller across all
+        /// threads (the one whose `Entry::remove` returned true).
+        pub(crate) fn take_front(
+            &self,
+            mut decide: impl FnMut(&K, &V) -> Take,
+            mut taken: impl FnMut(&K, &V) -> bool,
+        ) {
+            let mut cur = self.0.front();
+            while let Some(e) = cur {
+                match decide(e.key(), e.value()) {
+                    Take::Stop => return,
+                    Take::Skip => {}
+                    Take::Yes => {
+                        if e.remove() && !taken(e.key(), e.value()) {
+                            return;
+                        }
+                    }
+                }
+                cur = e.next();
+            }
+        }
+        pub(crate) fn front_key(&self) -> Option<K>
+        where
+            K: Clone,
+        {
+            self.0.front().map(|e| e.key().clone())
+        }
+        pub(crate) fn for_each(&self, mut f: impl FnMut(&K, &V)) {
+            for e in self.0.iter() {
+                f(e.key(), e.value());
+            }
+        }
+    }
+
+    /// A rarely-written, often-read optional `Arc` (arc-swap).
+    pub(crate) struct SwapOption<T>(arc_swap::ArcSwapOption<T>);
+
+    impl<T> SwapOption<T> {
+        pub(crate) fn empty() -> Self {
+            SwapOption(arc_swap::ArcSwapOption::empty())
+        }
+        pub(crate) fn load(&self) -> Option<std::sync::Arc<T>> {
+            self.0.load_full()
+        }
+        pub(crate) fn store(&self, value: Option<std::sync::Arc<T>>) {
+            self.0.store(value)
+        }
+    }
+}
+
+#[cfg(cronlane_loom)]
+mod imp {
+    use super::Take;
+    use loom::sync::{Mutex, RwLock};
+    use std::collections::{BTreeMap, VecDeque};
+
+    pub(crate) struct Queue<T>(Mutex<VecDeque<T>>);
+
+    impl<T> Queue<T> {
+        pub(crate) fn new() -> Self {
+            Queue(Mutex::new(VecDeque::new()))
+        }
+        pub(crate) fn push(&self, value: T) {
+            self.0.lock().unwrap().push_back(value)
+        }
+        pub(crate) fn pop(&self) -> Option<T> {
+            self.0.lock().unwrap().pop_front()
+        }
+        pub(crate) fn len(&self) -> usize {
+            self.0.lock().unwrap().len()
+        }
+    }
+
+    pub(crate) struct OrderedMap<K, V>(Mutex<BTreeMap<K, V>>);
+
+    impl<K: Ord + Clone + Send + 'static, V: Clone + Send + 'static> OrderedMap<K, V> {
+        pub(crate) fn new() -> Self {
+            OrderedMap(Mutex::new(BTreeMap::new()))
+        }
+        pub(crate) fn insert(&self, key: K, value: V) {
+            self.0.lock().unwrap().insert(key, value);
+        }
+        pub(crate) fn get_or_insert(&self, key: K, value: V) -> V {
+            self.0.lock().unwrap().entry(key).or_insert(value).clone()
+        }
+        pub(crate) fn get<Q>(&self, key: &Q) -> Option<V>
+        where
+            K: std::borrow::Borrow<Q>,
+            Q: Ord + ?Sized,
+        {
+            self.0.lock().unwrap().get(key).cloned()
+        }
+        pub(crate) fn remove_if(&self, key: &K, pred: impl FnOnce(&V) -> bool) -> bool {
+            let mut map = self.0.lock().unwrap();
+            match map.get(key) {
+                Some(v) if pred(v) => map.remove(key).is_some(),
+                _ => false,
+            }
+        }
+        pub(crate) fn take_front(
+            &self,
+            mut decide: impl FnMut(&K, &V) -> Take,
+            mut taken: impl FnMut(&K, &V) -> bool,
+        ) {
+            // Entries are removed one at a time, each under the lock, so that
+            // other threads interleave between removals as they would with the
+            // skiplist.
+            let mut after: Option<K> = None;
+            loop {
+                let next = {
+                    let mut map = self.0.lock().unwrap();
+                    let found = match &after {
+                        None => map.iter().next().map(|(k, v)| (k.clone(), v.clone())),
+                        Some(a) => map
+                            .range((
+                                std::ops::Bound::Excluded(a.clone()),
+                                std::ops::Bound::Unbounded,
+                            ))
+                            .next()
+                            .map(|(k, v)| (k.clone(), v.clone())),
+                    };
+                    match found {
+                        None => return,
+                        Some((k, v)) => match decide(&k, &v) {
+                            Take::Stop => return,
+                            Take::Skip => Some((k, v, false)),
+                            Take::Yes => {
+                                map.remove(&k);
+                                Some((k, v, true))
+                            }
+                        },
+                    }
+                };
+                if let Some((k, v, removed)) = next {
+                    if removed && !taken(&k, &v) {
+                        return;
+                    }
+                    after = Some(k);
+                }
+            }
+        }
+        pub(crate) fn front_key(&self) -> Option<K> {
+            self.0.lock().unwrap().keys().next().cloned()
+        }
+        pub(crate) fn for_each(&self, mut f: impl FnMut(&K, &V)) {
+            let snapshot: Vec<(K, V)> = self
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            for (k, v) in &snapshot {
+                f(k, v);
+            }
+        }
+    }
+
+    pub(crate) struct SwapOption<T>(RwLock<Option<loom::sync::Arc<T>>>);
+
+    impl<T> SwapOption<T> {
+        pub(crate) fn empty() -> Self {
+            SwapOption(RwLock::new(None))
+        }
+        pub(crate) fn load(&self) -> Option<loom::sync::Arc<T>> {
+            self.0.read().unwrap().clone()
+        }
+        pub(crate) fn store(&self, value: Option<loom::sync::Arc<T>>) {
+            *self.0.write().unwrap() = value;
+        }
+    }
+}
+
+pub(crate) use imp::{OrderedMap, Queue, SwapOption};

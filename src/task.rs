@@ -1,0 +1,408 @@
+//! A task: its identity, plan, callback and atomic state machine.
+//!
+//! # Ground rules
+//!
+//! Every task has one state word, an `AtomicU64`:
+//!
+//! ```text
+//!  63 ............ 8 | 7..5 | 4     | 3       | 2      | 1..0
+//!  generation        | 0    | DIRTY | REMOVED | PAUSED | phase
+//! ```
+//!
+//! Phases:
+//!
+//! | phase       | meaning                                                           |
+//! | ----------- | ----------------------------------------------------------------- |
+//! | `SCHEDULED` | one live entry tagged with the current generation exists (intake or timeline) |
+//! | `CLAIMED`   | one thread won that entry's fire; the callback has not started    |
+//! | `RUNNING`   | the callback of that fire is running                              |
+//! | `IDLE`      | no live entry (paused, or finished for good)                      |
+//!
+//! Who may change what:
+//!
+//! * **claim** (any firing thread): CAS `(g, SCHEDULED, no flags)` to
+//!   `(g, CLAIMED)` with the generation `g` carried by the entry. At most one
+//!   thread wins; an entry whose generation is old, or whose task is paused or
+//!   removed, is *stale* and is dropped by whoever finds it.
+//! * **start** (claim owner only): CAS `(g, CLAIMED, no flags)` to `(g, RUNNING)`
+//!   just before the callback. A task removed, paused or rescheduled between
+//!   claim and start is not run: removal therefore wins over a fire that has
+//!   not started, and "removed" means "never starts again".
+//! * **finish** (claim owner only): from `RUNNING`, either to the next
+//!   generation `(g+1, SCHEDULED)` followed by inserting the next entry, or to
+//!   `IDLE | PAUSED`, or to `IDLE | REMOVED` (a one-shot, or a plan with no
+//!   next instant). `DIRTY` (set by a reschedule during the run) makes finish
+//!   take the new plan from now instead of from the scheduled instant.
+//! * **remove / pause / resume / reschedule** (managers): serialised per task
+//!   by the `manage` flag (a tiny spin guard among managers only: firing
+//!   threads never touch it and never wait for it), then CAS on the state word
+//!   against firing threads.
+//! * `REMOVED` is terminal. Exactly one thread sets it (a manager's `remove`,
+//!   or a finish that completes the task) and that thread does the clean-up:
+//!   registry and name index, the live-task count, the timeline entry.
+//!
+//! Orderings: every transition is an `AcqRel` RMW (and loads are `Acquire`), so
+//! the thread that moves the word to a state sees all writes made by the thread
+//! that moved it to the previous one (the plan, the slot key, the counters).
+//! Where a transition must be seen against an *insert* into another structure
+//! (the registry, the timeline) both sides add a `SeqCst` fence; see
+//! [`Task::removed_after_publish`].
+
+use crate::clock::from_nanos;
+use crate::schedule::Plan;
+use crate::sync::{
+    fence, spin_hint, yield_now, Arc, AtomicBool, AtomicI64, AtomicU64, Ordering, SwapOption,
+};
+use chrono::{DateTime, Utc};
+use std::fmt;
+
+/// A task's identity, unique within one process for its lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskId(pub(crate) u64);
+
+impl TaskId {
+    /// The id as a number.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// A callback's verdict: `()` or `Result<(), E>` for any displayable `E`.
+pub trait TaskResult {
+    /// `Err` carries the message that is logged and counted.
+    fn into_outcome(self) -> Result<(), String>;
+}
+
+impl TaskResult for () {
+    #[inline]
+    fn into_outcome(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: fmt::Display> TaskResult for Result<(), E> {
+    #[inline]
+    fn into_outcome(self) -> Result<(), String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
+/// What a callback is told about the fire it is running for.
+pub struct FireContext<'a> {
+    pub(crate) task: &'a Task,
+    pub(crate) scheduled: i64,
+    pub(crate) started: i64,
+    pub(crate) scheduler: &'a Arc<crate::scheduler::Core>,
+}
+
+impl FireContext<'_> {
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.task.id
+    }
+    /// The task's name, if it has one.
+    pub fn name(&self) -> Option<&str> {
+        self.task.name.as_deref()
+    }
+    /// The instant this fire was scheduled for.
+    pub fn scheduled(&self) -> DateTime<Utc> {
+        from_nanos(self.scheduled)
+    }
+    /// The instant the callback actually started (by the scheduler's clock).
+    pub fn started(&self) -> DateTime<Utc> {
+        from_nanos(self.started)
+    }
+    /// A handle to the scheduler running this task: register, remove or
+    /// reschedule tasks (this one included) from inside a callback. Changes
+    /// take effect for the next `run_pending`.
+    pub fn scheduler(&self) -> crate::Scheduler {
+        crate::Scheduler::from_core(self.scheduler.clone())
+    }
+}
+
+pub(crate) type Callback = Box<dyn Fn(&FireContext<'_>) -> Result<(), String> + Send + Sync>;
+
+pub(crate) const SCHEDULED: u64 = 0;
+pub(crate) const CLAIMED: u64 = 1;
+pub(crate) const RUNNING: u64 = 2;
+pub(crate) const IDLE: u64 = 3;
+const PHASE: u64 = 0b11;
+pub(crate) const PAUSED: u64 = 1 << 2;
+pub(crate) const REMOVED: u64 = 1 << 3;
+pub(crate) const DIRTY: u64 = 1 << 4;
+const FLAGS: u64 = PAUSED | REMOVED | DIRTY;
+const GEN_SHIFT: u32 = 8;
+
+#[inline]
+pub(crate) fn word(gen: u64, bits: u64) -> u64 {
+    (gen << GEN_SHIFT) | bits
+}
+#[inline]
+pub(crate) fn gen_of(w: u64) -> u64 {
+    w >> GEN_SHIFT
+}
+#[inline]
+pub(crate) fn phase_of(w: u64) -> u64 {
+    w & PHASE
+}
+
+/// What the claim owner should do after `start` failed or `finish` ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum After {
+    /// Insert the next entry `(at, gen)` into the timeline.
+    Reschedule { at: i64, gen: u64 },
+    /// This thread set `REMOVED` (the task is done): clean up.
+    Completed,
+    /// Nothing to do (paused, removed by someone else, or taken over by a
+    /// reschedule).
+    Nothing,
+}
+
+/// A scheduled task. Shared as `Arc<Task>` between intake, timeline,
+/// registry and the threads firing it.
+pub(crate) struct Task {
+    pub(crate) id: TaskId,
+    /// Immutable; `std::sync::Arc` because loom's `Arc` cannot hold a `str`.
+    pub(crate) name: Option<std::sync::Arc<str>>,
+    plan: Plan,
+    /// A plan set by `reschedule`; overrides `plan` once set.
+    replan: SwapOption<Plan>,
+    state: AtomicU64,
+    /// Key of the current timeline entry (best effort, for clean-up and
+    /// `next_fire`): the fire instant and the entry's sequence number.
+    slot_at: AtomicI64,
+    slot_seq: AtomicU64,
+    manage: AtomicBool,
+    /// Set once, by the drainer that puts the task in the id registry.
+    pub(crate) in_registry: AtomicBool,
+    fired: AtomicU64,
+    failed: AtomicU64,
+    callback: Callback,
+}
+
+pub(crate) type TaskRef = Arc<Task>;
+
+impl Task {
+    pub(crate) fn new(
+        id: TaskId,
+        name: Option<std::sync::Arc<str>>,
+        plan: Plan,
+        first_at: i64,
+        callback: Callback,
+    ) -> Task {
+        Task {
+            id,
+            name,
+            plan,
+            replan: SwapOption::empty(),
+            state: AtomicU64::new(word(0, SCHEDULED)),
+            slot_at: AtomicI64::new(first_at),
+            slot_seq: AtomicU64::new(u64::MAX),
+            manage: AtomicBool::new(false),
+            in_registry: AtomicBool::new(false),
+            fired: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            callback,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn load(&self) -> u64 {
+        self.state.load(Ordering::Acquire)
+    }
+
+    #[inline]
+    fn cas(&self, from: u64, to: u64) -> Result<u64, u64> {
+        self.state
+            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+    }
+
+    /// Whether the original plan is a one-shot (reschedule may change the
+    /// current plan, but not how the task entered the engine).
+    #[inline]
+    pub(crate) fn is_once(&self) -> bool {
+        self.plan.is_once()
+    }
+
+    pub(crate) fn is_removed(&self) -> bool {
+        self.load() & REMOVED != 0
+    }
+
+    /// The plan in force: the rescheduled one if any.
+    pub(crate) fn with_plan<R>(&self, f: impl FnOnce(&Plan) -> R) -> R {
+        match self.replan.load() {
+            Some(p) => f(&p),
+            None => f(&self.plan),
+        }
+    }
+
+    pub(crate) fn set_replan(&self, plan: Plan) {
+        self.replan.store(Some(Arc::new(plan)));
+    }
+
+    /// Claims the fire of the entry tagged `gen`. True for exactly one caller.
+    #[inline]
+    pub(crate) fn claim(&self, gen: u64) -> bool {
+        self.cas(word(gen, SCHEDULED), word(gen, CLAIMED)).is_ok()
+    }
+
+    /// Moves a claimed fire to running. `Err` tells the owner what to do
+    /// instead of running the callback.
+    #[inline]
+    pub(crate) fn start(&self, gen: u64) -> Result<(), After> {
+        let mut cur = word(gen, CLAIMED);
+        loop {
+            match self.cas(cur, word(gen, RUNNING)) {
+                Ok(_) => return Ok(()),
+                Err(actual) => {
+                    if gen_of(actual) != gen || actual & REMOVED != 0 || phase_of(actual) != CLAIMED
+                    {
+                        // Removed (its remover cleans up) or taken over by a
+                        // reschedule that already inserted a new entry.
+                        return Err(After::Nothing);
+                    }
+                    if actual & PAUSED != 0 {
+                        // Paused after the claim: park the task, unscheduled.
+                        match self.cas(actual, word(gen + 1, IDLE | PAUSED)) {
+                            Ok(_) => return Err(After::Nothing),
+                            Err(_) => {
+                                cur = word(gen, CLAIMED);
+                                continue;
+                            }
+                        }
+                    }
+                    cur = actual;
+                }
+            }
+        }
+    }
+
+    /// Ends the run of generation `gen` that was scheduled for `scheduled`,
+    /// at `now`, and says what comes next.
+    pub(crate) fn finish(&self, gen: u64, scheduled: i64, now: i64) -> After {
+        let mut cur = self.load();
+        loop {
+            debug_assert_eq!(gen_of(cur), gen);
+            debug_assert_eq!(phase_of(cur), RUNNING);
+            if cur & REMOVED != 0 {
+                // Removed during the run; the remover did the clean-up.
+                match self.cas(cur, word(gen, IDLE | REMOVED)) {
+                    Ok(_) => return After::Nothing,
+                    Err(a) => {
+                        cur = a;
+                        continue;
+                    }
+                }
+            }
+            let next = if cur & DIRTY != 0 {
+                self.with_plan(|p| p.first(now))
+            } else {
+                // No drift: from the scheduled instant; a run that fell behind
+                // collapses the missed instants into this one.
+                self.with_plan(|p| p.next_after(scheduled.max(now)))
+            };
+            let (to, after) = match next {
+                None => (word(gen, IDLE | REMOVED), After::Completed),
+                Some(_) if cur & PAUSED != 0 => (word(gen + 1, IDLE | PAUSED), After::Nothing),
+                Some(at) => (
+                    word(gen + 1, SCHEDULED),
+                    After::Reschedule { at, gen: gen + 1 },
+                ),
+            };
+            match self.cas(cur, to) {
+                Ok(_) => return after,
+                Err(a) => cur = a,
+            }
+        }
+    }
+
+    /// After publishing the task somewhere (registry, timeline entry) a
+    /// thread calls this; if it returns true a remover may have missed the
+    /// publication and the caller must take it back itself.
+    ///
+    /// The remover does the mirror image: set `REMOVED`, fence, then look.
+    /// With a `SeqCst` fence on both sides at least one of the two sees the
+    /// other (the store-buffering pattern), so nothing stays published for a
+    /// removed task.
+    pub(crate) fn removed_after_publish(&self) -> bool {
+        fence(Ordering::SeqCst);
+        self.is_removed()
+    }
+
+    pub(crate) fn run_callback(&self, ctx: &FireContext<'_>) -> Result<(), String> {
+        (self.callback)(ctx)
+    }
+
+    pub(crate) fn count_fired(&self) {
+        self.fired.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn count_failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (
+            self.fired.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+
+    pub(crate) fn set_slot(&self, at: i64, seq: u64) {
+        self.slot_at.store(at, Ordering::Relaxed);
+        self.slot_seq.store(seq, Ordering::Relaxed);
+    }
+    pub(crate) fn slot(&self) -> (i64, u64) {
+        (
+            self.slot_at.load(Ordering::Relaxed),
+            self.slot_seq.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Serialises managers of this task. Firing threads never call this.
+    pub(crate) fn manage(&self) -> ManageGuard<'_> {
+        let mut spins = 0u32;
+        while self
+            .manage
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            spins += 1;
+            if spins < 64 {
+                spin_hint();
+            } else {
+                yield_now();
+            }
+        }
+        ManageGuard(self)
+    }
+
+    /// CAS used by managers (under [`Task::manage`]).
+    pub(crate) fn transition(&self, from: u64, to: u64) -> Result<u64, u64> {
+        self.cas(from, to)
+    }
+
+    /// Marks removed; returns the previous word. The caller cleans up if the
+    /// previous word was not already removed.
+    pub(crate) fn mark_removed(&self) -> u64 {
+        let prev = self.state.fetch_or(REMOVED, Ordering::AcqRel);
+        fence(Ordering::SeqCst);
+        prev
+    }
+
+    pub(crate) fn flags(w: u64) -> u64 {
+        w & FLAGS
+    }
+}
+
+pub(crate) struct ManageGuard<'a>(&'a Task);
+
+impl Drop for ManageGuard<'_> {
+    fn drop(&mut self) {
+        self.0.manage.store(false, Ordering::Release);
+    }
+}

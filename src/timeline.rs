@@ -1,0 +1,230 @@
+//! Intake queue + timeline skiplist and the claim protocol: the only place
+//! that touches both.
+//!
+//! # Ground rules
+//!
+//! * **Intake** (`Queue`, lock-free MPSC in practice, MPMC in fact): new tasks
+//!   are pushed here by registering threads and nothing else happens on
+//!   registration. Any thread that runs `run_pending` (or needs an up-to-date
+//!   view, such as a lookup by id) drains it; drainers may run concurrently and
+//!   each item is popped by exactly one of them.
+//! * **Hand-over**: a drainer holds `handover` above zero from before its first
+//!   pop until every task it popped is published (indexed and on the timeline)
+//!   or claimed. [`Timeline::settle`] drains and then waits for `handover` to
+//!   reach zero, so any task registered before `settle` began is findable by
+//!   id afterwards. Drainers never run callbacks while holding it, so the wait
+//!   is short and a callback may call `settle` without deadlock.
+//! * **Timeline** (`OrderedMap`, a skiplist) is keyed by `(fire_at, seq)`;
+//!   `seq` is unique per insert, so no insert ever replaces another entry. The
+//!   value carries the task's generation at insert time. An entry whose
+//!   generation no longer matches the task is stale and is dropped when met.
+//! * **Claiming** takes due entries off the front: the thread whose removal of
+//!   an entry succeeds owns it, and then must win the task's claim CAS
+//!   ([`Task::claim`]) to own the fire. Entries inserted after a `run_pending`
+//!   began (`seq >= limit`) are left for the next call, so a callback that
+//!   reschedules itself to "now" cannot keep one call running forever.
+//! * **Earliest hint**: `earliest` is a lower bound on the first fire instant
+//!   added since the runner last looked. Inserts lower it with `fetch_min`;
+//!   the runner resets it before it looks. An insert that lowers it tells its
+//!   caller to wake the runner.
+
+use crate::registry::Registry;
+use crate::sync::{spin_hint, yield_now, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{OrderedMap, Queue, Take};
+use crate::task::TaskRef;
+
+/// A fire owned by the thread that claimed it.
+pub(crate) struct Claimed {
+    pub(crate) task: TaskRef,
+    pub(crate) scheduled: i64,
+    pub(crate) gen: u64,
+}
+
+#[derive(Clone)]
+struct Slot {
+    task: TaskRef,
+    gen: u64,
+}
+
+struct Intake {
+    task: TaskRef,
+    at: i64,
+}
+
+pub(crate) struct Timeline {
+    intake: Queue<Intake>,
+    map: OrderedMap<(i64, u64), Slot>,
+    seq: AtomicU64,
+    handover: AtomicUsize,
+    earliest: AtomicI64,
+}
+
+impl Timeline {
+    pub(crate) fn new() -> Self {
+        Timeline {
+            intake: Queue::new(),
+            map: OrderedMap::new(),
+            seq: AtomicU64::new(0),
+            handover: AtomicUsize::new(0),
+            earliest: AtomicI64::new(i64::MAX),
+        }
+    }
+
+    /// Registration: one queue push. True if the earliest hint was lowered
+    /// (the caller wakes the runner).
+    #[inline]
+    pub(crate) fn push_new(&self, task: TaskRef, at: i64) -> bool {
+        self.intake.push(Intake { task, at });
+        self.lower_hint(at)
+    }
+
+    #[inline]
+    fn lower_hint(&self, at: i64) -> bool {
+        // Relaxed is enough: the hint only decides whether to unpark, and the
+        // runner re-reads the timeline itself after every wake-up.
+        let prev = self.earliest.fetch_min(at, Ordering::Relaxed);
+        at < prev
+    }
+
+    /// Resets the hint to "nothing new"; returns what it was.
+    pub(crate) fn take_hint(&self) -> i64 {
+        self.earliest.swap(i64::MAX, Ordering::AcqRel)
+    }
+
+    pub(crate) fn hint(&self) -> i64 {
+        self.earliest.load(Ordering::Acquire)
+    }
+
+    /// Puts the entry `(at, gen)` for `task` on the timeline. The caller has
+    /// just moved the task to `(gen, SCHEDULED)`. True if the hint was lowered.
+    pub(crate) fn insert(&self, task: &TaskRef, gen: u64, at: i64) -> bool {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        task.set_slot(at, seq);
+        self.map.insert(
+            (at, seq),
+            Slot {
+                task: task.clone(),
+                gen,
+            },
+        );
+        if task.removed_after_publish() {
+            self.unlink(task);
+        }
+        self.lower_hint(at)
+    }
+
+    /// Removes the task's current entry, if it is still there (clean-up after
+    /// remove, pause or reschedule; a missed one is dropped as stale later).
+    pub(crate) fn unlink(&self, task: &TaskRef) {
+        let key = task.slot();
+        self.map
+            .remove_if(&key, |slot| crate::sync::Arc::ptr_eq(&slot.task, task));
+    }
+
+    /// The sequence number the next insert will get: entries at or past it
+    /// were inserted after this call.
+    pub(crate) fn seq_limit(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    /// Moves up to `budget` tasks from intake to the index and timeline. With
+    /// `due`, tasks already due at `now` are claimed into it instead of going
+    /// on the timeline (a due one-shot is then never indexed at all).
+    pub(crate) fn drain(
+        &self,
+        now: i64,
+        registry: &Registry,
+        mut due: Option<&mut Vec<Claimed>>,
+        budget: usize,
+    ) -> usize {
+        // SeqCst: pairs with the SeqCst load in `settle`; see the ground rules.
+        self.handover.fetch_add(1, Ordering::SeqCst);
+        let mut moved = 0;
+        while moved < budget {
+            let Some(Intake { task, at }) = self.intake.pop() else {
+                break;
+            };
+            moved += 1;
+            if let Some(due) = due.as_deref_mut() {
+                if at <= now && task.claim(0) {
+                    if !task.is_once() {
+                        registry.index(&task);
+                    }
+                    due.push(Claimed {
+                        task,
+                        scheduled: at,
+                        gen: 0,
+                    });
+                    continue;
+                }
+            }
+            if task.is_removed() {
+                continue;
+            }
+            registry.index(&task);
+            // Still the registration's generation and scheduled? Then the entry
+            // is live; otherwise a manager has already re-planned the task.
+            if task.load() == crate::task::word(0, crate::task::SCHEDULED) {
+                self.insert(&task, 0, at);
+            }
+        }
+        self.handover.fetch_sub(1, Ordering::SeqCst);
+        moved
+    }
+
+    /// Drains the intake and waits until every concurrent drainer has
+    /// published what it popped. Afterwards every task registered before the
+    /// call is findable in the id index (or already claimed for firing).
+    pub(crate) fn settle(&self, now: i64, registry: &Registry) {
+        while self.drain(now, registry, None, usize::MAX) > 0 {}
+        let mut spins = 0u32;
+        while self.handover.load(Ordering::SeqCst) != 0 {
+            spins += 1;
+            if spins < 128 {
+                spin_hint();
+            } else {
+                yield_now();
+            }
+        }
+    }
+
+    /// Claims due entries (`fire_at <= now`, inserted before `limit`) into
+    /// `out`, at most `max` of them. Stale entries met on the way are dropped.
+    pub(crate) fn claim_due(&self, now: i64, limit: u64, out: &mut Vec<Claimed>, max: usize) {
+        if out.len() >= max {
+            return;
+        }
+        self.map.take_front(
+            |&(at, seq), _| {
+                if at > now {
+                    Take::Stop
+                } else if seq >= limit {
+                    Take::Skip
+                } else {
+                    Take::Yes
+                }
+            },
+            |&(at, _), slot| {
+                if slot.task.claim(slot.gen) {
+                    out.push(Claimed {
+                        task: slot.task.clone(),
+                        scheduled: at,
+                        gen: slot.gen,
+                    });
+                }
+                out.len() < max
+            },
+        );
+    }
+
+    /// The earliest entry's instant, if any (stale entries included: a wake-up
+    /// for a stale entry only costs a spurious pass).
+    pub(crate) fn front(&self) -> Option<i64> {
+        self.map.front_key().map(|(at, _)| at)
+    }
+
+    /// Tasks waiting in intake (approximate under concurrency).
+    pub(crate) fn intake_len(&self) -> usize {
+        self.intake.len()
+    }
+}
