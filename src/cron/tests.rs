@@ -1,1 +1,270 @@
-//! Unit tests.
+//! Unit tests: errors, Quartz dialect, explanations, edge cases.
+
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use super::{CronErrorKind, CronExpr, CronField, Dialect};
+
+fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()
+}
+
+fn next_n(expr: &CronExpr, after: DateTime<Utc>, tz: Tz, n: usize) -> Vec<String> {
+    expr.iter_after(after, tz)
+        .take(n)
+        .map(|t| t.with_timezone(&tz).to_rfc3339())
+        .collect()
+}
+
+fn err(expr: &str) -> super::CronError {
+    CronExpr::parse(expr).expect_err(expr)
+}
+
+#[test]
+fn error_names_field_position_and_reason() {
+    let e = err("0 0 * * 8");
+    assert_eq!(e.field(), Some(CronField::DayOfWeek));
+    assert_eq!(e.position(), 8);
+    assert_eq!(
+        e.kind(),
+        &CronErrorKind::OutOfRange {
+            value: 8,
+            min: 0,
+            max: 7
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "invalid cron expression: day-of-week: value 8 is out of range 0-7\n  0 0 * * 8\n          ^"
+    );
+}
+
+#[test]
+fn caret_points_at_offending_character() {
+    for (expr, pos, field) in [
+        ("60 * * * *", 0, Some(CronField::Minute)),
+        ("* 24 * * *", 2, Some(CronField::Hour)),
+        ("1,,2 * * * *", 2, Some(CronField::Minute)),
+        ("* * * * 1-5,", 11, Some(CronField::DayOfWeek)),
+        ("*/0 * * * *", 2, Some(CronField::Minute)),
+        ("5-1 * * * *", 0, Some(CronField::Minute)),
+        ("1.5 * * * *", 1, Some(CronField::Minute)),
+        ("0 0 * * *;", 9, Some(CronField::DayOfWeek)),
+        ("* * * * * * *", 12, None),
+        ("* * * *", 7, None),
+        ("0 0 * * MONDAY", 8, Some(CronField::DayOfWeek)),
+        ("0 0 1- * *", 6, Some(CronField::DayOfMonth)),
+    ] {
+        let e = err(expr);
+        assert_eq!((e.position(), e.field()), (pos, field), "{expr}: {e}");
+        let caret_line = e.to_string().lines().last().unwrap().to_owned();
+        assert_eq!(caret_line.find('^'), Some(pos + 2), "{expr}");
+    }
+}
+
+#[test]
+fn error_kinds() {
+    assert_eq!(err("").kind(), &CronErrorKind::Empty);
+    assert_eq!(err("   ").kind(), &CronErrorKind::Empty);
+    assert_eq!(err("*/0 * * * *").kind(), &CronErrorKind::ZeroStep);
+    assert_eq!(err("1,,2 * * * *").kind(), &CronErrorKind::EmptyListItem);
+    assert_eq!(err(",1 * * * *").kind(), &CronErrorKind::EmptyListItem);
+    assert!(matches!(
+        err("5-1 * * * *").kind(),
+        CronErrorKind::ReversedRange { start: 5, end: 1 }
+    ));
+    assert!(matches!(
+        err("@every 5m").kind(),
+        CronErrorKind::MacroWithFields
+    ));
+    assert!(matches!(
+        err("@fortnightly").kind(),
+        CronErrorKind::UnknownMacro(_)
+    ));
+    assert!(matches!(
+        err("0 0 * * 1#6").kind(),
+        CronErrorKind::BadOccurrence(6)
+    ));
+    assert!(matches!(
+        err("? * * * *").kind(),
+        CronErrorKind::QuestionMarkNotAllowed
+    ));
+    assert!(matches!(
+        err("9999999 * * * *").kind(),
+        CronErrorKind::NumberTooLarge
+    ));
+    assert!(matches!(
+        err("* * * * * * *").kind(),
+        CronErrorKind::ExtraField { .. }
+    ));
+    assert!(matches!(
+        err("٠ 0 * * *").kind(),
+        CronErrorKind::UnexpectedChar('٠')
+    ));
+    // Non-ASCII before the error: position counts characters, not bytes.
+    let e = CronExpr::parse_with("é 0 0 * * * 1", Dialect::Quartz).unwrap_err();
+    assert_eq!(e.position(), 0);
+}
+
+#[test]
+fn display_and_as_str_are_the_expression() {
+    let e = CronExpr::parse("  0 9 * * mon-fri ").unwrap();
+    assert_eq!(e.to_string(), "  0 9 * * mon-fri ");
+    assert_eq!(e.as_str(), "  0 9 * * mon-fri ");
+    assert!(e.is_fixed_time());
+    assert!(!CronExpr::parse("*/5 9 * * *").unwrap().is_fixed_time());
+    assert!(!CronExpr::parse("0 0 9 * * *").unwrap().is_fixed_time());
+}
+
+#[test]
+fn never_fires_is_none_quickly() {
+    let after = utc(2025, 1, 1, 0, 0, 0);
+    for expr in ["0 0 30 2 *", "0 0 31 4 *", "0 0 31 2-4/2 *"] {
+        let e = CronExpr::parse(expr).unwrap();
+        assert_eq!(e.next_after(after, &Tz::UTC), None);
+        assert_eq!(e.next_after(after, &chrono_tz::Europe::Berlin), None);
+    }
+    // Rare but real: 29 February on a Monday (every 28 years or so).
+    let e = CronExpr::parse("0 0 29 2 MON").unwrap();
+    assert!(e.next_after(after, &Tz::UTC).is_some());
+}
+
+#[test]
+fn extremes_do_not_panic() {
+    let e = CronExpr::parse("* * * * * *").unwrap();
+    assert_eq!(e.next_after(DateTime::<Utc>::MAX_UTC, &Tz::UTC), None);
+    assert!(e.next_after(DateTime::<Utc>::MIN_UTC, &Tz::UTC).is_some());
+    // At the very edge of the representable range a zone offset may not fit:
+    // no answer is fine, a panic is not.
+    let _ = e.next_after(DateTime::<Utc>::MIN_UTC, &chrono_tz::America::New_York);
+    assert_eq!(
+        e.next_after(DateTime::<Utc>::MAX_UTC, &chrono_tz::Asia::Tokyo),
+        None
+    );
+}
+
+#[test]
+fn quartz_dialect() {
+    let q = |s: &str| CronExpr::parse_with(s, Dialect::Quartz).unwrap();
+    let after = utc(2025, 6, 15, 13, 47, 23); // a Sunday
+                                              // 1 = Sunday, 2 = Monday; `?` leaves the day of month unrestricted.
+    assert_eq!(
+        next_n(&q("0 0 12 ? * 2"), after, Tz::UTC, 2),
+        ["2025-06-16T12:00:00+00:00", "2025-06-23T12:00:00+00:00"]
+    );
+    assert_eq!(
+        next_n(&q("0 0 0 ? * SUN"), after, Tz::UTC, 1),
+        ["2025-06-22T00:00:00+00:00"]
+    );
+    // Day fields combine with AND: the 13th, only when a Friday.
+    assert_eq!(
+        next_n(&q("0 0 0 13 * 6"), after, Tz::UTC, 2),
+        ["2026-02-13T00:00:00+00:00", "2026-03-13T00:00:00+00:00"]
+    );
+    // Year field.
+    assert_eq!(
+        next_n(&q("0 0 0 1 1 ? 2030-2031"), after, Tz::UTC, 3),
+        ["2030-01-01T00:00:00+00:00", "2031-01-01T00:00:00+00:00"]
+    );
+    // L-3, 6L (last Friday), 6#3 (third Friday), L alone in day-of-week (Saturday).
+    assert_eq!(
+        next_n(&q("0 0 0 L-3 * ?"), after, Tz::UTC, 2),
+        ["2025-06-27T00:00:00+00:00", "2025-07-28T00:00:00+00:00"]
+    );
+    assert_eq!(
+        next_n(&q("0 0 0 ? * 6L"), after, Tz::UTC, 1),
+        ["2025-06-27T00:00:00+00:00"]
+    );
+    assert_eq!(
+        next_n(&q("0 0 0 ? * FRI#3"), after, Tz::UTC, 1),
+        ["2025-06-20T00:00:00+00:00"]
+    );
+    assert_eq!(
+        next_n(&q("0 0 0 ? * L"), after, Tz::UTC, 1),
+        ["2025-06-21T00:00:00+00:00"]
+    );
+    assert_eq!(
+        next_n(&q("@daily"), after, Tz::UTC, 1),
+        ["2025-06-16T00:00:00+00:00"]
+    );
+    // Field counts and ranges.
+    let bad = |s: &str| CronExpr::parse_with(s, Dialect::Quartz).unwrap_err();
+    assert!(matches!(
+        bad("0 0 * * *").kind(),
+        CronErrorKind::MissingFields { .. }
+    ));
+    assert_eq!(bad("0 0 0 * * 0").field(), Some(CronField::DayOfWeek));
+    assert_eq!(bad("0 0 0 * * ? 1969").field(), Some(CronField::Year));
+    assert_eq!(bad("0 0 0 * * ? 2000 1").position(), 17);
+    // The same text means different things in each dialect.
+    assert_ne!(
+        CronExpr::parse("0 0 12 * * 1")
+            .unwrap()
+            .next_after(after, &Tz::UTC),
+        q("0 0 12 * * 1").next_after(after, &Tz::UTC)
+    );
+}
+
+#[test]
+fn vixie_extensions() {
+    let v = |s: &str| CronExpr::parse(s).unwrap();
+    let after = utc(2025, 6, 15, 13, 47, 23);
+    assert_eq!(
+        next_n(&v("0 0 LW * *"), after, Tz::UTC, 2),
+        ["2025-06-30T00:00:00+00:00", "2025-07-31T00:00:00+00:00"]
+    );
+    assert_eq!(
+        next_n(&v("0 0 * * FRIL"), after, Tz::UTC, 1),
+        ["2025-06-27T00:00:00+00:00"]
+    );
+    assert!(CronExpr::parse("0 0 L-3 * *").is_err());
+    assert!(CronExpr::parse("0 0 * * 1-5#2").is_err());
+}
+
+#[test]
+fn six_field_seconds() {
+    let e = CronExpr::parse("*/5 * * * * *").unwrap();
+    let after = utc(2025, 6, 15, 23, 59, 57);
+    assert_eq!(
+        next_n(&e, after, Tz::UTC, 2),
+        ["2025-06-16T00:00:00+00:00", "2025-06-16T00:00:05+00:00"]
+    );
+    let sub = after + chrono::Duration::milliseconds(500);
+    assert_eq!(e.next_after(sub, &Tz::UTC), Some(utc(2025, 6, 16, 0, 0, 0)));
+}
+
+#[test]
+fn explain_phrases() {
+    let x = |s: &str| CronExpr::parse(s).unwrap().explain();
+    let q = |s: &str| CronExpr::parse_with(s, Dialect::Quartz).unwrap().explain();
+    assert_eq!(x("0 9 * * MON-FRI"), "At 09:00, Monday through Friday");
+    assert_eq!(x("0 9 * * 1-5"), "At 09:00, Monday through Friday");
+    assert_eq!(x("* * * * *"), "Every minute");
+    assert_eq!(x("*/5 * * * * *"), "Every 5 seconds");
+    assert_eq!(
+        x("*/15 9-17 * * 1-5"),
+        "Every 15 minutes, between 09:00 and 17:59, Monday through Friday"
+    );
+    assert_eq!(
+        x("30 4 1,15 * 5"),
+        "At 04:30, on days 1 and 15 of the month or only on Friday"
+    );
+    assert_eq!(x("0 0 L * *"), "At 00:00, on the last day of the month");
+    assert_eq!(x("0 0 * * 5L"), "At 00:00, on the last Friday of the month");
+    assert_eq!(
+        x("0 0 * * 1#2"),
+        "At 00:00, on the second Monday of the month"
+    );
+    assert_eq!(
+        x("0 12 * JAN-MAR *"),
+        "At 12:00, only in January through March"
+    );
+    assert_eq!(x("0 8,17 * * *"), "At 08:00 and 17:00");
+    assert_eq!(x("@hourly"), "Every hour");
+    assert_eq!(x("5 * * * *"), "At minute 5 past the hour");
+    assert_eq!(q("0 0 12 ? * 2"), "At 12:00, only on Monday");
+    assert_eq!(
+        q("0 30 9 15 * ? 2030"),
+        "At 09:30, on day 15 of the month, only in 2030"
+    );
+}
