@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::registry::{NameClaim, Registry};
 use crate::runner::{RunnerHandle, RunnerSignal};
 use crate::schedule::{Plan, Schedule};
-use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{AtomicU64, AtomicUsize, HandleArc as Arc, Ordering};
 use crate::task::{
     gen_of, phase_of, word, After, Callback, FireContext, Task, TaskId, TaskRef, TaskResult,
     CLAIMED, DIRTY, IDLE, PAUSED, REMOVED, RUNNING, SCHEDULED,
@@ -54,6 +54,7 @@ pub struct SchedulerBuilder {
     dispatcher: Dispatcher,
     tz: Tz,
     test_mode: bool,
+    keys: Option<crate::seal::KeyRing>,
 }
 
 impl Default for SchedulerBuilder {
@@ -63,6 +64,7 @@ impl Default for SchedulerBuilder {
             dispatcher: Dispatcher::default(),
             tz: Tz::UTC,
             test_mode: false,
+            keys: None,
         }
     }
 }
@@ -100,6 +102,15 @@ impl SchedulerBuilder {
     /// ([`Scheduler::is_test_mode`]); pair it with a manual clock.
     pub fn test_mode(mut self, on: bool) -> Self {
         self.test_mode = on;
+        self
+    }
+
+    /// The key ring that task payloads are sealed with (production mode).
+    /// Without one, registering a task with a payload fails with
+    /// [`Error::NoKey`] unless the scheduler is in test mode, where payloads
+    /// are kept in the clear. See `docs/seal.md`.
+    pub fn keys(mut self, ring: crate::seal::KeyRing) -> Self {
+        self.keys = Some(ring);
         self
     }
 

@@ -12,6 +12,7 @@
 //! | [`Queue`]       | `crossbeam_queue::SegQueue`          | `Mutex<VecDeque>`               |
 //! | [`OrderedMap`]  | `crossbeam_skiplist::SkipMap`        | `Mutex<BTreeMap>`               |
 //! | [`SwapOption`]  | `arc_swap::ArcSwapOption`            | `RwLock<Option<Arc<_>>>`        |
+//! | [`Swap`]        | `arc_swap::ArcSwap`                  | `RwLock<Arc<_>>`                |
 //! | atomics, `Arc`  | `std::sync`                          | `loom::sync`                    |
 //!
 //! The wrappers expose only what the engine needs, with the same contract in
@@ -33,9 +34,20 @@ pub(crate) use loom::sync::atomic::{
 pub(crate) use loom::sync::Arc;
 
 #[cfg(cronlane_loom)]
-pub(crate) use loom::thread::{current as current_thread, Thread};
+pub(crate) use loom::thread::{
+    current as current_thread, Builder as ThreadBuilder, JoinHandle, Thread,
+};
 #[cfg(not(cronlane_loom))]
-pub(crate) use std::thread::{current as current_thread, Thread};
+pub(crate) use std::thread::{
+    current as current_thread, Builder as ThreadBuilder, JoinHandle, Thread,
+};
+
+/// `Arc` for the scheduler core and for trait objects (`dyn Clock`,
+/// `dyn Executor`): std's in both builds. Their reference counts take no
+/// part in the protocol, and loom's `Arc` supports neither unsized coercion
+/// nor `self: &Arc<Self>`. Tasks, plans and everything the protocol shares
+/// between threads use [`Arc`].
+pub(crate) use std::sync::Arc as HandleArc;
 
 /// Parks the current thread for at most `timeout` (loom: until unparked).
 pub(crate) fn park_timeout(timeout: std::time::Duration) {
@@ -181,8 +193,38 @@ mod imp {
         pub(crate) fn load(&self) -> Option<std::sync::Arc<T>> {
             self.0.load_full()
         }
+        /// Borrows the current value without touching its reference count.
+        #[inline]
+        pub(crate) fn with<R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
+            f(self.0.load().as_deref())
+        }
         pub(crate) fn store(&self, value: Option<std::sync::Arc<T>>) {
             self.0.store(value)
+        }
+    }
+
+    /// A rarely-written, often-read `Arc` that is always set (arc-swap).
+    pub(crate) struct Swap<T>(arc_swap::ArcSwap<T>);
+
+    impl<T> Swap<T> {
+        pub(crate) fn new(value: std::sync::Arc<T>) -> Self {
+            Swap(arc_swap::ArcSwap::new(value))
+        }
+        pub(crate) fn load(&self) -> std::sync::Arc<T> {
+            self.0.load_full()
+        }
+        pub(crate) fn store(&self, value: std::sync::Arc<T>) {
+            self.0.store(value)
+        }
+        /// Stores `new` if the current value is `current` (by pointer); true
+        /// if it did.
+        pub(crate) fn compare_and_swap(
+            &self,
+            current: &std::sync::Arc<T>,
+            new: std::sync::Arc<T>,
+        ) -> bool {
+            let prev = self.0.compare_and_swap(current, new);
+            std::sync::Arc::ptr_eq(&prev, current)
         }
     }
 }
@@ -195,7 +237,8 @@ mod imp {
 
     pub(crate) struct Queue<T>(Mutex<VecDeque<T>>);
 
-    impl<T> Queue<T> {
+    // `Clone` only for the broken twin of `pop` (`__loom::BREAK_POP`).
+    impl<T: Clone> Queue<T> {
         pub(crate) fn new() -> Self {
             Queue(Mutex::new(VecDeque::new()))
         }
@@ -203,6 +246,13 @@ mod imp {
             self.0.lock().unwrap().push_back(value)
         }
         pub(crate) fn pop(&self) -> Option<T> {
+            if crate::__loom::broken(&crate::__loom::BREAK_POP) {
+                // Broken twin: peek, then pop in a second critical section
+                // and hand out what was peeked, not what was popped.
+                let front = self.0.lock().unwrap().front().cloned();
+                let _ = self.0.lock().unwrap().pop_front();
+                return front;
+            }
             self.0.lock().unwrap().pop_front()
         }
         pub(crate) fn len(&self) -> usize {
@@ -264,13 +314,20 @@ mod imp {
                             Take::Stop => return,
                             Take::Skip => Some((k, v, false)),
                             Take::Yes => {
-                                map.remove(&k);
+                                if !crate::__loom::broken(&crate::__loom::BREAK_TAKE) {
+                                    map.remove(&k);
+                                }
                                 Some((k, v, true))
                             }
                         },
                     }
                 };
                 if let Some((k, v, removed)) = next {
+                    if removed && crate::__loom::broken(&crate::__loom::BREAK_TAKE) {
+                        // Broken twin: removed in a second step whose result
+                        // is ignored, so two callers may both take the entry.
+                        self.0.lock().unwrap().remove(&k);
+                    }
                     if removed && !taken(&k, &v) {
                         return;
                     }
@@ -304,10 +361,40 @@ mod imp {
         pub(crate) fn load(&self) -> Option<loom::sync::Arc<T>> {
             self.0.read().unwrap().clone()
         }
+        pub(crate) fn with<R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
+            f(self.0.read().unwrap().as_deref())
+        }
         pub(crate) fn store(&self, value: Option<loom::sync::Arc<T>>) {
             *self.0.write().unwrap() = value;
         }
     }
+
+    pub(crate) struct Swap<T>(RwLock<loom::sync::Arc<T>>);
+
+    impl<T> Swap<T> {
+        pub(crate) fn new(value: loom::sync::Arc<T>) -> Self {
+            Swap(RwLock::new(value))
+        }
+        pub(crate) fn load(&self) -> loom::sync::Arc<T> {
+            self.0.read().unwrap().clone()
+        }
+        pub(crate) fn store(&self, value: loom::sync::Arc<T>) {
+            *self.0.write().unwrap() = value;
+        }
+        pub(crate) fn compare_and_swap(
+            &self,
+            current: &loom::sync::Arc<T>,
+            new: loom::sync::Arc<T>,
+        ) -> bool {
+            let mut slot = self.0.write().unwrap();
+            if loom::sync::Arc::ptr_eq(&slot, current) {
+                *slot = new;
+                true
+            } else {
+                false
+            }
+        }
+    }
 }
 
-pub(crate) use imp::{OrderedMap, Queue, SwapOption};
+pub(crate) use imp::{OrderedMap, Queue, Swap, SwapOption};

@@ -98,7 +98,8 @@ pub struct FireContext<'a> {
     pub(crate) task: &'a Task,
     pub(crate) scheduled: i64,
     pub(crate) started: i64,
-    pub(crate) scheduler: &'a Arc<crate::scheduler::Core>,
+    pub(crate) scheduler: &'a crate::sync::HandleArc<crate::scheduler::Core>,
+    pub(crate) payload: Option<&'a [u8]>,
 }
 
 impl FireContext<'_> {
@@ -123,6 +124,12 @@ impl FireContext<'_> {
     /// take effect for the next `run_pending`.
     pub fn scheduler(&self) -> crate::Scheduler {
         crate::Scheduler::from_core(self.scheduler.clone())
+    }
+    /// The task's payload, opened for this fire (`None` if it has none). In
+    /// production mode these bytes live in a buffer that is wiped as soon as
+    /// the callback returns: copy them only if you must, and wipe the copy.
+    pub fn payload(&self) -> Option<&[u8]> {
+        self.payload
     }
 }
 
@@ -184,6 +191,8 @@ pub(crate) struct Task {
     fired: AtomicU64,
     failed: AtomicU64,
     callback: Callback,
+    /// Sealed (production) or clear (test mode) payload; see [`crate::seal`].
+    payload: Option<crate::seal::Payload>,
 }
 
 pub(crate) type TaskRef = Arc<Task>;
@@ -209,7 +218,19 @@ impl Task {
             fired: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             callback,
+            payload: None,
         }
+    }
+
+    /// Gives a task being built its payload.
+    pub(crate) fn with_payload(mut self, payload: Option<crate::seal::Payload>) -> Task {
+        self.payload = payload;
+        self
+    }
+
+    #[inline]
+    pub(crate) fn payload(&self) -> Option<&crate::seal::Payload> {
+        self.payload.as_ref()
     }
 
     #[inline]
@@ -236,10 +257,7 @@ impl Task {
 
     /// The plan in force: the rescheduled one if any.
     pub(crate) fn with_plan<R>(&self, f: impl FnOnce(&Plan) -> R) -> R {
-        match self.replan.load() {
-            Some(p) => f(&p),
-            None => f(&self.plan),
-        }
+        self.replan.with(|replan| f(replan.unwrap_or(&self.plan)))
     }
 
     pub(crate) fn set_replan(&self, plan: Plan) {
@@ -249,6 +267,15 @@ impl Task {
     /// Claims the fire of the entry tagged `gen`. True for exactly one caller.
     #[inline]
     pub(crate) fn claim(&self, gen: u64) -> bool {
+        #[cfg(cronlane_loom)]
+        if crate::__loom::broken(&crate::__loom::BREAK_CLAIM) {
+            // Broken twin: load, then store.
+            if self.load() != word(gen, SCHEDULED) {
+                return false;
+            }
+            self.state.store(word(gen, CLAIMED), Ordering::Release);
+            return true;
+        }
         self.cas(word(gen, SCHEDULED), word(gen, CLAIMED)).is_ok()
     }
 
@@ -256,6 +283,12 @@ impl Task {
     /// instead of running the callback.
     #[inline]
     pub(crate) fn start(&self, gen: u64) -> Result<(), After> {
+        #[cfg(cronlane_loom)]
+        if crate::__loom::broken(&crate::__loom::BREAK_START) {
+            // Broken twin: no check for what happened since the claim.
+            self.state.store(word(gen, RUNNING), Ordering::Release);
+            return Ok(());
+        }
         let mut cur = word(gen, CLAIMED);
         loop {
             match self.cas(cur, word(gen, RUNNING)) {
@@ -287,6 +320,11 @@ impl Task {
     /// at `now`, and says what comes next.
     pub(crate) fn finish(&self, gen: u64, scheduled: i64, now: i64) -> After {
         let mut cur = self.load();
+        #[cfg(cronlane_loom)]
+        if crate::__loom::broken(&crate::__loom::BREAK_FINISH) {
+            // Broken twin: a removal during the run is written over.
+            cur = self.state.fetch_and(!REMOVED, Ordering::AcqRel) & !REMOVED;
+        }
         loop {
             debug_assert_eq!(gen_of(cur), gen);
             debug_assert_eq!(phase_of(cur), RUNNING);
