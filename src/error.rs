@@ -5,6 +5,7 @@
 //! error has changed nothing.
 
 use crate::cron::CronError;
+use crate::seal::{KeyError, SealError};
 use crate::task::TaskId;
 
 /// Everything that can go wrong when talking to a [`Scheduler`](crate::Scheduler).
@@ -63,4 +64,17 @@ pub enum Error {
     /// `shutdown` timed out while callbacks were still running.
     #[error("shutdown timed out after {0:?} with callbacks still running")]
     ShutdownTimeout(std::time::Duration),
+
+    /// A task with a payload was registered on a production scheduler that
+    /// has no key ring (see [`SchedulerBuilder::keys`](crate::SchedulerBuilder::keys)).
+    #[error("this scheduler seals payloads but has no key ring: set one with SchedulerBuilder::keys or Scheduler::rotate_keys, or build it in test mode")]
+    NoKey,
+
+    /// A payload could not be sealed.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+
+    /// A key or key ring could not be built.
+    #[error(transparent)]
+    Key(#[from] KeyError),
 }

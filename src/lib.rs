@@ -29,6 +29,7 @@ mod registry;
 mod runner;
 mod schedule;
 mod scheduler;
+mod seal;
 mod sync;
 mod task;
 mod timeline;
@@ -43,4 +44,5 @@ pub use scheduler::{
     KeyRef, RunReport, Scheduler, SchedulerBuilder, Stats, TaskBuilder, TaskInfo, TaskKey,
     TaskState,
 };
+pub use seal::{Key, KeyError, KeyRing, ResealReport, SealError, SealStats, DEFAULT_KEYS_VAR};
 pub use task::{FireContext, TaskId, TaskResult};

@@ -125,6 +125,7 @@ impl SchedulerBuilder {
                 pool_started: std::sync::atomic::AtomicBool::new(false),
                 tz: self.tz,
                 test_mode: self.test_mode,
+                seal: crate::seal::Sealer::new(self.keys),
                 next_id: AtomicU64::new(1),
                 live: AtomicUsize::new(0),
                 jobs: AtomicUsize::new(0),
@@ -144,6 +145,7 @@ pub(crate) struct Core {
     pool_started: std::sync::atomic::AtomicBool,
     tz: Tz,
     test_mode: bool,
+    pub(crate) seal: crate::seal::Sealer,
     next_id: AtomicU64,
     live: AtomicUsize,
     /// Jobs handed to a pool or executor and not finished.
@@ -301,6 +303,7 @@ pub struct TaskBuilder<'s> {
     schedule: Schedule,
     name: Option<String>,
     replace: bool,
+    payload: Option<Vec<u8>>,
 }
 
 impl TaskBuilder<'_> {
@@ -315,6 +318,17 @@ impl TaskBuilder<'_> {
     /// (default: registering a taken name is an error).
     pub fn replace_existing(mut self) -> Self {
         self.replace = true;
+        self
+    }
+
+    /// Bytes handed to the callback at each fire through
+    /// [`FireContext::payload`]. In production mode they are sealed at
+    /// registration (the buffer given here is wiped) and opened only for the
+    /// moment a fire runs; registration fails with [`Error::NoKey`] if the
+    /// scheduler has no key ring. In test mode they are kept in the clear.
+    /// See `docs/seal.md`.
+    pub fn payload(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.payload = Some(bytes.into());
         self
     }
 
@@ -334,9 +348,13 @@ impl TaskBuilder<'_> {
         R: TaskResult,
     {
         let callback: Callback = Box::new(move |ctx| f(ctx).into_outcome());
-        self.scheduler
-            .core
-            .register(self.name, &self.schedule, self.replace, callback)
+        self.scheduler.core.register(
+            self.name,
+            &self.schedule,
+            self.replace,
+            callback,
+            self.payload,
+        )
     }
 }
 
@@ -356,6 +374,10 @@ impl Scheduler {
         Scheduler { core }
     }
 
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+
     /// The seed's call: a named task on a Vixie-cron expression, evaluated in
     /// the default time zone.
     pub fn register_task<F, R>(&self, name: &str, cron: &str, f: F) -> Result<TaskId, Error>
@@ -373,6 +395,7 @@ impl Scheduler {
             schedule,
             name: None,
             replace: false,
+            payload: None,
         }
     }
 
@@ -532,7 +555,7 @@ fn info(task: &TaskRef) -> Option<TaskInfo> {
 }
 
 impl Core {
-    fn find(&self, key: KeyRef<'_>) -> Result<TaskRef, Error> {
+    pub(crate) fn find(&self, key: KeyRef<'_>) -> Result<TaskRef, Error> {
         match key {
             KeyRef::Name(name) => self
                 .registry
@@ -553,6 +576,19 @@ impl Core {
         &self.stats
     }
 
+    /// Every live task once, ordered by id (settles the intake first).
+    pub(crate) fn live_tasks(&self) -> Vec<TaskRef> {
+        self.timeline.settle(self.clock.now_nanos(), &self.registry);
+        let mut out = Vec::new();
+        self.registry.for_each(|t| out.push(t.clone()));
+        self.registry
+            .for_each_named_unindexed(|t| out.push(t.clone()));
+        out.retain(|t| !t.is_removed());
+        out.sort_by_key(|t| t.id);
+        out.dedup_by_key(|t| t.id);
+        out
+    }
+
     pub(crate) fn job_started(&self) {
         self.jobs.fetch_add(1, Ordering::AcqRel);
     }
@@ -571,9 +607,13 @@ impl Core {
         schedule: &Schedule,
         replace: bool,
         callback: Callback,
+        payload: Option<Vec<u8>>,
     ) -> Result<TaskId, Error> {
         if name.as_deref() == Some("") {
             return Err(Error::EmptyName);
+        }
+        if payload.is_some() && !self.test_mode && !self.seal.has_ring() {
+            return Err(Error::NoKey);
         }
         let now = self.clock.now_nanos();
         let plan = schedule.resolve(now, self.tz)?;
@@ -581,13 +621,13 @@ impl Core {
             return Err(Error::NeverFires(schedule.to_string()));
         };
         let id = TaskId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let task = Arc::new(Task::new(
-            id,
-            name.map(std::sync::Arc::from),
-            plan,
-            first,
-            callback,
-        ));
+        let payload = payload
+            .map(|p| self.seal.payload(p, self.test_mode, id, name.as_deref()))
+            .transpose()?;
+        let task = TaskRef::new(
+            Task::new(id, name.map(std::sync::Arc::from), plan, first, callback)
+                .with_payload(payload),
+        );
         if task.name.is_some() {
             match self.registry.claim_name(&task, replace) {
                 (NameClaim::Taken, _) => {
@@ -684,11 +724,20 @@ impl Core {
             return Outcome::Skipped;
         }
         let started = self.clock.now_nanos();
+        // The payload, if any, is opened for this fire only (see `seal`).
+        let opened = match task.payload() {
+            None => None,
+            Some(p) => match self.seal.open(p) {
+                Ok(opened) => Some(opened),
+                Err(e) => return self.unopened(task, gen, scheduled, started, e),
+            },
+        };
         let ctx = FireContext {
             task: &task,
             scheduled,
             started,
             scheduler: self,
+            payload: opened.as_ref().map(crate::seal::Opened::bytes),
         };
         let outcome = match catch_unwind(AssertUnwindSafe(|| task.run_callback(&ctx))) {
             Ok(Ok(())) => Outcome::Fired,
@@ -702,6 +751,8 @@ impl Core {
                 Outcome::Failed
             }
         };
+        // Wipe the opened payload as soon as the callback is done.
+        drop(opened);
         task.count_fired();
         if outcome == Outcome::Failed {
             task.count_failed();
@@ -709,6 +760,25 @@ impl Core {
         let after = task.finish(gen, scheduled, started);
         self.after(&task, after);
         outcome
+    }
+
+    /// A started fire whose payload did not open: the callback is not run;
+    /// the fire counts as a failed run and the task goes on as after any
+    /// failed run (a recurring task stays scheduled, a one-shot is done).
+    fn unopened(
+        &self,
+        task: TaskRef,
+        gen: u64,
+        scheduled: i64,
+        started: i64,
+        error: crate::seal::SealError,
+    ) -> Outcome {
+        tracing::error!(task = %task.id, name = task.name.as_deref().unwrap_or(""), error = %error, "cronlane: task payload did not open; the callback was not run");
+        task.count_fired();
+        task.count_failed();
+        let after = task.finish(gen, scheduled, started);
+        self.after(&task, after);
+        Outcome::Failed
     }
 
     /// Puts a claimed, not started fire back as it was (a new generation of

@@ -1,0 +1,341 @@
+//! Sealed task payloads: XChaCha20-Poly1305 at rest, opened only to run.
+//!
+//! A task may carry a payload ([`TaskBuilder::payload`](crate::TaskBuilder::payload)),
+//! bytes lent to its callback at fire time through
+//! [`FireContext::payload`](crate::FireContext::payload). This module owns how
+//! that payload is kept:
+//!
+//! * **production mode** (the default): sealed at registration with the
+//!   current key of the scheduler's [`KeyRing`] into a [`record`] bound to the
+//!   task's id and name; the caller's buffer is wiped. At each fire it is
+//!   opened into a fresh zeroizing buffer, lent to the callback, and wiped
+//!   when the callback returns.
+//! * **test mode**: kept in the clear (in a buffer wiped on drop); no key.
+//!
+//! User documentation (key encoding, rotation, retirement, failures):
+//! `docs/seal.md`.
+//!
+//! # Ground rules
+//!
+//! * The key ring sits in a [`SwapOption`]: [`Scheduler::rotate_keys`] stores
+//!   a new ring; firing threads borrow whichever ring is current and never
+//!   wait. The ring is `None` only on a scheduler built without keys, and a
+//!   production scheduler then refuses payload tasks at registration
+//!   ([`Error::NoKey`]), so a sealed payload always finds a ring.
+//! * Each sealed payload sits in a [`Swap`] slot. Its associated data is
+//!   fixed at registration. Only *re-sealing* writes the slot, and only with
+//!   a compare-and-swap against the record it opened, so two re-sealers (a
+//!   fire and [`Scheduler::reseal_payloads`]) never overwrite each other's
+//!   newer record with an older one, and every stored record opens to the
+//!   same plaintext.
+//! * A firing thread loads the **record first, then the ring**. A record
+//!   sealed with key *k* was written by a thread that had already seen a ring
+//!   holding *k*; loading that record (acquire) therefore makes that ring, or
+//!   a newer one, visible to the ring load that follows. Rotation cannot make
+//!   a fire miss a key that the ring still holds.
+//! * Re-seal on next use: a fire that opens a record sealed with a key other
+//!   than the ring's current one seals the plaintext again with the current
+//!   key and swaps it in (best effort: a failed swap or seal leaves the old
+//!   record, which still opens).
+//! * A fire whose payload does not open runs no callback; it is counted as a
+//!   failed run and logged with the task id, name and [`SealError`] only.
+
+mod key;
+mod record;
+
+pub use key::{Key, KeyError, KeyRing, DEFAULT_KEYS_VAR};
+pub use record::SealError;
+
+use crate::error::Error;
+use crate::scheduler::{Scheduler, TaskKey};
+use crate::sync::{Arc, AtomicU64, Ordering, Swap, SwapOption};
+use crate::task::TaskId;
+use record::Record;
+use std::fmt;
+use zeroize::{Zeroize, Zeroizing};
+
+/// A task's payload as the engine keeps it.
+pub(crate) enum Payload {
+    /// Test mode: in the clear, wiped on drop.
+    Clear(Zeroizing<Vec<u8>>),
+    /// Production mode: sealed for this task.
+    Sealed {
+        /// The task's binding (associated data); fixed for its life.
+        aad: Box<[u8]>,
+        /// The current record; replaced only by re-sealing.
+        record: Swap<Record>,
+    },
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Payload::Clear(b) => f
+                .debug_struct("Clear")
+                .field("len", &b.len())
+                .finish_non_exhaustive(),
+            Payload::Sealed { record, .. } => record.load().fmt(f),
+        }
+    }
+}
+
+/// A payload opened for one fire: borrowed (test mode) or decrypted into a
+/// buffer wiped on drop.
+pub(crate) enum Opened<'a> {
+    Clear(&'a [u8]),
+    Sealed(Zeroizing<Vec<u8>>),
+}
+
+impl Opened<'_> {
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Opened::Clear(b) => b,
+            Opened::Sealed(b) => b,
+        }
+    }
+}
+
+/// The scheduler's sealing state: key ring and counters.
+pub(crate) struct Sealer {
+    ring: SwapOption<KeyRing>,
+    open_failures: AtomicU64,
+    resealed: AtomicU64,
+}
+
+impl Sealer {
+    pub(crate) fn new(ring: Option<KeyRing>) -> Sealer {
+        let sealer = Sealer {
+            ring: SwapOption::empty(),
+            open_failures: AtomicU64::new(0),
+            resealed: AtomicU64::new(0),
+        };
+        if let Some(ring) = ring {
+            sealer.ring.store(Some(Arc::new(ring)));
+        }
+        sealer
+    }
+
+    /// Whether payloads can be sealed (a ring is set).
+    pub(crate) fn has_ring(&self) -> bool {
+        self.ring.with(|r| r.is_some())
+    }
+
+    /// Takes a task's payload at registration: sealed for `(id, name)` in
+    /// production mode, kept in the clear in test mode. The input buffer is
+    /// wiped once sealed.
+    pub(crate) fn payload(
+        &self,
+        mut plaintext: Vec<u8>,
+        test_mode: bool,
+        id: TaskId,
+        name: Option<&str>,
+    ) -> Result<Payload, Error> {
+        if test_mode {
+            return Ok(Payload::Clear(Zeroizing::new(plaintext)));
+        }
+        let aad = record::binding(id, name);
+        let sealed = self.ring.with(|ring| match ring {
+            Some(ring) => Record::seal(ring.current(), &aad, &plaintext).map_err(Error::from),
+            None => Err(Error::NoKey),
+        });
+        plaintext.zeroize();
+        Ok(Payload::Sealed {
+            aad,
+            record: Swap::new(Arc::new(sealed?)),
+        })
+    }
+
+    /// Opens a payload for one fire (see the ground rules for the load
+    /// order and re-sealing).
+    pub(crate) fn open<'a>(&self, payload: &'a Payload) -> Result<Opened<'a>, SealError> {
+        let (aad, slot) = match payload {
+            Payload::Clear(b) => return Ok(Opened::Clear(b)),
+            Payload::Sealed { aad, record } => (aad, record),
+        };
+        // Record first, then ring: see the ground rules.
+        let rec = slot.load();
+        let opened = self.ring.with(|ring| {
+            let ring = ring.ok_or(SealError::NoKey)?;
+            let plain = rec.open(ring, aad)?;
+            if rec.key_id() != Some(ring.current_id()) {
+                self.reseal(slot, &rec, ring, aad, &plain);
+            }
+            Ok(plain)
+        });
+        match opened {
+            Ok(plain) => Ok(Opened::Sealed(plain)),
+            Err(e) => {
+                self.open_failures.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// Seals `plain` with the ring's current key and swaps it in for `old`.
+    /// True if this call replaced `old`.
+    fn reseal(
+        &self,
+        slot: &Swap<Record>,
+        old: &Arc<Record>,
+        ring: &KeyRing,
+        aad: &[u8],
+        plain: &[u8],
+    ) -> bool {
+        match Record::seal(ring.current(), aad, plain) {
+            Ok(new) => {
+                let swapped = slot.compare_and_swap(old, Arc::new(new));
+                if swapped {
+                    self.resealed.fetch_add(1, Ordering::Relaxed);
+                }
+                swapped
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cronlane: re-sealing a payload failed; the old record stays");
+                false
+            }
+        }
+    }
+}
+
+/// Counters of the sealing layer, from [`Scheduler::seal_stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SealStats {
+    /// Fires whose payload did not open (each also counts as a failed run).
+    pub open_failures: u64,
+    /// Payloads re-sealed with the current key (on use or by
+    /// [`Scheduler::reseal_payloads`]).
+    pub resealed: u64,
+}
+
+/// What [`Scheduler::reseal_payloads`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResealReport {
+    /// Payloads re-sealed with the current key by this call.
+    pub resealed: usize,
+    /// Payloads already sealed with the current key.
+    pub current: usize,
+    /// Payloads that did not open (unknown key id, or altered); left as they
+    /// were.
+    pub unreadable: usize,
+}
+
+/// One payload's fate in [`Scheduler::reseal_payloads`].
+enum Step {
+    Current,
+    Unreadable,
+    Resealed,
+    Retry,
+}
+
+/// Sealing and key management.
+impl Scheduler {
+    /// Replaces the key ring. New payloads are sealed with its current key;
+    /// records sealed with a key it still holds keep opening, and are
+    /// re-sealed with the current key the next time they are opened (or all
+    /// at once by [`reseal_payloads`](Self::reseal_payloads)). Firing
+    /// threads never wait for this.
+    ///
+    /// To retire key *k*: rotate to a ring whose current key is new and that
+    /// still holds *k*; call `reseal_payloads()`; once
+    /// [`payloads_sealed_with(k)`](Self::payloads_sealed_with) is 0, rotate
+    /// to a ring without *k*.
+    pub fn rotate_keys(&self, ring: KeyRing) {
+        self.core().seal.ring.store(Some(Arc::new(ring)));
+    }
+
+    /// How many live tasks hold a payload sealed with key `key_id`.
+    pub fn payloads_sealed_with(&self, key_id: u32) -> usize {
+        self.core()
+            .live_tasks()
+            .iter()
+            .filter(|t| match t.payload() {
+                Some(Payload::Sealed { record, .. }) => record.load().key_id() == Some(key_id),
+                _ => false,
+            })
+            .count()
+    }
+
+    /// Re-seals now, with the current key, every live payload sealed with an
+    /// older one. Runs concurrently with firing; a payload that does not open
+    /// is left as it is and counted in [`ResealReport::unreadable`].
+    ///
+    /// Fails with [`Error::NoKey`] on a production scheduler without a ring,
+    /// or [`Error::Seal`] if the random generator fails.
+    pub fn reseal_payloads(&self) -> Result<ResealReport, Error> {
+        let core = self.core();
+        let mut report = ResealReport::default();
+        for task in core.live_tasks() {
+            let Some(Payload::Sealed { aad, record: slot }) = task.payload() else {
+                continue;
+            };
+            loop {
+                let rec = slot.load();
+                let step = core.seal.ring.with(|ring| {
+                    let ring = ring.ok_or(Error::NoKey)?;
+                    if rec.key_id() == Some(ring.current_id()) {
+                        return Ok(Step::Current);
+                    }
+                    let Ok(plain) = rec.open(ring, aad) else {
+                        return Ok(Step::Unreadable);
+                    };
+                    let new = Record::seal(ring.current(), aad, &plain)?;
+                    if slot.compare_and_swap(&rec, Arc::new(new)) {
+                        core.seal.resealed.fetch_add(1, Ordering::Relaxed);
+                        Ok(Step::Resealed)
+                    } else {
+                        // A fire re-sealed it meanwhile: look again.
+                        Ok::<_, Error>(Step::Retry)
+                    }
+                })?;
+                match step {
+                    Step::Current => report.current += 1,
+                    Step::Unreadable => report.unreadable += 1,
+                    Step::Resealed => report.resealed += 1,
+                    Step::Retry => continue,
+                }
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Counters of the sealing layer since the scheduler was built.
+    pub fn seal_stats(&self) -> SealStats {
+        let s = &self.core().seal;
+        SealStats {
+            open_failures: s.open_failures.load(Ordering::Relaxed),
+            resealed: s.resealed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Test hook, outside semver: the task's sealed record bytes (`None` for
+    /// no payload or a test-mode payload).
+    #[doc(hidden)]
+    pub fn __sealed_record(&self, key: impl TaskKey) -> Result<Option<Vec<u8>>, Error> {
+        let task = self.core().find(key.task_key())?;
+        Ok(match task.payload() {
+            Some(Payload::Sealed { record, .. }) => Some(record.load().as_bytes().to_vec()),
+            _ => None,
+        })
+    }
+
+    /// Test hook, outside semver: replaces the task's sealed record with
+    /// `bytes` (false if the task has no sealed payload).
+    #[doc(hidden)]
+    pub fn __replace_sealed_record(
+        &self,
+        key: impl TaskKey,
+        bytes: Vec<u8>,
+    ) -> Result<bool, Error> {
+        let task = self.core().find(key.task_key())?;
+        Ok(match task.payload() {
+            Some(Payload::Sealed { record, .. }) => {
+                record.store(Arc::new(Record::from_bytes(bytes)));
+                true
+            }
+            _ => false,
+        })
+    }
+}
