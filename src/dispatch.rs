@@ -10,7 +10,7 @@
 //! No allocation per fire: a job is a few words moved by value.
 
 use crate::scheduler::Core;
-use crate::sync::Arc;
+use crate::sync::HandleArc as Arc;
 use crate::timeline::Claimed;
 use crossbeam_channel::{Receiver, Sender};
 use std::fmt;

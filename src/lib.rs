@@ -21,6 +21,9 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
+#[cfg(cronlane_loom)]
+#[doc(hidden)]
+pub mod __loom;
 mod clock;
 pub mod cron;
 mod dispatch;

@@ -16,9 +16,11 @@
 
 use crate::error::Error;
 use crate::scheduler::Core;
-use crate::sync::{current_thread, park_timeout, Arc, AtomicBool, Ordering, SwapOption, Thread};
+use crate::sync::{
+    current_thread, park_timeout, AtomicBool, HandleArc as Arc, JoinHandle, Ordering, SwapOption,
+    Thread, ThreadBuilder,
+};
 use std::sync::{Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The longest the runner parks without looking at the clock again; bounds
@@ -47,6 +49,10 @@ impl RunnerSignal {
     pub(crate) fn wake(&self) {
         if self.active.load(Ordering::Acquire) {
             if let Some(t) = self.thread.load() {
+                #[cfg(cronlane_loom)]
+                if crate::__loom::broken(&crate::__loom::BREAK_WAKE) {
+                    return;
+                }
                 t.unpark();
             }
         }
@@ -75,10 +81,12 @@ impl RunnerHandle {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let done = std::sync::Arc::new((Mutex::new(false), Condvar::new()));
         let (c, s, d) = (core.clone(), stop.clone(), done.clone());
-        let spawned = std::thread::Builder::new()
+        let spawned = ThreadBuilder::new()
             .name("cronlane-runner".into())
             .spawn(move || {
-                c.runner.thread.store(Some(Arc::new(current_thread())));
+                c.runner
+                    .thread
+                    .store(Some(crate::sync::Arc::new(current_thread())));
                 run(&c, &s);
                 let (lock, cv) = &*d;
                 if let Ok(mut finished) = lock.lock() {
@@ -112,7 +120,17 @@ impl RunnerHandle {
         };
         let deadline = Instant::now() + timeout;
         self.stop.store(true, std::sync::atomic::Ordering::Release);
-        join.thread().unpark();
+        #[cfg(cronlane_loom)]
+        let unpark = !crate::__loom::broken(&crate::__loom::BREAK_SHUTDOWN);
+        #[cfg(not(cronlane_loom))]
+        let unpark = true;
+        if unpark {
+            join.thread().unpark();
+        }
+        // Under loom a condvar wait would block every model thread (they
+        // share one OS thread): join first; `finished` is then set.
+        #[cfg(cronlane_loom)]
+        let _ = join.join();
         let (lock, cv) = &*self.done;
         let mut finished = lock.lock().map_err(|_| Error::ShutdownTimeout(timeout))?;
         while !*finished {
@@ -128,6 +146,7 @@ impl RunnerHandle {
                 .0;
         }
         drop(finished);
+        #[cfg(not(cronlane_loom))]
         let _ = join.join();
         self.core.runner.thread.store(None);
         self.core.runner.active.store(false, Ordering::Release);

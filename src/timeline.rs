@@ -46,6 +46,7 @@ struct Slot {
     gen: u64,
 }
 
+#[cfg_attr(cronlane_loom, derive(Clone))]
 struct Intake {
     task: TaskRef,
     at: i64,
@@ -138,7 +139,13 @@ impl Timeline {
         budget: usize,
     ) -> usize {
         // SeqCst: pairs with the SeqCst load in `settle`; see the ground rules.
-        self.handover.fetch_add(1, Ordering::SeqCst);
+        #[cfg(cronlane_loom)]
+        let handover = !crate::__loom::broken(&crate::__loom::BREAK_HANDOVER);
+        #[cfg(not(cronlane_loom))]
+        let handover = true;
+        if handover {
+            self.handover.fetch_add(1, Ordering::SeqCst);
+        }
         let mut moved = 0;
         while moved < budget {
             let Some(Intake { task, at }) = self.intake.pop() else {
@@ -168,7 +175,9 @@ impl Timeline {
                 self.insert(&task, 0, at);
             }
         }
-        self.handover.fetch_sub(1, Ordering::SeqCst);
+        if handover {
+            self.handover.fetch_sub(1, Ordering::SeqCst);
+        }
         moved
     }
 

@@ -1,0 +1,210 @@
+//! Loom models of cronlane's concurrency guarantees (issue 4).
+//!
+//! Run them under loom with
+//!
+//! ```text
+//! RUSTFLAGS="--cfg cronlane_loom" LOOM_MAX_PREEMPTIONS=2 \
+//!     CARGO_TARGET_DIR=target/loom cargo test -p loom-tests --release
+//! ```
+//!
+//! Under `--cfg cronlane_loom` the library swaps its atomics, `Arc`, queue,
+//! ordered map and swappable pointers for loom's (see `src/sync.rs`), and
+//! [`model`] is `loom::model`: every interleaving of the model's threads is
+//! explored, up to the preemption bound. In the ordinary build the same
+//! models compile and run a few times on std threads, as a smoke test, so a
+//! change that breaks them is seen by `cargo test --workspace`.
+//!
+//! The models themselves are in [`models`]; `tests/models.rs` runs each one
+//! and `tests/teeth.rs` (loom only) runs each again with a deliberately
+//! broken piece of the protocol (`cronlane::__loom::BREAK_*`), expecting loom
+//! to find the interleaving that breaks the guarantee.
+#![deny(missing_docs)]
+
+pub mod models;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{PoisonError, RwLock};
+
+/// Threads: loom's under the cfg, std's otherwise.
+pub mod thread {
+    #[cfg(cronlane_loom)]
+    pub use loom::thread::{spawn, JoinHandle};
+    #[cfg(not(cronlane_loom))]
+    pub use std::thread::{spawn, JoinHandle};
+}
+
+/// How many times a model runs in the ordinary build (no loom).
+#[cfg(not(cronlane_loom))]
+pub const SMOKE_RUNS: usize = 16;
+
+/// Serialises models against broken twins: ordinary models share the lock,
+/// a broken twin holds it alone while its switch is on (the switches are
+/// process-wide statics, and the test harness runs tests in parallel).
+static SWITCHES: RwLock<()> = RwLock::new(());
+
+/// Runs `f` as a loom model (every interleaving, up to the preemption bound;
+/// `LOOM_MAX_PREEMPTIONS` overrides the default of 2) or, without loom,
+/// [`SMOKE_RUNS`] times on std threads.
+pub fn model<F>(f: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    let _shared = SWITCHES.read().unwrap_or_else(PoisonError::into_inner);
+    run(f);
+}
+
+#[cfg(cronlane_loom)]
+fn run<F>(f: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(2);
+    }
+    let runs = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    builder.check(move || {
+        counted.fetch_add(1, Ordering::Relaxed);
+        f()
+    });
+    eprintln!(
+        "loom: {} interleavings explored (preemption bound {:?})",
+        runs.load(Ordering::Relaxed),
+        builder.preemption_bound
+    );
+}
+
+#[cfg(not(cronlane_loom))]
+fn run<F>(f: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    for _ in 0..SMOKE_RUNS {
+        f();
+    }
+}
+
+/// Runs model `f` with the given `BREAK_*` switches on (loom only). The
+/// caller is a `#[should_panic]` test: loom must find an interleaving in
+/// which the model's assertion fails.
+#[cfg(cronlane_loom)]
+pub fn broken<F>(switches: &[&'static std::sync::atomic::AtomicBool], f: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    struct Off<'a>(&'a [&'static std::sync::atomic::AtomicBool]);
+    impl Drop for Off<'_> {
+        fn drop(&mut self) {
+            for s in self.0 {
+                s.store(false, Ordering::SeqCst);
+            }
+        }
+    }
+    let _alone = SWITCHES.write().unwrap_or_else(PoisonError::into_inner);
+    for s in switches {
+        s.store(true, Ordering::SeqCst);
+    }
+    let _off = Off(switches);
+    run(f);
+}
+
+/// A shared counter. Observation only: a std atomic, which loom does not
+/// explore (model threads share one OS thread, so it reads as sequentially
+/// consistent in the order loom runs them).
+#[derive(Clone, Default)]
+pub struct Counter(std::sync::Arc<AtomicUsize>);
+
+impl Counter {
+    /// A counter at zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Adds one.
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+    /// The count.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A flag set once, for observations such as "remove has returned `Ok`".
+#[derive(Clone, Default)]
+pub struct Flag(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Flag {
+    /// A lowered flag.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Raises it.
+    pub fn raise(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    /// Whether it is raised.
+    pub fn is_raised(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A one-shot signal a model thread can block on: loom's `Notify` (so that
+/// a wait nobody will end is reported as a deadlock) or, without loom, a
+/// mutex and condvar.
+#[derive(Clone)]
+pub struct Notify {
+    /// Loom's `Notify` may wake spuriously: `wait` loops on this.
+    #[cfg(cronlane_loom)]
+    given: Flag,
+    #[cfg(cronlane_loom)]
+    inner: loom::sync::Arc<loom::sync::Notify>,
+    #[cfg(not(cronlane_loom))]
+    inner: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl Notify {
+    /// A signal not yet given.
+    pub fn new() -> Self {
+        Notify {
+            #[cfg(cronlane_loom)]
+            given: Flag::new(),
+            inner: Default::default(),
+        }
+    }
+    /// Gives the signal.
+    pub fn notify(&self) {
+        #[cfg(cronlane_loom)]
+        {
+            self.given.raise();
+            self.inner.notify();
+        }
+        #[cfg(not(cronlane_loom))]
+        {
+            let (lock, cv) = &*self.inner;
+            *lock.lock().unwrap_or_else(PoisonError::into_inner) = true;
+            cv.notify_all();
+        }
+    }
+    /// Waits for the signal.
+    pub fn wait(&self) {
+        #[cfg(cronlane_loom)]
+        while !self.given.is_raised() {
+            self.inner.wait();
+        }
+        #[cfg(not(cronlane_loom))]
+        {
+            let (lock, cv) = &*self.inner;
+            let mut given = lock.lock().unwrap_or_else(PoisonError::into_inner);
+            while !*given {
+                given = cv.wait(given).unwrap_or_else(PoisonError::into_inner);
+            }
+        }
+    }
+}
+
+impl Default for Notify {
+    fn default() -> Self {
+        Self::new()
+    }
+}

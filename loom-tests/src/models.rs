@@ -1,0 +1,243 @@
+//! The models of issue 4, one function each. Every model builds its own
+//! scheduler on a [`ManualClock`] (loom objects must be created inside the
+//! model), uses only the public API, and checks its guarantee by counting
+//! fires per task.
+
+use crate::thread;
+use crate::{Counter, Flag, Notify};
+use chrono::{DateTime, Utc};
+use cronlane::{ManualClock, Schedule, Scheduler, TaskId};
+use std::time::Duration;
+
+/// The instant every model starts at.
+pub fn t0() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_767_225_600, 0).unwrap_or_default() // 2026-01-01T00:00:00Z
+}
+
+/// A scheduler (inline dispatch) on a manual clock reading [`t0`].
+pub fn scheduler() -> (Scheduler, ManualClock) {
+    let clock = ManualClock::new(t0());
+    let s = Scheduler::builder().clock(clock.clone()).build();
+    (s, clock)
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+
+/// Registers a one-shot at `t0 + delay` that counts its fires.
+fn once_counting(s: &Scheduler, delay: Duration, n: &Counter) -> TaskId {
+    let n = n.clone();
+    s.add(Schedule::once(t0() + delay))
+        .run(move || n.inc())
+        .expect("register")
+}
+
+/// Model 1: two threads call `run_pending` on the same due task (already on
+/// the timeline): the callback runs exactly once.
+pub fn two_threads_fire_one_task() {
+    let (s, clock) = scheduler();
+    let n = Counter::new();
+    once_counting(&s, SECOND, &n);
+    s.run_pending(); // not due yet: moves it from intake to the timeline
+    clock.advance(SECOND);
+    let s2 = s.clone();
+    let t = thread::spawn(move || {
+        s2.run_pending();
+    });
+    s.run_pending();
+    t.join().expect("join");
+    assert_eq!(n.get(), 1, "a due task fired {} times", n.get());
+    assert!(s.is_empty(), "a fired one-shot is still live");
+}
+
+/// Model 2: registration concurrent with `run_pending`. One thread
+/// registers A (due now); another runs `run_pending`; the main thread
+/// registers B (due now) and runs `run_pending` too. Each task is fired by
+/// one of them or stays scheduled and is fired by a later `run_pending`:
+/// never lost, never twice.
+pub fn registration_vs_run_pending() {
+    let (s, _clock) = scheduler();
+    let (a, b) = (Counter::new(), Counter::new());
+    let (s1, a1) = (s.clone(), a.clone());
+    let registrar = thread::spawn(move || {
+        once_counting(&s1, Duration::ZERO, &a1);
+    });
+    let s2 = s.clone();
+    let runner = thread::spawn(move || {
+        s2.run_pending();
+    });
+    once_counting(&s, Duration::ZERO, &b);
+    s.run_pending();
+    registrar.join().expect("join");
+    runner.join().expect("join");
+    s.run_pending();
+    assert_eq!((a.get(), b.get()), (1, 1), "fires of (A, B)");
+    assert!(s.is_empty(), "a fired one-shot is still live");
+}
+
+/// Model 3: `remove` concurrent with a fire of a one-shot on the timeline.
+/// Either it fired once (and `remove` may fail, the task being done), or
+/// `remove` won and it never fires; it never starts after `remove`
+/// returned `Ok`.
+pub fn remove_vs_fire() {
+    let (s, clock) = scheduler();
+    let (n, late) = (Counter::new(), Counter::new());
+    let removed = Flag::new();
+    let (n1, late1, removed1) = (n.clone(), late.clone(), removed.clone());
+    let id = s
+        .add(Schedule::once(t0() + SECOND))
+        .run(move || {
+            if removed1.is_raised() {
+                late1.inc();
+            }
+            n1.inc();
+        })
+        .expect("register");
+    s.run_pending(); // onto the timeline (and the id index)
+    clock.advance(SECOND);
+    let s2 = s.clone();
+    let firing = thread::spawn(move || {
+        s2.run_pending();
+    });
+    let ok = s.remove(id).is_ok();
+    if ok {
+        removed.raise();
+    }
+    firing.join().expect("join");
+    s.run_pending();
+    assert_eq!(late.get(), 0, "m3: fired after remove returned Ok");
+    assert!(n.get() <= 1, "m3: fired {} times", n.get());
+    assert!(
+        ok || n.get() == 1,
+        "m3: remove failed, yet the task never fired"
+    );
+    // A fire that overwrote the removal would also clean up a second time.
+    assert!(s.is_empty(), "m3: the task is still live");
+}
+
+/// Model 4: a recurring task's reschedule (its fire's `finish` putting the
+/// next entry on the timeline) concurrent with `remove`: once `remove` has
+/// returned `Ok`, the task never comes back, however far time moves.
+pub fn reschedule_vs_remove() {
+    let (s, clock) = scheduler();
+    let (n, late) = (Counter::new(), Counter::new());
+    let removed = Flag::new();
+    let (n1, late1, removed1) = (n.clone(), late.clone(), removed.clone());
+    let id = s
+        .add(Schedule::every(SECOND).starting_at(t0() + SECOND))
+        .run(move || {
+            if removed1.is_raised() {
+                late1.inc();
+            }
+            n1.inc();
+        })
+        .expect("register");
+    s.run_pending(); // onto the timeline
+    clock.advance(SECOND);
+    let s2 = s.clone();
+    let firing = thread::spawn(move || {
+        s2.run_pending();
+    });
+    s.remove(id)
+        .expect("a recurring task is removable until removed");
+    removed.raise();
+    firing.join().expect("join");
+    clock.advance(SECOND * 5);
+    s.run_pending();
+    assert_eq!(late.get(), 0, "the task came back after remove returned Ok");
+    assert!(n.get() <= 1, "fired {} times at one instant", n.get());
+    assert!(s.is_empty(), "the removed task is still live");
+    assert!(s.info(id).is_err(), "the removed task is still listed");
+}
+
+/// Model 5: a callback that registers and removes tasks while another
+/// thread fires. B (recurring, not due) and A (due now, whose callback
+/// registers C due now and removes B) wait in intake; two threads run
+/// `run_pending`. The callback's `remove(B)` succeeds even while the other
+/// thread holds B between intake and index (the hand-over); A fires once, B
+/// never, C exactly once by the end.
+pub fn callback_registers_and_removes() {
+    let (s, _clock) = scheduler();
+    let (a, b, c) = (Counter::new(), Counter::new(), Counter::new());
+    let removed_b = Flag::new();
+    let b1 = b.clone();
+    let b_id = s
+        .add(Schedule::every(SECOND * 3600))
+        .run(move || b1.inc())
+        .expect("register B");
+    let (a1, c1, removed_b1) = (a.clone(), c.clone(), removed_b.clone());
+    s.add(Schedule::once(t0()))
+        .run_with_context(move |ctx| {
+            a1.inc();
+            let s = ctx.scheduler();
+            let c2 = c1.clone();
+            s.add(Schedule::once(t0()))
+                .run(move || c2.inc())
+                .expect("register C from a callback");
+            if s.remove(b_id).is_ok() {
+                removed_b1.raise();
+            }
+        })
+        .expect("register A");
+    let s2 = s.clone();
+    let t = thread::spawn(move || {
+        s2.run_pending();
+    });
+    s.run_pending();
+    t.join().expect("join");
+    s.run_pending();
+    assert!(
+        removed_b.is_raised(),
+        "remove(B) from a callback missed a live task"
+    );
+    assert_eq!((a.get(), b.get(), c.get()), (1, 0, 1), "fires of (A, B, C)");
+    assert!(s.is_empty(), "tasks left live");
+}
+
+/// Model 6a: the runner parks (its only task is an hour away) while another
+/// thread registers a task due now: the registration wakes it and the task
+/// fires without anyone calling `run_pending` (a lost wake-up leaves the
+/// runner parked and the main thread waiting forever: loom reports the
+/// deadlock). Then shutdown returns and joins the runner.
+pub fn runner_wakes_for_sooner_task() {
+    let (s, _clock) = scheduler();
+    let (far, soon) = (Counter::new(), Counter::new());
+    once_counting(&s, SECOND * 3600, &far);
+    let runner = s.start().expect("start the runner");
+    let fired = Notify::new();
+    let (s1, soon1, fired1) = (s.clone(), soon.clone(), fired.clone());
+    let registrar = thread::spawn(move || {
+        s1.add(Schedule::once(t0()))
+            .run(move || {
+                soon1.inc();
+                fired1.notify();
+            })
+            .expect("register");
+    });
+    fired.wait();
+    runner
+        .shutdown(Duration::from_secs(5))
+        .expect("shutdown after the fire");
+    registrar.join().expect("join");
+    assert_eq!((far.get(), soon.get()), (0, 1), "fires of (far, soon)");
+}
+
+/// Model 6b: shutdown concurrent with a wake-up (a registration that lowers
+/// the earliest hint): the runner exits and `shutdown` joins it.
+pub fn shutdown_vs_wake() {
+    let (s, _clock) = scheduler();
+    let n = Counter::new();
+    let runner = s.start().expect("start the runner");
+    let (s1, n1) = (s.clone(), n.clone());
+    let registrar = thread::spawn(move || {
+        once_counting(&s1, SECOND * 3600, &n1);
+    });
+    // A branch point before shutdown (its `stop` flag is not a loom
+    // object), so that loom also runs the runner to its park first.
+    let _ = s.len();
+    runner
+        .shutdown(Duration::from_secs(5))
+        .expect("shutdown returns");
+    registrar.join().expect("join");
+    assert_eq!(n.get(), 0, "a task an hour away fired");
+    assert_eq!(s.len(), 1, "the registered task is still live");
+}

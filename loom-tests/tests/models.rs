@@ -1,0 +1,39 @@
+//! Each model of issue 4 under loom (`--cfg cronlane_loom`), or a few plain
+//! runs on std threads in the ordinary build. See `loom-tests/src/models.rs`.
+
+use loom_tests::{model, models};
+
+#[test]
+fn m1_two_threads_fire_one_task_once() {
+    model(models::two_threads_fire_one_task);
+}
+
+#[test]
+fn m2_registration_vs_run_pending_never_lost_never_twice() {
+    model(models::registration_vs_run_pending);
+}
+
+#[test]
+fn m3_remove_vs_fire_never_fires_after_remove() {
+    model(models::remove_vs_fire);
+}
+
+#[test]
+fn m4_reschedule_vs_remove_never_comes_back() {
+    model(models::reschedule_vs_remove);
+}
+
+#[test]
+fn m5_callback_registers_and_removes_while_another_thread_fires() {
+    model(models::callback_registers_and_removes);
+}
+
+#[test]
+fn m6a_runner_wakes_for_a_sooner_task() {
+    model(models::runner_wakes_for_sooner_task);
+}
+
+#[test]
+fn m6b_shutdown_vs_wake_exits_and_joins() {
+    model(models::shutdown_vs_wake);
+}

@@ -1,0 +1,66 @@
+//! The broken twins: each model again with one piece of the protocol broken
+//! on purpose (`cronlane::__loom::BREAK_*`). Loom must find the interleaving
+//! that breaks the guarantee, or the model proves nothing. Loom only.
+#![cfg(cronlane_loom)]
+
+use cronlane::__loom::{
+    BREAK_CLAIM, BREAK_FINISH, BREAK_HANDOVER, BREAK_POP, BREAK_SHUTDOWN, BREAK_START, BREAK_TAKE,
+    BREAK_WAKE,
+};
+use loom_tests::{broken, models};
+
+/// Model 1's guarantee is held three times over (the timeline entry is
+/// removed by one thread, the claim is a CAS, start is a CAS): the twin
+/// breaks all three.
+#[test]
+#[should_panic(expected = "a due task fired 2 times")]
+fn m1_broken_take_claim_start_fires_twice() {
+    broken(
+        &[&BREAK_TAKE, &BREAK_CLAIM, &BREAK_START],
+        models::two_threads_fire_one_task,
+    );
+}
+
+#[test]
+#[should_panic(expected = "fires of (A, B)")]
+fn m2_broken_intake_pop_loses_a_task() {
+    broken(&[&BREAK_POP], models::registration_vs_run_pending);
+}
+
+/// Loom finds either a fire after `remove` returned `Ok` or the clean-up
+/// done twice (the overwritten `REMOVED` lets the fire complete the task).
+#[test]
+#[should_panic(expected = "m3: ")]
+fn m3_broken_claim_fires_after_remove() {
+    broken(&[&BREAK_CLAIM], models::remove_vs_fire);
+}
+
+#[test]
+#[should_panic(expected = "fired after remove returned Ok")]
+fn m3_broken_start_fires_after_remove() {
+    broken(&[&BREAK_START], models::remove_vs_fire);
+}
+
+#[test]
+#[should_panic(expected = "came back after remove")]
+fn m4_broken_finish_brings_a_removed_task_back() {
+    broken(&[&BREAK_FINISH], models::reschedule_vs_remove);
+}
+
+#[test]
+#[should_panic(expected = "remove(B) from a callback missed a live task")]
+fn m5_broken_handover_loses_a_task_to_lookup() {
+    broken(&[&BREAK_HANDOVER], models::callback_registers_and_removes);
+}
+
+#[test]
+#[should_panic(expected = "deadlock")]
+fn m6a_broken_wake_loses_the_wake_up() {
+    broken(&[&BREAK_WAKE], models::runner_wakes_for_sooner_task);
+}
+
+#[test]
+#[should_panic(expected = "deadlock")]
+fn m6b_broken_shutdown_never_joins() {
+    broken(&[&BREAK_SHUTDOWN], models::shutdown_vs_wake);
+}

@@ -1,0 +1,39 @@
+//! Test-only hooks for the loom models in `loom-tests/`. Compiled only under
+//! `--cfg cronlane_loom`; not part of the API and not covered by semver.
+//!
+//! Each `BREAK_*` switch turns one piece of the concurrency protocol into a
+//! deliberately broken twin, so that a `#[should_panic]` model can show loom
+//! catching the bug that piece prevents. The switches are std atomics (loom
+//! must not explore them) and are read with `Relaxed`: they are set before a
+//! model starts and cleared after it ends.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// `Task::claim` becomes a plain load, then a store (not a CAS): a remove,
+/// pause or reschedule between the two is overwritten.
+pub static BREAK_CLAIM: AtomicBool = AtomicBool::new(false);
+/// The ordered map's `take_front` decides and removes in two critical
+/// sections and hands the entry out whether or not its removal succeeded
+/// (crossbeam's `Entry::remove()` result ignored).
+pub static BREAK_TAKE: AtomicBool = AtomicBool::new(false);
+/// The intake queue's `pop` peeks, then pops in a second critical section,
+/// and returns what it peeked.
+pub static BREAK_POP: AtomicBool = AtomicBool::new(false);
+/// `Task::start` moves a claimed fire to running with a plain store, without
+/// checking for a remove (or pause, or reschedule) since the claim.
+pub static BREAK_START: AtomicBool = AtomicBool::new(false);
+/// `Task::finish` ignores `REMOVED` and schedules the next generation.
+pub static BREAK_FINISH: AtomicBool = AtomicBool::new(false);
+/// The intake drain does not hold the hand-over counter, so `settle` (and a
+/// lookup by id) may return before a popped task is indexed.
+pub static BREAK_HANDOVER: AtomicBool = AtomicBool::new(false);
+/// `RunnerSignal::wake` does not unpark the runner.
+pub static BREAK_WAKE: AtomicBool = AtomicBool::new(false);
+/// `RunnerHandle::shutdown` raises `stop` but does not unpark the runner.
+pub static BREAK_SHUTDOWN: AtomicBool = AtomicBool::new(false);
+
+/// Whether `switch` is on.
+#[inline]
+pub(crate) fn broken(switch: &AtomicBool) -> bool {
+    switch.load(Ordering::Relaxed)
+}
