@@ -267,7 +267,7 @@ fn oracle(e: &Expr, after: DateTime<Utc>, tz: Tz, window: Duration) -> Option<Da
                     }
                 }
                 .with_timezone(&Utc);
-                if t > after && t <= end && best.map_or(true, |b| t < b) {
+                if t > after && t <= end && !matches!(best, Some(b) if b <= t) {
                     best = Some(t);
                 }
             }
@@ -342,7 +342,7 @@ fn check_against_oracle(e: &Expr, after: DateTime<Utc>, tz: Tz, window: Duration
         match want {
             Some(w) => assert_eq!(got, Some(w), "`{text}` in {tz} after {at}"),
             None => assert!(
-                got.map_or(true, |g| g > at + window),
+                !matches!(got, Some(g) if g <= at + window),
                 "`{text}` in {tz} after {at}: got {got:?}, oracle found nothing before {}",
                 at + window
             ),

@@ -103,7 +103,10 @@ fn num(s: &str) -> u32 {
 }
 
 fn time_phrase(sec: Option<&str>, min: &str, hour: &str) -> String {
-    let sec_fixed = sec.map_or(true, is_num);
+    let sec_fixed = match sec {
+        None => true,
+        Some(s) => is_num(s),
+    };
     let hours: Vec<&str> = hour.split(',').collect();
     if sec_fixed && is_num(min) && hours.iter().all(|h| is_num(h)) && hours.len() <= 6 {
         let s = sec.map(num).unwrap_or(0);
