@@ -812,14 +812,18 @@ impl Core {
                     self.runner.wake();
                 }
             }
-            After::Completed => self.cleanup(task),
+            // The claim took the entry off the timeline: nothing to unlink.
+            After::Completed => self.cleanup(task, false),
             After::Nothing => {}
         }
     }
 
-    /// Called once per task, by whoever set `REMOVED`.
-    fn cleanup(&self, task: &TaskRef) {
-        self.timeline.unlink(task);
+    /// Called once per task, by whoever set `REMOVED`; `unlink` when the
+    /// task may still have an entry on the timeline.
+    fn cleanup(&self, task: &TaskRef, unlink: bool) {
+        if unlink {
+            self.timeline.unlink(task);
+        }
         self.registry.forget(task);
         self.live.fetch_sub(1, Ordering::AcqRel);
     }
@@ -830,7 +834,7 @@ impl Core {
         if prev & REMOVED != 0 {
             return Err(());
         }
-        self.cleanup(task);
+        self.cleanup(task, true);
         Ok(())
     }
 
@@ -889,7 +893,7 @@ impl Core {
                 }
                 None => {
                     if task.transition(cur, word(gen, IDLE | REMOVED)).is_ok() {
-                        self.cleanup(task);
+                        self.cleanup(task, false);
                         return Ok(());
                     }
                 }
