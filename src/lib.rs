@@ -28,11 +28,16 @@ mod clock;
 pub mod cron;
 mod dispatch;
 mod error;
+mod events;
+mod fire;
+mod manage;
+mod policy;
 mod registry;
 mod runner;
 mod schedule;
 mod scheduler;
 mod seal;
+mod stats;
 mod sync;
 mod task;
 mod timeline;
@@ -41,6 +46,8 @@ pub use chrono_tz::Tz;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dispatch::{Dispatcher, Executor, Job};
 pub use error::Error;
+pub use events::{Event, EventKind, Listener, SkipReason};
+pub use policy::{Misfire, Overlap, DEFAULT_MISFIRE_GRACE};
 pub use runner::{RunnerHandle, DROP_SHUTDOWN_TIMEOUT, MAX_PARK};
 pub use schedule::Schedule;
 pub use scheduler::{
@@ -48,4 +55,5 @@ pub use scheduler::{
     TaskState,
 };
 pub use seal::{Key, KeyError, KeyRing, ResealReport, SealError, SealStats, DEFAULT_KEYS_VAR};
+pub use stats::{LagSummary, TaskStats};
 pub use task::{FireContext, TaskId, TaskResult};

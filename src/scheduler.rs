@@ -13,19 +13,22 @@
 use crate::clock::{from_nanos, Clock, SystemClock};
 use crate::dispatch::{Dispatch, Dispatcher, Job};
 use crate::error::Error;
+use crate::events::Listener;
+use crate::policy::{Misfire, Overlap, DEFAULT_MISFIRE_GRACE};
 use crate::registry::{NameClaim, Registry};
 use crate::runner::{RunnerHandle, RunnerSignal};
-use crate::schedule::{Plan, Schedule};
+use crate::schedule::Schedule;
+use crate::stats::{Histogram, LagSummary, Policies, TaskStats};
 use crate::sync::{AtomicU64, AtomicUsize, HandleArc as Arc, Ordering};
 use crate::task::{
-    gen_of, phase_of, word, After, Callback, FireContext, Task, TaskId, TaskRef, TaskResult,
-    CLAIMED, DIRTY, IDLE, PAUSED, REMOVED, RUNNING, SCHEDULED,
+    phase_of, Callback, FireContext, Task, TaskId, TaskRef, TaskResult, CLAIMED, PAUSED, REMOVED,
+    RUNNING, SCHEDULED,
 };
 use crate::timeline::{Claimed, Timeline};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
 
 /// How many fires one pass of `run_pending` collects before running them.
 const BATCH: usize = 1024;
@@ -55,6 +58,10 @@ pub struct SchedulerBuilder {
     tz: Tz,
     test_mode: bool,
     keys: Option<crate::seal::KeyRing>,
+    grace: Duration,
+    misfire: Misfire,
+    seed: Option<u64>,
+    listener: Option<Arc<dyn Listener>>,
 }
 
 impl Default for SchedulerBuilder {
@@ -65,6 +72,10 @@ impl Default for SchedulerBuilder {
             tz: Tz::UTC,
             test_mode: false,
             keys: None,
+            grace: DEFAULT_MISFIRE_GRACE,
+            misfire: Misfire::default(),
+            seed: None,
+            listener: None,
         }
     }
 }
@@ -114,8 +125,42 @@ impl SchedulerBuilder {
         self
     }
 
+    /// How late a fire may start and still be on time (default
+    /// [`DEFAULT_MISFIRE_GRACE`], 1 s). Later than that it is a misfire.
+    pub fn misfire_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// The misfire policy of tasks that do not choose their own (default
+    /// [`Misfire::FireOnce`]).
+    pub fn misfire(mut self, policy: Misfire) -> Self {
+        self.misfire = policy;
+        self
+    }
+
+    /// The seed of the jitter delays, for deterministic tests (default: drawn
+    /// from the system clock at build time).
+    pub fn jitter_seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// A listener for fire events (started, succeeded, failed, misfired,
+    /// skipped). Without one the engine pays one branch per fire.
+    pub fn listener(mut self, listener: impl Listener) -> Self {
+        self.listener = Some(Arc::new(listener));
+        self
+    }
+
     /// Builds the scheduler.
     pub fn build(self) -> Scheduler {
+        let seed = self.seed.unwrap_or_else(|| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            now ^ (&self as *const Self as u64).rotate_left(32)
+        });
         Scheduler {
             core: Arc::new(Core {
                 clock: self.clock,
@@ -131,6 +176,11 @@ impl SchedulerBuilder {
                 jobs: AtomicUsize::new(0),
                 stats: StatsCells::default(),
                 runner: RunnerSignal::new(),
+                grace: crate::clock::duration_nanos(self.grace),
+                misfire: self.misfire,
+                seed,
+                listener: self.listener,
+                lag: Histogram::new(),
             }),
         }
     }
@@ -152,6 +202,15 @@ pub(crate) struct Core {
     jobs: AtomicUsize,
     stats: StatsCells,
     pub(crate) runner: RunnerSignal,
+    /// Misfire grace period, nanoseconds.
+    pub(crate) grace: i64,
+    /// Default misfire policy.
+    misfire: Misfire,
+    /// Jitter seed.
+    pub(crate) seed: u64,
+    pub(crate) listener: Option<Arc<dyn Listener>>,
+    /// Fire lag of every run.
+    pub(crate) lag: Histogram,
 }
 
 /// What one call of [`Scheduler::run_pending`] did.
@@ -184,10 +243,15 @@ impl RunReport {
 pub struct Stats {
     /// Callbacks that returned `Ok`.
     pub fired: u64,
-    /// Callbacks that returned `Err` or panicked.
+    /// Callbacks that returned `Err` or panicked (or whose payload did not open).
     pub failed: u64,
-    /// Claimed fires that did not start.
+    /// Fires that did not run: cancelled after the claim, dropped by the
+    /// misfire policy, or skipped by the overlap policy.
     pub skipped: u64,
+    /// Fires that started later than the grace period (run or not).
+    pub misfired: u64,
+    /// Fire lag (due instant to callback start) of every run.
+    pub lag: LagSummary,
 }
 
 #[derive(Default)]
@@ -195,9 +259,16 @@ pub(crate) struct StatsCells {
     fired: AtomicU64,
     failed: AtomicU64,
     skipped: AtomicU64,
+    misfired: AtomicU64,
 }
 
 impl StatsCells {
+    pub(crate) fn misfired(&self) {
+        self.misfired.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn skipped_extra(&self, n: u64) {
+        self.skipped.fetch_add(n, Ordering::Relaxed);
+    }
     pub(crate) fn record(&self, o: Outcome) {
         let cell = match o {
             Outcome::Fired => &self.fired,
@@ -304,9 +375,34 @@ pub struct TaskBuilder<'s> {
     name: Option<String>,
     replace: bool,
     payload: Option<Vec<u8>>,
+    misfire: Option<Misfire>,
+    overlap: Overlap,
+    jitter: Duration,
 }
 
 impl TaskBuilder<'_> {
+    /// This task's misfire policy (default: the scheduler's, itself
+    /// [`Misfire::FireOnce`] unless the builder says otherwise).
+    pub fn misfire(mut self, policy: Misfire) -> Self {
+        self.misfire = Some(policy);
+        self
+    }
+
+    /// This task's overlap policy (default [`Overlap::Skip`]).
+    pub fn overlap(mut self, policy: Overlap) -> Self {
+        self.overlap = policy;
+        self
+    }
+
+    /// Delays each fire by a random amount up to `max` after its scheduled
+    /// instant, to spread load. The callback still sees the scheduled
+    /// instant ([`FireContext::scheduled`]); the delays are deterministic for
+    /// a given [`SchedulerBuilder::jitter_seed`].
+    pub fn jitter(mut self, max: Duration) -> Self {
+        self.jitter = max;
+        self
+    }
+
     /// The task's unique name. Without one the task is anonymous (managed by
     /// id only) and registration skips the name index.
     pub fn name(mut self, name: impl Into<String>) -> Self {
@@ -348,13 +444,8 @@ impl TaskBuilder<'_> {
         R: TaskResult,
     {
         let callback: Callback = Box::new(move |ctx| f(ctx).into_outcome());
-        self.scheduler.core.register(
-            self.name,
-            &self.schedule,
-            self.replace,
-            callback,
-            self.payload,
-        )
+        let core = &self.scheduler.core;
+        core.register(self, callback)
     }
 }
 
@@ -396,6 +487,9 @@ impl Scheduler {
             name: None,
             replace: false,
             payload: None,
+            misfire: None,
+            overlap: Overlap::default(),
+            jitter: Duration::ZERO,
         }
     }
 
@@ -451,6 +545,13 @@ impl Scheduler {
         info(&task).ok_or_else(|| key_error(&task))
     }
 
+    /// One task's statistics: runs, failures, skips, misfires, last run, last
+    /// error and its fire-lag distribution.
+    pub fn task_stats(&self, key: impl TaskKey) -> Result<TaskStats, Error> {
+        let task = self.core.find(key.task_key())?;
+        Ok(task.extras().map(|e| e.snapshot()).unwrap_or_default())
+    }
+
     /// A snapshot of every live task, ordered by id. One-shots whose fire is
     /// already under way are not listed.
     pub fn tasks(&self) -> Vec<TaskInfo> {
@@ -483,6 +584,8 @@ impl Scheduler {
             fired: s.fired.load(Ordering::Relaxed),
             failed: s.failed.load(Ordering::Relaxed),
             skipped: s.skipped.load(Ordering::Relaxed),
+            misfired: s.misfired.load(Ordering::Relaxed),
+            lag: self.core.lag.summary(),
         }
     }
 
@@ -589,6 +692,16 @@ impl Core {
         out
     }
 
+    /// Called once per task, by whoever set `REMOVED`; `unlink` when the
+    /// task may still have an entry on the timeline.
+    pub(crate) fn cleanup(&self, task: &TaskRef, unlink: bool) {
+        if unlink {
+            self.timeline.unlink(task);
+        }
+        self.registry.forget(task);
+        self.live.fetch_sub(1, Ordering::AcqRel);
+    }
+
     pub(crate) fn job_started(&self) {
         self.jobs.fetch_add(1, Ordering::AcqRel);
     }
@@ -601,14 +714,17 @@ impl Core {
         self.jobs.load(Ordering::Acquire)
     }
 
-    fn register(
-        &self,
-        name: Option<String>,
-        schedule: &Schedule,
-        replace: bool,
-        callback: Callback,
-        payload: Option<Vec<u8>>,
-    ) -> Result<TaskId, Error> {
+    fn register(&self, spec: TaskBuilder<'_>, callback: Callback) -> Result<TaskId, Error> {
+        let TaskBuilder {
+            schedule,
+            name,
+            replace,
+            payload,
+            misfire,
+            overlap,
+            jitter,
+            ..
+        } = spec;
         if name.as_deref() == Some("") {
             return Err(Error::EmptyName);
         }
@@ -617,6 +733,11 @@ impl Core {
         }
         let now = self.clock.now_nanos();
         let plan = schedule.resolve(now, self.tz)?;
+        let policies = Policies {
+            misfire: misfire.unwrap_or(self.misfire),
+            overlap,
+            jitter: crate::clock::duration_nanos(jitter),
+        };
         let Some(first) = plan.first(now) else {
             return Err(Error::NeverFires(schedule.to_string()));
         };
@@ -626,7 +747,8 @@ impl Core {
             .transpose()?;
         let task = TaskRef::new(
             Task::new(id, name.map(std::sync::Arc::from), plan, first, callback)
-                .with_payload(payload),
+                .with_payload(payload)
+                .with_policies(policies),
         );
         if task.name.is_some() {
             match self.registry.claim_name(&task, replace) {
@@ -643,7 +765,8 @@ impl Core {
             }
         }
         self.live.fetch_add(1, Ordering::AcqRel);
-        if self.timeline.push_new(task, first) {
+        let due = self.due(&task, first);
+        if self.timeline.push_new(task, first, due) {
             self.runner.wake();
         }
         Ok(id)
@@ -705,253 +828,5 @@ impl Core {
                 e.execute(Job::new(self.clone(), claimed));
             }
         }
-    }
-
-    /// Runs one claimed fire to the end (start, callback, finish). Without
-    /// `call`, the fire is released instead.
-    pub(crate) fn execute(self: &Arc<Self>, claimed: Claimed, call: bool) -> Outcome {
-        if !call {
-            self.release(claimed);
-            return Outcome::Skipped;
-        }
-        let Claimed {
-            task,
-            scheduled,
-            gen,
-        } = claimed;
-        if let Err(after) = task.start(gen) {
-            self.after(&task, after);
-            return Outcome::Skipped;
-        }
-        let started = self.clock.now_nanos();
-        // The payload, if any, is opened for this fire only (see `seal`).
-        let opened = match task.payload() {
-            None => None,
-            Some(p) => match self.seal.open(p) {
-                Ok(opened) => Some(opened),
-                Err(e) => return self.unopened(task, gen, scheduled, started, e),
-            },
-        };
-        let ctx = FireContext {
-            task: &task,
-            scheduled,
-            started,
-            scheduler: self,
-            payload: opened.as_ref().map(crate::seal::Opened::bytes),
-        };
-        let outcome = match catch_unwind(AssertUnwindSafe(|| task.run_callback(&ctx))) {
-            Ok(Ok(())) => Outcome::Fired,
-            Ok(Err(message)) => {
-                tracing::warn!(task = %task.id, name = task.name.as_deref().unwrap_or(""), error = %message, "cronlane: task returned an error");
-                Outcome::Failed
-            }
-            Err(panic) => {
-                let message = panic_message(&panic);
-                tracing::error!(task = %task.id, name = task.name.as_deref().unwrap_or(""), panic = %message, "cronlane: task panicked");
-                Outcome::Failed
-            }
-        };
-        // Wipe the opened payload as soon as the callback is done.
-        drop(opened);
-        task.count_fired();
-        if outcome == Outcome::Failed {
-            task.count_failed();
-        }
-        let after = task.finish(gen, scheduled, started);
-        self.after(&task, after);
-        outcome
-    }
-
-    /// A started fire whose payload did not open: the callback is not run;
-    /// the fire counts as a failed run and the task goes on as after any
-    /// failed run (a recurring task stays scheduled, a one-shot is done).
-    fn unopened(
-        &self,
-        task: TaskRef,
-        gen: u64,
-        scheduled: i64,
-        started: i64,
-        error: crate::seal::SealError,
-    ) -> Outcome {
-        tracing::error!(task = %task.id, name = task.name.as_deref().unwrap_or(""), error = %error, "cronlane: task payload did not open; the callback was not run");
-        task.count_fired();
-        task.count_failed();
-        let after = task.finish(gen, scheduled, started);
-        self.after(&task, after);
-        Outcome::Failed
-    }
-
-    /// Puts a claimed, not started fire back as it was (a new generation of
-    /// the same entry), unless the task was removed, paused or rescheduled.
-    fn release(&self, claimed: Claimed) {
-        let Claimed {
-            task,
-            scheduled,
-            gen,
-        } = claimed;
-        let from = word(gen, CLAIMED);
-        match task.transition(from, word(gen + 1, SCHEDULED)) {
-            Ok(_) => {
-                if self.timeline.insert(&task, gen + 1, scheduled) {
-                    self.runner.wake();
-                }
-            }
-            Err(_) => {
-                // Paused, removed or taken over: `start` knows what to do.
-                if let Err(after) = task.start(gen) {
-                    self.after(&task, after);
-                }
-            }
-        }
-    }
-
-    fn after(&self, task: &TaskRef, after: After) {
-        match after {
-            After::Reschedule { at, gen } => {
-                if self.timeline.insert(task, gen, at) {
-                    self.runner.wake();
-                }
-            }
-            // The claim took the entry off the timeline: nothing to unlink.
-            After::Completed => self.cleanup(task, false),
-            After::Nothing => {}
-        }
-    }
-
-    /// Called once per task, by whoever set `REMOVED`; `unlink` when the
-    /// task may still have an entry on the timeline.
-    fn cleanup(&self, task: &TaskRef, unlink: bool) {
-        if unlink {
-            self.timeline.unlink(task);
-        }
-        self.registry.forget(task);
-        self.live.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    fn remove(&self, task: &TaskRef) -> Result<(), ()> {
-        let _guard = task.manage();
-        let prev = task.mark_removed();
-        if prev & REMOVED != 0 {
-            return Err(());
-        }
-        self.cleanup(task, true);
-        Ok(())
-    }
-
-    fn pause(&self, task: &TaskRef) -> Result<(), ()> {
-        let _guard = task.manage();
-        loop {
-            let cur = task.load();
-            if cur & REMOVED != 0 {
-                return Err(());
-            }
-            if cur & PAUSED != 0 {
-                return Ok(());
-            }
-            let scheduled = phase_of(cur) == SCHEDULED;
-            let to = if scheduled {
-                word(gen_of(cur) + 1, IDLE | PAUSED)
-            } else {
-                cur | PAUSED
-            };
-            if task.transition(cur, to).is_ok() {
-                if scheduled {
-                    self.timeline.unlink(task);
-                }
-                return Ok(());
-            }
-        }
-    }
-
-    fn resume(&self, task: &TaskRef) -> Result<(), ()> {
-        let _guard = task.manage();
-        loop {
-            let cur = task.load();
-            if cur & REMOVED != 0 {
-                return Err(());
-            }
-            if cur & PAUSED == 0 {
-                return Ok(());
-            }
-            if phase_of(cur) != IDLE {
-                // Claimed or running: the fire's owner carries on unpaused.
-                if task.transition(cur, cur & !PAUSED).is_ok() {
-                    return Ok(());
-                }
-                continue;
-            }
-            let now = self.clock.now_nanos();
-            let gen = gen_of(cur) + 1;
-            match task.with_plan(|p| p.first(now)) {
-                Some(at) => {
-                    if task.transition(cur, word(gen, SCHEDULED)).is_ok() {
-                        if self.timeline.insert(task, gen, at) {
-                            self.runner.wake();
-                        }
-                        return Ok(());
-                    }
-                }
-                None => {
-                    if task.transition(cur, word(gen, IDLE | REMOVED)).is_ok() {
-                        self.cleanup(task, false);
-                        return Ok(());
-                    }
-                }
-            }
-        }
-    }
-
-    fn reschedule(&self, task: &TaskRef, plan: Plan, now: i64) -> Result<(), ()> {
-        let _guard = task.manage();
-        let Some(at) = plan.first(now) else {
-            return Err(());
-        };
-        task.set_replan(plan);
-        loop {
-            let cur = task.load();
-            if cur & REMOVED != 0 {
-                return Err(());
-            }
-            let gen = gen_of(cur) + 1;
-            match phase_of(cur) {
-                RUNNING => {
-                    if task.transition(cur, cur | DIRTY).is_ok() {
-                        return Ok(());
-                    }
-                }
-                IDLE => {
-                    if task.transition(cur, word(gen, Task::flags(cur))).is_ok() {
-                        return Ok(());
-                    }
-                }
-                _ if cur & PAUSED != 0 => {
-                    // Claimed while paused: stays paused, under the new plan.
-                    if task.transition(cur, word(gen, IDLE | PAUSED)).is_ok() {
-                        return Ok(());
-                    }
-                }
-                phase => {
-                    if task.transition(cur, word(gen, SCHEDULED)).is_ok() {
-                        if phase == SCHEDULED {
-                            self.timeline.unlink(task);
-                        }
-                        if self.timeline.insert(task, gen, at) {
-                            self.runner.wake();
-                        }
-                        return Ok(());
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_owned()
     }
 }

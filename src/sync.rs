@@ -60,6 +60,13 @@ pub(crate) fn park_timeout(timeout: std::time::Duration) {
     }
 }
 
+/// Atomics for reports (counters, histograms) that take no part in any
+/// protocol: std's even under loom, so that loom models do not track
+/// hundreds of histogram buckets.
+pub(crate) mod plain {
+    pub(crate) use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+}
+
 /// A hint to the CPU (or to loom) that we are spinning on another thread.
 #[inline]
 pub(crate) fn spin_hint() {

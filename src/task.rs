@@ -50,6 +50,7 @@
 
 use crate::clock::from_nanos;
 use crate::schedule::Plan;
+use crate::stats::{Extras, Policies};
 use crate::sync::{
     fence, spin_hint, yield_now, Arc, AtomicBool, AtomicI64, AtomicU64, Ordering, SwapOption,
 };
@@ -188,8 +189,9 @@ pub(crate) struct Task {
     manage: AtomicBool,
     /// Set once, by the drainer that puts the task in the id registry.
     pub(crate) in_registry: AtomicBool,
-    fired: AtomicU64,
-    failed: AtomicU64,
+    /// Policies and detailed statistics, allocated on first need (see
+    /// [`crate::stats`]); a one-shot that fires cleanly never has one.
+    extras: std::sync::OnceLock<Box<Extras>>,
     callback: Callback,
     /// Sealed (production) or clear (test mode) payload; see [`crate::seal`].
     payload: Option<crate::seal::Payload>,
@@ -215,11 +217,36 @@ impl Task {
             slot_seq: AtomicU64::new(u64::MAX),
             manage: AtomicBool::new(false),
             in_registry: AtomicBool::new(false),
-            fired: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
+            extras: std::sync::OnceLock::new(),
             callback,
             payload: None,
         }
+    }
+
+    /// Gives a task being built its run policies (only non-default ones
+    /// cost an allocation).
+    pub(crate) fn with_policies(self, policies: Policies) -> Task {
+        if policies != Policies::default() {
+            let _ = self.extras.set(Box::new(Extras::new(policies)));
+        }
+        self
+    }
+
+    /// The task's extras, if allocated.
+    #[inline]
+    pub(crate) fn extras(&self) -> Option<&Extras> {
+        self.extras.get().map(|b| &**b)
+    }
+
+    /// The task's extras, allocated now if needed (default policies).
+    pub(crate) fn extras_or_init(&self) -> &Extras {
+        self.extras
+            .get_or_init(|| Box::new(Extras::new(Policies::default())))
+    }
+
+    #[inline]
+    pub(crate) fn policies(&self) -> Policies {
+        self.extras().map(|e| e.policies).unwrap_or_default()
     }
 
     /// Gives a task being built its payload.
@@ -316,9 +343,10 @@ impl Task {
         }
     }
 
-    /// Ends the run of generation `gen` that was scheduled for `scheduled`,
-    /// at `now`, and says what comes next.
-    pub(crate) fn finish(&self, gen: u64, scheduled: i64, now: i64) -> After {
+    /// Ends the run of generation `gen` at `now` and says what comes next:
+    /// the plan's first instant strictly after `next_from`, or, if the task
+    /// was rescheduled during the run, the new plan's first instant from `now`.
+    pub(crate) fn finish(&self, gen: u64, now: i64, next_from: i64) -> After {
         let mut cur = self.load();
         #[cfg(cronlane_loom)]
         if crate::__loom::broken(&crate::__loom::BREAK_FINISH) {
@@ -341,9 +369,9 @@ impl Task {
             let next = if cur & DIRTY != 0 {
                 self.with_plan(|p| p.first(now))
             } else {
-                // No drift: from the scheduled instant; a run that fell behind
-                // collapses the missed instants into this one.
-                self.with_plan(|p| p.next_after(scheduled.max(now)))
+                // No drift: `next_from` is the scheduled instant (or later, by
+                // the run policies: see `policy::decide`).
+                self.with_plan(|p| p.next_after(next_from))
             };
             let (to, after) = match next {
                 None => (word(gen, IDLE | REMOVED), After::Completed),
@@ -377,17 +405,14 @@ impl Task {
         (self.callback)(ctx)
     }
 
-    pub(crate) fn count_fired(&self) {
-        self.fired.fetch_add(1, Ordering::Relaxed);
-    }
-    pub(crate) fn count_failed(&self) {
-        self.failed.fetch_add(1, Ordering::Relaxed);
-    }
+    /// Runs and failures so far.
     pub(crate) fn counts(&self) -> (u64, u64) {
-        (
-            self.fired.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-        )
+        self.extras().map_or((0, 0), |e| {
+            (
+                e.runs.load(Ordering::Relaxed),
+                e.failures.load(Ordering::Relaxed),
+            )
+        })
     }
 
     pub(crate) fn set_slot(&self, at: i64, seq: u64) {

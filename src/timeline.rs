@@ -38,18 +38,23 @@ pub(crate) struct Claimed {
     pub(crate) task: TaskRef,
     pub(crate) scheduled: i64,
     pub(crate) gen: u64,
+    /// When the fire was due: `scheduled` plus the task's jitter, if any.
+    pub(crate) due: i64,
 }
 
 #[derive(Clone)]
 struct Slot {
     task: TaskRef,
     gen: u64,
+    /// The scheduled instant; the key holds the due instant (with jitter).
+    scheduled: i64,
 }
 
 #[cfg_attr(cronlane_loom, derive(Clone))]
 struct Intake {
     task: TaskRef,
-    at: i64,
+    scheduled: i64,
+    due: i64,
 }
 
 pub(crate) struct Timeline {
@@ -74,9 +79,13 @@ impl Timeline {
     /// Registration: one queue push. True if the earliest hint was lowered
     /// (the caller wakes the runner).
     #[inline]
-    pub(crate) fn push_new(&self, task: TaskRef, at: i64) -> bool {
-        self.intake.push(Intake { task, at });
-        self.lower_hint(at)
+    pub(crate) fn push_new(&self, task: TaskRef, scheduled: i64, due: i64) -> bool {
+        self.intake.push(Intake {
+            task,
+            scheduled,
+            due,
+        });
+        self.lower_hint(due)
     }
 
     #[inline]
@@ -96,9 +105,10 @@ impl Timeline {
         self.earliest.load(Ordering::Acquire)
     }
 
-    /// Puts the entry `(at, gen)` for `task` on the timeline. The caller has
+    /// Puts the entry `(at, gen)` for `task`, scheduled at `scheduled` (and
+    /// due at `at`, which includes jitter), on the timeline. The caller has
     /// just moved the task to `(gen, SCHEDULED)`. True if the hint was lowered.
-    pub(crate) fn insert(&self, task: &TaskRef, gen: u64, at: i64) -> bool {
+    pub(crate) fn insert(&self, task: &TaskRef, gen: u64, scheduled: i64, at: i64) -> bool {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         task.set_slot(at, seq);
         self.map.insert(
@@ -106,6 +116,7 @@ impl Timeline {
             Slot {
                 task: task.clone(),
                 gen,
+                scheduled,
             },
         );
         if task.removed_after_publish() {
@@ -148,7 +159,12 @@ impl Timeline {
         }
         let mut moved = 0;
         while moved < budget {
-            let Some(Intake { task, at }) = self.intake.pop() else {
+            let Some(Intake {
+                task,
+                scheduled,
+                due: at,
+            }) = self.intake.pop()
+            else {
                 break;
             };
             moved += 1;
@@ -159,8 +175,9 @@ impl Timeline {
                     }
                     due.push(Claimed {
                         task,
-                        scheduled: at,
+                        scheduled,
                         gen: 0,
+                        due: at,
                     });
                     continue;
                 }
@@ -172,7 +189,7 @@ impl Timeline {
             // Still the registration's generation and scheduled? Then the entry
             // is live; otherwise a manager has already re-planned the task.
             if task.load() == crate::task::word(0, crate::task::SCHEDULED) {
-                self.insert(&task, 0, at);
+                self.insert(&task, 0, scheduled, at);
             }
         }
         if handover {
@@ -217,8 +234,9 @@ impl Timeline {
                 if slot.task.claim(slot.gen) {
                     out.push(Claimed {
                         task: slot.task.clone(),
-                        scheduled: at,
+                        scheduled: slot.scheduled,
                         gen: slot.gen,
+                        due: at,
                     });
                 }
                 out.len() < max

@@ -1,0 +1,322 @@
+//! Running one claimed fire: start, run policies, callback, finish.
+//!
+//! The owner of a claim (the thread that won [`Task::claim`]) calls
+//! [`Core::execute`]. In order:
+//!
+//! 1. **start**: `CLAIMED` to `RUNNING`; a removal, pause or reschedule that
+//!    got in after the claim wins, and the fire is reported as skipped.
+//! 2. **misfire**: a fire later than its grace period is handled by the task's
+//!    [`Misfire`](crate::Misfire) policy (run once, skip, or catch up).
+//! 3. **overlap `Allow`**: the next fire is put on the timeline *before* the
+//!    callback, so another thread may start it while this one runs.
+//! 4. **callback**: payload opened (if any), panics caught, events emitted,
+//!    statistics recorded, all inside a `tracing` span named after the task.
+//! 5. **finish**: the next fire is computed (overlap `Skip` drops instants
+//!    that came due during the run, `Queue` keeps the first of them) and put
+//!    on the timeline, or the task completes.
+
+use crate::events::{emit, EventKind, SkipReason};
+use crate::policy::{self, Overlap};
+use crate::scheduler::{Core, Outcome};
+use crate::sync::{HandleArc as Arc, Ordering};
+use crate::task::{word, After, FireContext, TaskRef, CLAIMED, SCHEDULED};
+use crate::timeline::Claimed;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+/// Most skipped instants counted for one report.
+const SKIP_COUNT_CAP: u64 = 10_000;
+
+impl Core {
+    /// Runs one claimed fire to the end. Without `call`, the fire is released
+    /// instead (put back as it was).
+    pub(crate) fn execute(self: &Arc<Self>, claimed: Claimed, call: bool) -> Outcome {
+        if !call {
+            self.release(claimed);
+            return Outcome::Skipped;
+        }
+        let Claimed {
+            task,
+            scheduled,
+            gen,
+            due,
+        } = claimed;
+        if let Err(after) = task.start(gen) {
+            self.after(&task, after);
+            self.skipped(&task, scheduled, SkipReason::Cancelled, 1);
+            return Outcome::Skipped;
+        }
+        let started = self.clock.now_nanos();
+        let policies = task.policies();
+        let streak = task
+            .extras()
+            .map_or(0, |e| e.streak.load(Ordering::Relaxed));
+        let decision = policy::decide(
+            policies.misfire,
+            self.grace,
+            scheduled,
+            due,
+            started,
+            streak,
+        );
+        if decision.misfired {
+            self.misfired(&task, scheduled, started - due, decision.run);
+        }
+        if decision.streak != streak {
+            task.extras_or_init()
+                .streak
+                .store(decision.streak, Ordering::Relaxed);
+        }
+        if !decision.run {
+            self.skipped(&task, scheduled, SkipReason::Misfire, 1);
+            let after = task.finish(gen, started, decision.next_from);
+            self.after(&task, after);
+            return Outcome::Skipped;
+        }
+
+        if let Overlap::Allow { max } = policies.overlap {
+            if task
+                .with_plan(|p| p.next_after(decision.next_from))
+                .is_some()
+            {
+                // Next fire first, then this run: runs may overlap.
+                let extras = task.extras_or_init();
+                let running = extras.running.fetch_add(1, Ordering::AcqRel) + 1;
+                let after = task.finish(gen, started, decision.next_from);
+                self.after(&task, after);
+                let outcome = if max.is_some_and(|m| running > m) {
+                    self.skipped(&task, scheduled, SkipReason::Overlap, 1);
+                    Outcome::Skipped
+                } else {
+                    self.run_callback(&task, scheduled, due, started)
+                };
+                extras.running.fetch_sub(1, Ordering::AcqRel);
+                return outcome;
+            }
+        }
+
+        let outcome = self.run_callback(&task, scheduled, due, started);
+        let mut next_from = decision.next_from;
+        let mut now = started;
+        if !task.is_once() && decision.streak == 0 {
+            // Instants that came due while the callback ran.
+            now = self.clock.now_nanos();
+            let first_missed = task.with_plan(|p| p.next_after(next_from));
+            if let Some(first) = first_missed.filter(|&f| f <= now) {
+                let (from, skip_from) = match policies.overlap {
+                    // Skip them all: the next fire is the first after now.
+                    Overlap::Skip => (now, next_from),
+                    // Keep the first (it runs right after), skip the rest.
+                    _ => (next_from, first),
+                };
+                let skipped =
+                    task.with_plan(|p| policy::instants_between(p, skip_from, now, SKIP_COUNT_CAP));
+                if skipped > 0 {
+                    self.skipped(&task, scheduled, SkipReason::Overlap, skipped);
+                }
+                next_from = from;
+            }
+        }
+        let after = task.finish(gen, now, next_from);
+        self.after(&task, after);
+        outcome
+    }
+
+    /// The callback part of a fire: payload, context, span, events, stats.
+    fn run_callback(
+        self: &Arc<Self>,
+        task: &TaskRef,
+        scheduled: i64,
+        due: i64,
+        started: i64,
+    ) -> Outcome {
+        let _span = tracing::info_span!("cronlane.run", task = %task.id, name = task.name.as_deref().unwrap_or("")).entered();
+        let lag = started.saturating_sub(due);
+        self.lag.record(lag);
+        let extras = if task.is_once() {
+            task.extras()
+        } else {
+            Some(task.extras_or_init())
+        };
+        if let Some(e) = extras {
+            e.runs.fetch_add(1, Ordering::Relaxed);
+            e.last_run.store(scheduled, Ordering::Relaxed);
+            e.lag.record(lag);
+        }
+        if let Some(l) = &self.listener {
+            let lag = Duration::from_nanos(lag.max(0) as u64);
+            emit(
+                &**l,
+                task.id,
+                task.name.as_deref(),
+                scheduled,
+                EventKind::Started { lag },
+            );
+        }
+        // The payload, if any, is opened for this fire only (see `seal`).
+        let opened = match task.payload() {
+            None => None,
+            Some(p) => match self.seal.open(p) {
+                Ok(opened) => Some(opened),
+                Err(e) => {
+                    let message = format!("payload did not open: {e}");
+                    tracing::error!(task = %task.id, name = task.name.as_deref().unwrap_or(""), error = %e, "cronlane: task payload did not open; the callback was not run");
+                    self.failed(task, scheduled, &message, false);
+                    return Outcome::Failed;
+                }
+            },
+        };
+        let ctx = FireContext {
+            task,
+            scheduled,
+            started,
+            scheduler: self,
+            payload: opened.as_ref().map(crate::seal::Opened::bytes),
+        };
+        let result = catch_unwind(AssertUnwindSafe(|| task.run_callback(&ctx)));
+        // Wipe the opened payload as soon as the callback is done.
+        drop(opened);
+        match result {
+            Ok(Ok(())) => {
+                if let Some(l) = &self.listener {
+                    emit(
+                        &**l,
+                        task.id,
+                        task.name.as_deref(),
+                        scheduled,
+                        EventKind::Succeeded,
+                    );
+                }
+                Outcome::Fired
+            }
+            Ok(Err(message)) => {
+                tracing::warn!(task = %task.id, name = task.name.as_deref().unwrap_or(""), error = %message, "cronlane: task returned an error");
+                self.failed(task, scheduled, &message, false);
+                Outcome::Failed
+            }
+            Err(panic) => {
+                let message = panic_message(&*panic);
+                tracing::error!(task = %task.id, name = task.name.as_deref().unwrap_or(""), panic = %message, "cronlane: task panicked");
+                self.failed(task, scheduled, &message, true);
+                Outcome::Failed
+            }
+        }
+    }
+
+    fn failed(&self, task: &TaskRef, scheduled: i64, message: &str, panicked: bool) {
+        let e = task.extras_or_init();
+        if task.is_once() && e.runs.load(Ordering::Relaxed) == 0 {
+            // A one-shot's extras were created just now: count its run.
+            e.runs.fetch_add(1, Ordering::Relaxed);
+            e.last_run.store(scheduled, Ordering::Relaxed);
+        }
+        e.failures.fetch_add(1, Ordering::Relaxed);
+        e.last_error
+            .store(Some(crate::sync::Arc::new(message.to_owned())));
+        if let Some(l) = &self.listener {
+            emit(
+                &**l,
+                task.id,
+                task.name.as_deref(),
+                scheduled,
+                EventKind::Failed { message, panicked },
+            );
+        }
+    }
+
+    fn misfired(&self, task: &TaskRef, scheduled: i64, late_by: i64, runs: bool) {
+        task.extras_or_init()
+            .misfires
+            .fetch_add(1, Ordering::Relaxed);
+        self.stats().misfired();
+        let late_by = Duration::from_nanos(late_by.max(0) as u64);
+        tracing::warn!(task = %task.id, name = task.name.as_deref().unwrap_or(""), late_by = ?late_by, runs, "cronlane: misfire");
+        if let Some(l) = &self.listener {
+            emit(
+                &**l,
+                task.id,
+                task.name.as_deref(),
+                scheduled,
+                EventKind::Misfired { late_by, runs },
+            );
+        }
+    }
+
+    /// Reports fires that did not run. Skips counted in the run report are
+    /// the fire's own outcome; overlap skips of other instants are counted
+    /// here.
+    fn skipped(&self, task: &TaskRef, scheduled: i64, reason: SkipReason, count: u64) {
+        task.extras_or_init()
+            .skips
+            .fetch_add(count, Ordering::Relaxed);
+        if reason == SkipReason::Overlap {
+            self.stats().skipped_extra(count);
+        }
+        if let Some(l) = &self.listener {
+            emit(
+                &**l,
+                task.id,
+                task.name.as_deref(),
+                scheduled,
+                EventKind::Skipped { reason, count },
+            );
+        }
+    }
+
+    /// The instant a fire scheduled at `scheduled` is due: plus the task's
+    /// jitter, if it has one.
+    pub(crate) fn due(&self, task: &TaskRef, scheduled: i64) -> i64 {
+        let max = task.policies().jitter;
+        if max == 0 {
+            return scheduled;
+        }
+        scheduled.saturating_add(policy::jitter(self.seed, task.id.0, scheduled, max))
+    }
+
+    /// Puts a claimed, not started fire back as it was (a new generation of
+    /// the same entry), unless the task was removed, paused or rescheduled.
+    pub(crate) fn release(&self, claimed: Claimed) {
+        let Claimed {
+            task,
+            scheduled,
+            gen,
+            due,
+        } = claimed;
+        match task.transition(word(gen, CLAIMED), word(gen + 1, SCHEDULED)) {
+            Ok(_) => {
+                if self.timeline.insert(&task, gen + 1, scheduled, due) {
+                    self.runner.wake();
+                }
+            }
+            Err(_) => {
+                // Paused, removed or taken over: `start` knows what to do.
+                if let Err(after) = task.start(gen) {
+                    self.after(&task, after);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn after(&self, task: &TaskRef, after: After) {
+        match after {
+            After::Reschedule { at, gen } => {
+                if self.timeline.insert(task, gen, at, self.due(task, at)) {
+                    self.runner.wake();
+                }
+            }
+            // The claim took the entry off the timeline: nothing to unlink.
+            After::Completed => self.cleanup(task, false),
+            After::Nothing => {}
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}

@@ -1,0 +1,130 @@
+//! Managing live tasks: remove, pause, resume, reschedule.
+//!
+//! Managers of one task are serialised by the task's `manage` guard (firing
+//! threads never take it); each then settles its race with firing threads by
+//! CAS on the task's state word. See the ground rules in [`crate::task`].
+
+use crate::schedule::Plan;
+use crate::scheduler::Core;
+use crate::task::{
+    gen_of, phase_of, word, Task, TaskRef, DIRTY, IDLE, PAUSED, REMOVED, RUNNING, SCHEDULED,
+};
+
+impl Core {
+    pub(crate) fn remove(&self, task: &TaskRef) -> Result<(), ()> {
+        let _guard = task.manage();
+        let prev = task.mark_removed();
+        if prev & REMOVED != 0 {
+            return Err(());
+        }
+        self.cleanup(task, true);
+        Ok(())
+    }
+
+    pub(crate) fn pause(&self, task: &TaskRef) -> Result<(), ()> {
+        let _guard = task.manage();
+        loop {
+            let cur = task.load();
+            if cur & REMOVED != 0 {
+                return Err(());
+            }
+            if cur & PAUSED != 0 {
+                return Ok(());
+            }
+            let scheduled = phase_of(cur) == SCHEDULED;
+            let to = if scheduled {
+                word(gen_of(cur) + 1, IDLE | PAUSED)
+            } else {
+                cur | PAUSED
+            };
+            if task.transition(cur, to).is_ok() {
+                if scheduled {
+                    self.timeline.unlink(task);
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    pub(crate) fn resume(&self, task: &TaskRef) -> Result<(), ()> {
+        let _guard = task.manage();
+        loop {
+            let cur = task.load();
+            if cur & REMOVED != 0 {
+                return Err(());
+            }
+            if cur & PAUSED == 0 {
+                return Ok(());
+            }
+            if phase_of(cur) != IDLE {
+                // Claimed or running: the fire's owner carries on unpaused.
+                if task.transition(cur, cur & !PAUSED).is_ok() {
+                    return Ok(());
+                }
+                continue;
+            }
+            let now = self.clock.now_nanos();
+            let gen = gen_of(cur) + 1;
+            match task.with_plan(|p| p.first(now)) {
+                Some(at) => {
+                    if task.transition(cur, word(gen, SCHEDULED)).is_ok() {
+                        if self.timeline.insert(task, gen, at, self.due(task, at)) {
+                            self.runner.wake();
+                        }
+                        return Ok(());
+                    }
+                }
+                None => {
+                    if task.transition(cur, word(gen, IDLE | REMOVED)).is_ok() {
+                        self.cleanup(task, false);
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn reschedule(&self, task: &TaskRef, plan: Plan, now: i64) -> Result<(), ()> {
+        let _guard = task.manage();
+        let Some(at) = plan.first(now) else {
+            return Err(());
+        };
+        task.set_replan(plan);
+        loop {
+            let cur = task.load();
+            if cur & REMOVED != 0 {
+                return Err(());
+            }
+            let gen = gen_of(cur) + 1;
+            match phase_of(cur) {
+                RUNNING => {
+                    if task.transition(cur, cur | DIRTY).is_ok() {
+                        return Ok(());
+                    }
+                }
+                IDLE => {
+                    if task.transition(cur, word(gen, Task::flags(cur))).is_ok() {
+                        return Ok(());
+                    }
+                }
+                _ if cur & PAUSED != 0 => {
+                    // Claimed while paused: stays paused, under the new plan.
+                    if task.transition(cur, word(gen, IDLE | PAUSED)).is_ok() {
+                        return Ok(());
+                    }
+                }
+                phase => {
+                    if task.transition(cur, word(gen, SCHEDULED)).is_ok() {
+                        if phase == SCHEDULED {
+                            self.timeline.unlink(task);
+                        }
+                        if self.timeline.insert(task, gen, at, self.due(task, at)) {
+                            self.runner.wake();
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}
