@@ -143,15 +143,9 @@ impl Core {
             e.last_run.store(scheduled, Ordering::Relaxed);
             e.lag.record(lag);
         }
-        if let Some(l) = &self.listener {
+        if self.listener.is_some() {
             let lag = Duration::from_nanos(lag.max(0) as u64);
-            emit(
-                &**l,
-                task.id,
-                task.name.as_deref(),
-                scheduled,
-                EventKind::Started { lag },
-            );
+            self.notify(task, scheduled, EventKind::Started { lag });
         }
         // The payload, if any, is opened for this fire only (see `seal`).
         let opened = match task.payload() {
@@ -178,15 +172,7 @@ impl Core {
         drop(opened);
         match result {
             Ok(Ok(())) => {
-                if let Some(l) = &self.listener {
-                    emit(
-                        &**l,
-                        task.id,
-                        task.name.as_deref(),
-                        scheduled,
-                        EventKind::Succeeded,
-                    );
-                }
+                self.notify(task, scheduled, EventKind::Succeeded);
                 Outcome::Fired
             }
             Ok(Err(message)) => {
@@ -213,15 +199,7 @@ impl Core {
         e.failures.fetch_add(1, Ordering::Relaxed);
         e.last_error
             .store(Some(crate::sync::Arc::new(message.to_owned())));
-        if let Some(l) = &self.listener {
-            emit(
-                &**l,
-                task.id,
-                task.name.as_deref(),
-                scheduled,
-                EventKind::Failed { message, panicked },
-            );
-        }
+        self.notify(task, scheduled, EventKind::Failed { message, panicked });
     }
 
     fn misfired(&self, task: &TaskRef, scheduled: i64, late_by: i64, runs: bool) {
@@ -231,15 +209,7 @@ impl Core {
         self.stats().misfired();
         let late_by = Duration::from_nanos(late_by.max(0) as u64);
         tracing::warn!(task = %task.id, name = task.name.as_deref().unwrap_or(""), late_by = ?late_by, runs, "cronlane: misfire");
-        if let Some(l) = &self.listener {
-            emit(
-                &**l,
-                task.id,
-                task.name.as_deref(),
-                scheduled,
-                EventKind::Misfired { late_by, runs },
-            );
-        }
+        self.notify(task, scheduled, EventKind::Misfired { late_by, runs });
     }
 
     /// Reports fires that did not run. Skips counted in the run report are
@@ -252,14 +222,14 @@ impl Core {
         if reason == SkipReason::Overlap {
             self.stats().skipped_extra(count);
         }
+        self.notify(task, scheduled, EventKind::Skipped { reason, count });
+    }
+
+    /// Tells the listener, if there is one.
+    #[inline]
+    fn notify(&self, task: &TaskRef, scheduled: i64, kind: EventKind<'_>) {
         if let Some(l) = &self.listener {
-            emit(
-                &**l,
-                task.id,
-                task.name.as_deref(),
-                scheduled,
-                EventKind::Skipped { reason, count },
-            );
+            emit(&**l, task.id, task.name.as_deref(), scheduled, kind);
         }
     }
 
