@@ -48,7 +48,7 @@ pub use dispatch::{Dispatcher, Executor, Job};
 pub use error::Error;
 pub use events::{Event, EventKind, Listener, SkipReason};
 pub use policy::{Misfire, Overlap, DEFAULT_MISFIRE_GRACE};
-pub use runner::{RunnerHandle, DROP_SHUTDOWN_TIMEOUT, MAX_PARK};
+pub use runner::{RunnerHandle, DROP_SHUTDOWN_TIMEOUT, MAX_PARK, SPIN_WINDOW};
 pub use schedule::Schedule;
 pub use scheduler::{
     KeyRef, RunReport, Scheduler, SchedulerBuilder, Stats, TaskBuilder, TaskInfo, TaskKey,
