@@ -32,6 +32,10 @@ pub static BREAK_WAKE: AtomicBool = AtomicBool::new(false);
 /// `RunnerHandle::shutdown` raises `stop` but does not unpark the runner.
 pub static BREAK_SHUTDOWN: AtomicBool = AtomicBool::new(false);
 
+/// `Sealer::open` loads the key ring before the payload's record (the
+/// ground rules say record first).
+pub static BREAK_SEAL_ORDER: AtomicBool = AtomicBool::new(false);
+
 /// Whether `switch` is on.
 #[inline]
 pub(crate) fn broken(switch: &AtomicBool) -> bool {

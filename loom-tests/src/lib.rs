@@ -110,8 +110,10 @@ where
 }
 
 /// A shared counter. Observation only: a std atomic, which loom does not
-/// explore (model threads share one OS thread, so it reads as sequentially
-/// consistent in the order loom runs them).
+/// see. Models read counters (and [`Flag`]s) only after joining the threads
+/// that write them: loom's partial-order reduction does not reorder
+/// operations it cannot see, so a std atomic must never be used to compare
+/// the timing of two model threads (see `docs/loom.md`).
 #[derive(Clone, Default)]
 pub struct Counter(std::sync::Arc<AtomicUsize>);
 

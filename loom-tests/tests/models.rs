@@ -37,3 +37,13 @@ fn m6a_runner_wakes_for_a_sooner_task() {
 fn m6b_shutdown_vs_wake_exits_and_joins() {
     model(models::shutdown_vs_wake);
 }
+
+#[test]
+fn m7a_key_rotation_vs_open() {
+    model(models::rotation_vs_open);
+}
+
+#[test]
+fn m7b_key_retirement_vs_open() {
+    model(models::retirement_vs_open);
+}

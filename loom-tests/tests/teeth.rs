@@ -4,8 +4,8 @@
 #![cfg(cronlane_loom)]
 
 use cronlane::__loom::{
-    BREAK_CLAIM, BREAK_FINISH, BREAK_HANDOVER, BREAK_POP, BREAK_SHUTDOWN, BREAK_START, BREAK_TAKE,
-    BREAK_WAKE,
+    BREAK_CLAIM, BREAK_FINISH, BREAK_HANDOVER, BREAK_POP, BREAK_SEAL_ORDER, BREAK_SHUTDOWN,
+    BREAK_START, BREAK_TAKE, BREAK_WAKE,
 };
 use loom_tests::{broken, models};
 
@@ -27,22 +27,23 @@ fn m2_broken_intake_pop_loses_a_task() {
     broken(&[&BREAK_POP], models::registration_vs_run_pending);
 }
 
-/// Loom finds either a fire after `remove` returned `Ok` or the clean-up
-/// done twice (the overwritten `REMOVED` lets the fire complete the task).
+/// The claim's store overwrites `REMOVED`: the fire runs although `remove`
+/// returned `Ok`, then completes the task and cleans it up a second time.
 #[test]
-#[should_panic(expected = "m3: ")]
+#[should_panic(expected = "m3: the task is still live")]
 fn m3_broken_claim_fires_after_remove() {
     broken(&[&BREAK_CLAIM], models::remove_vs_fire);
 }
 
+/// Start's store overwrites `REMOVED`, with the same outcome.
 #[test]
-#[should_panic(expected = "fired after remove returned Ok")]
+#[should_panic(expected = "m3: the task is still live")]
 fn m3_broken_start_fires_after_remove() {
     broken(&[&BREAK_START], models::remove_vs_fire);
 }
 
 #[test]
-#[should_panic(expected = "came back after remove")]
+#[should_panic(expected = "m4: the task came back after remove")]
 fn m4_broken_finish_brings_a_removed_task_back() {
     broken(&[&BREAK_FINISH], models::reschedule_vs_remove);
 }
@@ -63,4 +64,12 @@ fn m6a_broken_wake_loses_the_wake_up() {
 #[should_panic(expected = "deadlock")]
 fn m6b_broken_shutdown_never_joins() {
     broken(&[&BREAK_SHUTDOWN], models::shutdown_vs_wake);
+}
+
+/// Ring first, then record: the fire may hold the old ring `{k1}` and then
+/// meet the record that a concurrent `reseal_payloads` sealed with `k2`.
+#[test]
+#[should_panic(expected = "m7: the fire did not open its payload")]
+fn m7a_broken_seal_order_fails_to_open() {
+    broken(&[&BREAK_SEAL_ORDER], models::rotation_vs_open);
 }

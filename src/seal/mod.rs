@@ -153,20 +153,39 @@ impl Sealer {
             Payload::Sealed { aad, record } => (aad, record),
         };
         // Record first, then ring: see the ground rules.
-        let rec = slot.load();
-        let opened = self.ring.with(|ring| {
-            let ring = ring.ok_or(SealError::NoKey)?;
-            let plain = rec.open(ring, aad)?;
-            if rec.key_id() != Some(ring.current_id()) {
-                self.reseal(slot, &rec, ring, aad, &plain);
+        let mut rec = slot.load();
+        loop {
+            #[cfg(cronlane_loom)]
+            if crate::__loom::broken(&crate::__loom::BREAK_SEAL_ORDER) {
+                // Broken twin: the ring is loaded before the record.
+                let ring = self.ring.load();
+                rec = slot.load();
+                let ring = ring.ok_or(SealError::NoKey)?;
+                return rec.open(&ring, aad).map(Opened::Sealed);
             }
-            Ok(plain)
-        });
-        match opened {
-            Ok(plain) => Ok(Opened::Sealed(plain)),
-            Err(e) => {
-                self.open_failures.fetch_add(1, Ordering::Relaxed);
-                Err(e)
+            let opened = self.ring.with(|ring| {
+                let ring = ring.ok_or(SealError::NoKey)?;
+                let plain = rec.open(ring, aad)?;
+                if rec.key_id() != Some(ring.current_id()) {
+                    self.reseal(slot, &rec, ring, aad, &plain);
+                }
+                Ok(plain)
+            });
+            match opened {
+                Ok(plain) => return Ok(Opened::Sealed(plain)),
+                Err(e) => {
+                    // The record was re-sealed since we loaded it, and the
+                    // ring we then saw no longer holds the old key (it was
+                    // retired once no stored record used it): open the new
+                    // record. Found by loom (`loom-tests`, model 7b).
+                    let now = slot.load();
+                    if !Arc::ptr_eq(&now, &rec) {
+                        rec = now;
+                        continue;
+                    }
+                    self.open_failures.fetch_add(1, Ordering::Relaxed);
+                    return Err(e);
+                }
             }
         }
     }
