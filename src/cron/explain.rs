@@ -56,10 +56,12 @@ pub(crate) fn explain(expr: &str, dialect: Dialect) -> String {
             if dialect == Dialect::Vixie && both_restricted {
                 parts.push(format!("{a} or {b}"));
             } else {
-                parts.push(format!(
-                    "{a}, if it is {}",
-                    b.trim_start_matches("only on ")
-                ));
+                let b = b.trim_start_matches("only on ");
+                let b = match b.rsplit_once(" and ") {
+                    Some((head, last)) if !b.starts_with("on ") => format!("{head} or {last}"),
+                    _ => b.to_owned(),
+                };
+                parts.push(format!("{a}, if it is {b}"));
             }
         }
         (Some(a), None) | (None, Some(a)) => parts.push(a),
@@ -219,8 +221,8 @@ fn dom_phrase(dom: &str) -> Option<String> {
             } else if let Some((range, step)) = item.split_once('/') {
                 match range.split_once('-') {
                     Some((a, b)) => format!("every {step} days from day {a} through {b}"),
-                    None if range == "*" => format!("every {step} days"),
-                    None => format!("every {step} days starting on day {range}"),
+                    None if range == "*" => format!("every {step} days from day 1"),
+                    None => format!("every {step} days from day {range}"),
                 }
             } else if let Some((a, b)) = item.split_once('-') {
                 format!("days {a} through {b}")
@@ -229,7 +231,42 @@ fn dom_phrase(dom: &str) -> Option<String> {
             }
         })
         .collect();
-    Some(format!("on {} of the month", join_and(&items)))
+    let joined = join_and(&items);
+    Some(if joined.starts_with("every") {
+        format!("{joined} of the month")
+    } else {
+        format!("on {joined} of the month")
+    })
+}
+
+/// The weekdays (0 = Sunday) a plain `a-b/n`, `a/n` or `*/n` item selects.
+fn dow_step_days(range: &str, step: &str, dialect: Dialect) -> Vec<usize> {
+    let value = |v: &str| -> u32 {
+        if is_num(v) {
+            num(v)
+        } else {
+            let i = DAYS.iter().position(|d| d[..3].eq_ignore_ascii_case(v));
+            i.map_or(0, |i| i as u32 + u32::from(dialect == Dialect::Quartz))
+        }
+    };
+    let (lo, hi) = match (dialect, range.split_once('-')) {
+        (_, Some((a, b))) => (value(a), value(b)),
+        (Dialect::Vixie, None) if range == "*" => (0, 7),
+        (Dialect::Quartz, None) if range == "*" => (1, 7),
+        (_, None) => (value(range), 7),
+    };
+    let mut days: Vec<usize> = (lo..=hi)
+        .step_by(num(step).max(1) as usize)
+        .map(|v| match dialect {
+            Dialect::Vixie => v as usize % 7,
+            Dialect::Quartz => (v as usize + 6) % 7,
+        })
+        .collect();
+    days.sort_unstable();
+    days.dedup();
+    // Read Monday first, Sunday last.
+    days.sort_by_key(|&d| (d + 6) % 7);
+    days
 }
 
 fn dow_name(v: &str, dialect: Dialect) -> String {
@@ -269,7 +306,12 @@ fn dow_phrase(dow: &str, dialect: Dialect) -> Option<String> {
             } else if let Some(d) = up.strip_suffix('L') {
                 format!("the last {} of the month", dow_name(d, dialect))
             } else if let Some((range, step)) = item.split_once('/') {
-                format!("every {step} days of the week from {range}")
+                only = true;
+                let names: Vec<String> = dow_step_days(range, step, dialect)
+                    .into_iter()
+                    .map(|d| DAYS[d].to_owned())
+                    .collect();
+                join_and(&names)
             } else if let Some((a, b)) = item.split_once('-') {
                 format!("{} through {}", dow_name(a, dialect), dow_name(b, dialect))
             } else {

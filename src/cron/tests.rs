@@ -264,6 +264,22 @@ fn explain_phrases() {
     assert_eq!(x("5 * * * *"), "At minute 5 past the hour");
     assert_eq!(q("0 0 12 ? * 2"), "At 12:00, only on Monday");
     assert_eq!(
+        x("0 12 * * 1/2"),
+        "At 12:00, only on Monday, Wednesday, Friday and Sunday"
+    );
+    assert_eq!(
+        x("0 0 1,15 * */3"),
+        "At 00:00, on days 1 and 15 of the month, if it is Wednesday, Saturday or Sunday"
+    );
+    assert_eq!(
+        x("0 0 */10 * *"),
+        "At 00:00, every 10 days from day 1 of the month"
+    );
+    assert_eq!(
+        q("0 0 0 ? * */2"),
+        "At 00:00, only on Tuesday, Thursday, Saturday and Sunday"
+    );
+    assert_eq!(
         q("0 30 9 15 * ? 2030"),
         "At 09:30, on day 15 of the month, only in 2030"
     );
