@@ -23,8 +23,9 @@
 //! assert_eq!(expr.explain(), "At 09:00, Monday through Friday");
 //! ```
 //!
-//! Module map: `parse` (text to bitsets), `field` (bitsets and calendar
-//! arithmetic), `eval` (next-fire search and DST), `explain`, `error`.
+//! Module map: `lex` (fields, macros), `parse` (text to bitsets), `field`
+//! (bitsets and calendar arithmetic), `eval` (next-fire search and DST),
+//! `explain`, `error`.
 
 use std::fmt;
 
@@ -35,6 +36,7 @@ mod error;
 mod eval;
 mod explain;
 mod field;
+mod lex;
 mod parse;
 
 pub use error::{CronError, CronErrorKind, CronField};

@@ -6,6 +6,7 @@
 
 use super::error::{CronError, CronErrorKind, CronField};
 use super::field::{DomSpec, DowSpec, Schedule, YearSet, YEAR_MAX, YEAR_MIN};
+use super::lex::{macro_expansion, split_fields};
 use super::Dialect;
 
 const MONTHS: [&str; 12] = [
@@ -166,48 +167,6 @@ fn fold_weekdays(p: &Parsed, dialect: Dialect) -> DowSpec {
         nth,
         star: p.star,
     }
-}
-
-fn macro_expansion(name: &str, dialect: Dialect) -> Option<&'static str> {
-    let vixie = match name.to_ascii_lowercase().as_str() {
-        "@yearly" | "@annually" => "0 0 1 1 *",
-        "@monthly" => "0 0 1 * *",
-        "@weekly" => "0 0 * * 0",
-        "@daily" | "@midnight" => "0 0 * * *",
-        "@hourly" => "0 * * * *",
-        _ => return None,
-    };
-    Some(match dialect {
-        Dialect::Vixie => vixie,
-        Dialect::Quartz => match vixie {
-            "0 0 1 1 *" => "0 0 0 1 1 ?",
-            "0 0 1 * *" => "0 0 0 1 * ?",
-            "0 0 * * 0" => "0 0 0 ? * 1",
-            "0 0 * * *" => "0 0 0 * * ?",
-            _ => "0 0 * * * ?",
-        },
-    })
-}
-
-/// Fields with the byte offset where each starts.
-fn split_fields(expr: &str) -> Vec<(&str, usize)> {
-    let mut out = Vec::with_capacity(7);
-    let mut start = None;
-    for (i, c) in expr.char_indices() {
-        let sep = c == ' ' || c == '\t';
-        match (sep, start) {
-            (true, Some(s)) => {
-                out.push((&expr[s..i], s));
-                start = None;
-            }
-            (false, None) => start = Some(i),
-            _ => {}
-        }
-    }
-    if let Some(s) = start {
-        out.push((&expr[s..], s));
-    }
-    out
 }
 
 struct Ctx<'a> {
@@ -426,12 +385,12 @@ impl Ctx<'_> {
         if digits == 0 {
             return Err(self.unexpected(def, s, i.min(s.len()), at));
         }
-        if digits > 6 {
-            return Err(self.err(def, at + i, CronErrorKind::NumberTooLarge));
-        }
         let mut n = 0u32;
         for c in &s.as_bytes()[i..i + digits] {
-            n = n * 10 + u32::from(c - b'0');
+            n = n.saturating_mul(10).saturating_add(u32::from(c - b'0'));
+        }
+        if n > 999_999 {
+            return Err(self.err(def, at + i, CronErrorKind::NumberTooLarge));
         }
         Ok((n, i + digits))
     }
