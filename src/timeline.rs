@@ -90,9 +90,11 @@ impl Timeline {
 
     #[inline]
     fn lower_hint(&self, at: i64) -> bool {
-        // Relaxed is enough: the hint only decides whether to unpark, and the
-        // runner re-reads the timeline itself after every wake-up.
-        let prev = self.earliest.fetch_min(at, Ordering::Relaxed);
+        // Release: if the runner's reset (`take_hint`, Acquire) reads our
+        // value, it must also see the push or insert made before it, or it
+        // could take the hint away, miss the task and park. (On x86 this
+        // costs nothing over Relaxed: both are a locked CAS loop.)
+        let prev = self.earliest.fetch_min(at, Ordering::Release);
         at < prev
     }
 
