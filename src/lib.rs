@@ -57,3 +57,8 @@ pub use scheduler::{
 pub use seal::{Key, KeyError, KeyRing, ResealReport, SealError, SealStats, DEFAULT_KEYS_VAR};
 pub use stats::{LagSummary, TaskStats};
 pub use task::{FireContext, TaskId, TaskResult};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
