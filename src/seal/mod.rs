@@ -33,6 +33,13 @@
 //!   holding *k*; loading that record (acquire) therefore makes that ring, or
 //!   a newer one, visible to the ring load that follows. Rotation cannot make
 //!   a fire miss a key that the ring still holds.
+//! * A record that fails to open is not a failure yet if the slot has moved
+//!   on: a fire that loaded a record sealed with *k*, then a ring from which
+//!   *k* was retired, raced with the documented retirement (re-seal, then
+//!   drop *k*); the retiring ring was stored after the re-sealed record, so
+//!   the fire reloads the slot and opens the newer record. Only a failure on
+//!   the record still in the slot counts (found by the loom model 7b,
+//!   `docs/loom.md`).
 //! * Re-seal on next use: a fire that opens a record sealed with a key other
 //!   than the ring's current one seals the plaintext again with the current
 //!   key and swaps it in (best effort: a failed swap or seal leaves the old
