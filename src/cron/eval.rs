@@ -167,6 +167,13 @@ fn next_month(w: Wall) -> Wall {
     }
 }
 
+/// Whether no wall time ever matches. The calendar repeats every 400 years
+/// and Quartz years end in 2099, so one search from 1970 over the horizon
+/// settles it; `next_after` then answers `None` without searching.
+pub(crate) fn never_fires(s: &Schedule) -> bool {
+    s.next_wall(Wall::first_of_month(1970, 1)).is_none()
+}
+
 /// Whether `tz` is UTC under another name, so no lookup is needed.
 fn is_utc(tz: &Tz) -> bool {
     matches!(
@@ -177,6 +184,9 @@ fn is_utc(tz: &Tz) -> bool {
 
 /// The next fire instant strictly after `after` (see the module rules).
 pub(crate) fn next_after(s: &Schedule, after: DateTime<Utc>, tz: &Tz) -> Option<DateTime<Utc>> {
+    if s.never {
+        return None;
+    }
     // Fire times are whole seconds, so "strictly after" is "at or after start".
     let start = after.timestamp().checked_add(1)?;
     let t = if is_utc(tz) {

@@ -73,6 +73,8 @@ pub(crate) struct Schedule {
     pub(crate) and_days: bool,
     /// A fixed-time job for the DST rules (5 fields, minute and hour fixed).
     pub(crate) fixed_time: bool,
+    /// No wall time ever matches (`0 0 30 2 *`); set once after parsing.
+    pub(crate) never: bool,
 }
 
 impl Schedule {

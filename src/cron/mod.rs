@@ -71,7 +71,8 @@ impl CronExpr {
 
     /// Parses an expression in the given dialect.
     pub fn parse_with(expr: &str, dialect: Dialect) -> Result<CronExpr, CronError> {
-        let schedule = parse::parse(expr, dialect)?;
+        let mut schedule = parse::parse(expr, dialect)?;
+        schedule.never = eval::never_fires(&schedule);
         Ok(CronExpr {
             source: expr.to_owned(),
             dialect,

@@ -146,6 +146,7 @@ pub(crate) fn parse(expr: &str, dialect: Dialect) -> Result<Schedule, CronError>
         years,
         and_days: dialect == Dialect::Quartz || rest[2].star || rest[4].star,
         fixed_time,
+        never: false,
     })
 }
 
