@@ -194,7 +194,8 @@ pub(crate) struct Task {
     extras: std::sync::OnceLock<Box<Extras>>,
     callback: Callback,
     /// Sealed (production) or clear (test mode) payload; see [`crate::seal`].
-    payload: Option<crate::seal::Payload>,
+    /// Boxed: most tasks have none, and the box keeps `Task` 24 bytes smaller.
+    payload: Option<Box<crate::seal::Payload>>,
 }
 
 pub(crate) type TaskRef = Arc<Task>;
@@ -251,13 +252,13 @@ impl Task {
 
     /// Gives a task being built its payload.
     pub(crate) fn with_payload(mut self, payload: Option<crate::seal::Payload>) -> Task {
-        self.payload = payload;
+        self.payload = payload.map(Box::new);
         self
     }
 
     #[inline]
     pub(crate) fn payload(&self) -> Option<&crate::seal::Payload> {
-        self.payload.as_ref()
+        self.payload.as_deref()
     }
 
     #[inline]
