@@ -38,7 +38,6 @@ pub struct LagSummary {
 /// A lock-free log-linear histogram of nanosecond values.
 pub(crate) struct Histogram {
     buckets: Box<[AtomicU64]>,
-    count: AtomicU64,
     max: AtomicU64,
 }
 
@@ -46,7 +45,6 @@ impl Histogram {
     pub(crate) fn new() -> Self {
         Histogram {
             buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
             max: AtomicU64::new(0),
         }
     }
@@ -72,9 +70,12 @@ impl Histogram {
 
     pub(crate) fn record(&self, nanos: i64) {
         let v = nanos.max(0) as u64;
+        // One read-modify-write per record on the common path: the count is
+        // the sum of the buckets, and the maximum is only written when beaten.
         self.buckets[Self::index(v)].fetch_add(1, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.max.fetch_max(v, Ordering::Relaxed);
+        if v > self.max.load(Ordering::Relaxed) {
+            self.max.fetch_max(v, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn summary(&self) -> LagSummary {
