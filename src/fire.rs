@@ -17,7 +17,8 @@
 
 use crate::events::{emit, EventKind, SkipReason};
 use crate::policy::{self, Overlap};
-use crate::scheduler::{Core, Outcome};
+use crate::report::Outcome;
+use crate::scheduler::Core;
 use crate::sync::{HandleArc as Arc, Ordering};
 use crate::task::{word, After, FireContext, TaskRef, CLAIMED, SCHEDULED};
 use crate::timeline::Claimed;

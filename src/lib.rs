@@ -24,6 +24,7 @@
 #[cfg(cronlane_loom)]
 #[doc(hidden)]
 pub mod __loom;
+mod builder;
 mod clock;
 pub mod cron;
 mod dispatch;
@@ -33,6 +34,7 @@ mod fire;
 mod manage;
 mod policy;
 mod registry;
+mod report;
 mod runner;
 mod schedule;
 mod scheduler;
@@ -42,18 +44,17 @@ mod sync;
 mod task;
 mod timeline;
 
+pub use builder::SchedulerBuilder;
 pub use chrono_tz::Tz;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dispatch::{Dispatcher, Executor, Job};
 pub use error::Error;
 pub use events::{Event, EventKind, Listener, SkipReason};
 pub use policy::{Misfire, Overlap, DEFAULT_MISFIRE_GRACE};
+pub use report::{RunReport, Stats, TaskInfo, TaskState};
 pub use runner::{RunnerHandle, DROP_SHUTDOWN_TIMEOUT, MAX_PARK, SPIN_WINDOW};
 pub use schedule::Schedule;
-pub use scheduler::{
-    KeyRef, RunReport, Scheduler, SchedulerBuilder, Stats, TaskBuilder, TaskInfo, TaskKey,
-    TaskState,
-};
+pub use scheduler::{KeyRef, Scheduler, TaskBuilder, TaskKey};
 pub use seal::{Key, KeyError, KeyRing, ResealReport, SealError, SealStats, DEFAULT_KEYS_VAR};
 pub use stats::{LagSummary, TaskStats};
 pub use task::{FireContext, TaskId, TaskResult};

@@ -10,20 +10,19 @@
 //! resume, reschedule) settle races with firing threads through each task's
 //! state word; see [`crate::task`] for the states.
 
-use crate::clock::{from_nanos, Clock, SystemClock};
+use crate::builder::SchedulerBuilder;
+use crate::clock::Clock;
 use crate::dispatch::{Dispatch, Dispatcher, Job};
 use crate::error::Error;
 use crate::events::Listener;
-use crate::policy::{Misfire, Overlap, DEFAULT_MISFIRE_GRACE};
+use crate::policy::{Misfire, Overlap};
 use crate::registry::{NameClaim, Registry};
+use crate::report::{info, next_fire, RunReport, Stats, StatsCells, TaskInfo};
 use crate::runner::{RunnerHandle, RunnerSignal};
 use crate::schedule::Schedule;
-use crate::stats::{Histogram, LagSummary, Policies, TaskStats};
+use crate::stats::{Histogram, Policies, TaskStats};
 use crate::sync::{AtomicU64, AtomicUsize, HandleArc as Arc, Ordering};
-use crate::task::{
-    phase_of, Callback, FireContext, Task, TaskId, TaskRef, TaskResult, CLAIMED, PAUSED, REMOVED,
-    RUNNING, SCHEDULED,
-};
+use crate::task::{Callback, FireContext, Task, TaskId, TaskRef, TaskResult};
 use crate::timeline::{Claimed, Timeline};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -47,285 +46,34 @@ const BATCH: usize = 1024;
 /// ```
 #[derive(Clone)]
 pub struct Scheduler {
-    core: Arc<Core>,
-}
-
-/// Builds a [`Scheduler`]: clock, dispatcher, default time zone, test mode.
-#[must_use]
-pub struct SchedulerBuilder {
-    clock: Arc<dyn Clock>,
-    dispatcher: Dispatcher,
-    tz: Tz,
-    test_mode: bool,
-    keys: Option<crate::seal::KeyRing>,
-    grace: Duration,
-    misfire: Misfire,
-    seed: Option<u64>,
-    listener: Option<Arc<dyn Listener>>,
-}
-
-impl Default for SchedulerBuilder {
-    fn default() -> Self {
-        SchedulerBuilder {
-            clock: Arc::new(SystemClock),
-            dispatcher: Dispatcher::default(),
-            tz: Tz::UTC,
-            test_mode: false,
-            keys: None,
-            grace: DEFAULT_MISFIRE_GRACE,
-            misfire: Misfire::default(),
-            seed: None,
-            listener: None,
-        }
-    }
-}
-
-impl SchedulerBuilder {
-    /// The clock (default: [`SystemClock`]). Tests pass a [`ManualClock`](crate::ManualClock).
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-
-    /// Where callbacks run (default: inline).
-    pub fn dispatcher(mut self, dispatcher: Dispatcher) -> Self {
-        self.dispatcher = dispatcher;
-        self
-    }
-
-    /// The zone cron schedules are evaluated in unless they name their own
-    /// (default: UTC).
-    pub fn time_zone(mut self, tz: Tz) -> Self {
-        self.tz = tz;
-        self
-    }
-
-    /// Like [`time_zone`](Self::time_zone), by IANA name (`"Europe/Berlin"`).
-    pub fn time_zone_named(self, name: &str) -> Result<Self, Error> {
-        let tz: Tz = name
-            .parse()
-            .map_err(|_| Error::UnknownTimeZone(name.to_owned()))?;
-        Ok(self.time_zone(tz))
-    }
-
-    /// Test mode. Not covered by semver: meant for tests of code that uses
-    /// cronlane. Marks the scheduler as a test scheduler
-    /// ([`Scheduler::is_test_mode`]); pair it with a manual clock.
-    pub fn test_mode(mut self, on: bool) -> Self {
-        self.test_mode = on;
-        self
-    }
-
-    /// The key ring that task payloads are sealed with (production mode).
-    /// Without one, registering a task with a payload fails with
-    /// [`Error::NoKey`] unless the scheduler is in test mode, where payloads
-    /// are kept in the clear. See `docs/seal.md`.
-    pub fn keys(mut self, ring: crate::seal::KeyRing) -> Self {
-        self.keys = Some(ring);
-        self
-    }
-
-    /// How late a fire may start and still be on time (default
-    /// [`DEFAULT_MISFIRE_GRACE`], 1 s). Later than that it is a misfire.
-    pub fn misfire_grace(mut self, grace: Duration) -> Self {
-        self.grace = grace;
-        self
-    }
-
-    /// The misfire policy of tasks that do not choose their own (default
-    /// [`Misfire::FireOnce`]).
-    pub fn misfire(mut self, policy: Misfire) -> Self {
-        self.misfire = policy;
-        self
-    }
-
-    /// The seed of the jitter delays, for deterministic tests (default: drawn
-    /// from the system clock at build time).
-    pub fn jitter_seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
-    }
-
-    /// A listener for fire events (started, succeeded, failed, misfired,
-    /// skipped). Without one the engine pays one branch per fire.
-    pub fn listener(mut self, listener: impl Listener) -> Self {
-        self.listener = Some(Arc::new(listener));
-        self
-    }
-
-    /// Builds the scheduler.
-    pub fn build(self) -> Scheduler {
-        let seed = self.seed.unwrap_or_else(|| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
-            now ^ (&self as *const Self as u64).rotate_left(32)
-        });
-        Scheduler {
-            core: Arc::new(Core {
-                clock: self.clock,
-                timeline: Timeline::new(),
-                registry: Registry::new(),
-                dispatch: self.dispatcher.build(),
-                pool_started: std::sync::atomic::AtomicBool::new(false),
-                tz: self.tz,
-                test_mode: self.test_mode,
-                seal: crate::seal::Sealer::new(self.keys),
-                next_id: AtomicU64::new(1),
-                live: AtomicUsize::new(0),
-                jobs: AtomicUsize::new(0),
-                stats: StatsCells::default(),
-                runner: RunnerSignal::new(),
-                grace: crate::clock::duration_nanos(self.grace),
-                misfire: self.misfire,
-                seed,
-                listener: self.listener,
-                lag: Histogram::new(),
-            }),
-        }
-    }
+    pub(crate) core: Arc<Core>,
 }
 
 /// The shared state behind every [`Scheduler`] handle.
 pub(crate) struct Core {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) timeline: Timeline,
-    registry: Registry,
+    pub(crate) registry: Registry,
     pub(crate) dispatch: Dispatch,
-    pool_started: std::sync::atomic::AtomicBool,
-    tz: Tz,
-    test_mode: bool,
+    pub(crate) pool_started: std::sync::atomic::AtomicBool,
+    pub(crate) tz: Tz,
+    pub(crate) test_mode: bool,
     pub(crate) seal: crate::seal::Sealer,
-    next_id: AtomicU64,
-    live: AtomicUsize,
+    pub(crate) next_id: AtomicU64,
+    pub(crate) live: AtomicUsize,
     /// Jobs handed to a pool or executor and not finished.
-    jobs: AtomicUsize,
-    stats: StatsCells,
+    pub(crate) jobs: AtomicUsize,
+    pub(crate) stats: StatsCells,
     pub(crate) runner: RunnerSignal,
     /// Misfire grace period, nanoseconds.
     pub(crate) grace: i64,
     /// Default misfire policy.
-    misfire: Misfire,
+    pub(crate) misfire: Misfire,
     /// Jitter seed.
     pub(crate) seed: u64,
     pub(crate) listener: Option<Arc<dyn Listener>>,
     /// Fire lag of every run.
     pub(crate) lag: Histogram,
-}
-
-/// What one call of [`Scheduler::run_pending`] did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RunReport {
-    /// Callbacks that ran and returned `Ok` (inline dispatch).
-    pub fired: u64,
-    /// Callbacks that returned `Err` or panicked (inline dispatch).
-    pub failed: u64,
-    /// Fires claimed but not started because the task was removed, paused or
-    /// rescheduled in between.
-    pub skipped: u64,
-    /// Fires handed to a worker pool or executor; their outcome shows in
-    /// [`Scheduler::stats`].
-    pub dispatched: u64,
-}
-
-impl RunReport {
-    fn add(&mut self, o: Outcome) {
-        match o {
-            Outcome::Fired => self.fired += 1,
-            Outcome::Failed => self.failed += 1,
-            Outcome::Skipped => self.skipped += 1,
-        }
-    }
-}
-
-/// Totals since the scheduler was built.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Callbacks that returned `Ok`.
-    pub fired: u64,
-    /// Callbacks that returned `Err` or panicked (or whose payload did not open).
-    pub failed: u64,
-    /// Fires that did not run: cancelled after the claim, dropped by the
-    /// misfire policy, or skipped by the overlap policy.
-    pub skipped: u64,
-    /// Fires that started later than the grace period (run or not).
-    pub misfired: u64,
-    /// Fire lag (due instant to callback start) of every run.
-    pub lag: LagSummary,
-}
-
-#[derive(Default)]
-pub(crate) struct StatsCells {
-    fired: AtomicU64,
-    failed: AtomicU64,
-    skipped: AtomicU64,
-    misfired: AtomicU64,
-}
-
-impl StatsCells {
-    pub(crate) fn misfired(&self) {
-        self.misfired.fetch_add(1, Ordering::Relaxed);
-    }
-    pub(crate) fn skipped_extra(&self, n: u64) {
-        self.skipped.fetch_add(n, Ordering::Relaxed);
-    }
-    pub(crate) fn record(&self, o: Outcome) {
-        let cell = match o {
-            Outcome::Fired => &self.fired,
-            Outcome::Failed => &self.failed,
-            Outcome::Skipped => &self.skipped,
-        };
-        cell.fetch_add(1, Ordering::Relaxed);
-    }
-    fn add(&self, r: &RunReport) {
-        for (cell, n) in [
-            (&self.fired, r.fired),
-            (&self.failed, r.failed),
-            (&self.skipped, r.skipped),
-        ] {
-            if n > 0 {
-                cell.fetch_add(n, Ordering::Relaxed);
-            }
-        }
-    }
-}
-
-/// How one fire ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    Fired,
-    Failed,
-    Skipped,
-}
-
-/// Where a task stands, in a [`TaskInfo`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskState {
-    /// Waiting for its next fire.
-    Scheduled,
-    /// A fire is claimed or its callback is running.
-    Running,
-    /// Paused: will not fire until resumed.
-    Paused,
-}
-
-/// A snapshot of one task, from [`Scheduler::tasks`] or [`Scheduler::info`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskInfo {
-    /// The task's id.
-    pub id: TaskId,
-    /// The task's name, if any.
-    pub name: Option<String>,
-    /// The schedule in force, described.
-    pub schedule: String,
-    /// The next fire instant, when known (not while paused or running).
-    pub next_fire: Option<DateTime<Utc>>,
-    /// Scheduled, running or paused.
-    pub state: TaskState,
-    /// Runs so far (successful or not).
-    pub runs: u64,
-    /// Runs that returned `Err` or panicked.
-    pub failures: u64,
 }
 
 /// Says which task a management call is about: a [`TaskId`] or a name.
@@ -579,14 +327,7 @@ impl Scheduler {
 
     /// Totals of fires, failures and skips since the scheduler was built.
     pub fn stats(&self) -> Stats {
-        let s = &self.core.stats;
-        Stats {
-            fired: s.fired.load(Ordering::Relaxed),
-            failed: s.failed.load(Ordering::Relaxed),
-            skipped: s.skipped.load(Ordering::Relaxed),
-            misfired: s.misfired.load(Ordering::Relaxed),
-            lag: self.core.lag.summary(),
-        }
+        self.core.stats.snapshot(self.core.lag.summary())
     }
 
     /// The scheduler's clock reading.
@@ -622,39 +363,6 @@ fn key_error(task: &Task) -> Error {
         Some(n) => Error::NoSuchName(n.to_string()),
         None => Error::NoSuchId(task.id),
     }
-}
-
-fn next_fire(task: &Task) -> Option<DateTime<Utc>> {
-    let w = task.load();
-    if phase_of(w) == SCHEDULED && Task::flags(w) == 0 {
-        Some(from_nanos(task.slot().0))
-    } else {
-        None
-    }
-}
-
-fn info(task: &TaskRef) -> Option<TaskInfo> {
-    let w = task.load();
-    if w & REMOVED != 0 {
-        return None;
-    }
-    let state = if w & PAUSED != 0 {
-        TaskState::Paused
-    } else if matches!(phase_of(w), CLAIMED | RUNNING) {
-        TaskState::Running
-    } else {
-        TaskState::Scheduled
-    };
-    let (runs, failures) = task.counts();
-    Some(TaskInfo {
-        id: task.id,
-        name: task.name.as_deref().map(str::to_owned),
-        schedule: task.with_plan(|p| p.to_string()),
-        next_fire: next_fire(task),
-        state,
-        runs,
-        failures,
-    })
 }
 
 impl Core {

@@ -1,0 +1,165 @@
+//! What the engine reports: run reports, totals, task snapshots.
+
+use crate::clock::from_nanos;
+use crate::stats::LagSummary;
+use crate::sync::{AtomicU64, Ordering};
+use crate::task::{phase_of, Task, TaskId, TaskRef, CLAIMED, PAUSED, REMOVED, RUNNING, SCHEDULED};
+use chrono::{DateTime, Utc};
+
+/// What one call of [`Scheduler::run_pending`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// Callbacks that ran and returned `Ok` (inline dispatch).
+    pub fired: u64,
+    /// Callbacks that returned `Err` or panicked (inline dispatch).
+    pub failed: u64,
+    /// Fires claimed but not started because the task was removed, paused or
+    /// rescheduled in between.
+    pub skipped: u64,
+    /// Fires handed to a worker pool or executor; their outcome shows in
+    /// [`Scheduler::stats`].
+    pub dispatched: u64,
+}
+
+impl RunReport {
+    pub(crate) fn add(&mut self, o: Outcome) {
+        match o {
+            Outcome::Fired => self.fired += 1,
+            Outcome::Failed => self.failed += 1,
+            Outcome::Skipped => self.skipped += 1,
+        }
+    }
+}
+
+/// Totals since the scheduler was built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Callbacks that returned `Ok`.
+    pub fired: u64,
+    /// Callbacks that returned `Err` or panicked (or whose payload did not open).
+    pub failed: u64,
+    /// Fires that did not run: cancelled after the claim, dropped by the
+    /// misfire policy, or skipped by the overlap policy.
+    pub skipped: u64,
+    /// Fires that started later than the grace period (run or not).
+    pub misfired: u64,
+    /// Fire lag (due instant to callback start) of every run.
+    pub lag: LagSummary,
+}
+
+#[derive(Default)]
+pub(crate) struct StatsCells {
+    fired: AtomicU64,
+    failed: AtomicU64,
+    skipped: AtomicU64,
+    misfired: AtomicU64,
+}
+
+impl StatsCells {
+    pub(crate) fn snapshot(&self, lag: LagSummary) -> Stats {
+        Stats {
+            fired: self.fired.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            skipped: self.skipped.load(Ordering::Relaxed),
+            misfired: self.misfired.load(Ordering::Relaxed),
+            lag,
+        }
+    }
+
+    pub(crate) fn misfired(&self) {
+        self.misfired.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn skipped_extra(&self, n: u64) {
+        self.skipped.fetch_add(n, Ordering::Relaxed);
+    }
+    pub(crate) fn record(&self, o: Outcome) {
+        let cell = match o {
+            Outcome::Fired => &self.fired,
+            Outcome::Failed => &self.failed,
+            Outcome::Skipped => &self.skipped,
+        };
+        cell.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn add(&self, r: &RunReport) {
+        for (cell, n) in [
+            (&self.fired, r.fired),
+            (&self.failed, r.failed),
+            (&self.skipped, r.skipped),
+        ] {
+            if n > 0 {
+                cell.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// How one fire ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Fired,
+    Failed,
+    Skipped,
+}
+
+/// Where a task stands, in a [`TaskInfo`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    /// Waiting for its next fire.
+    Scheduled,
+    /// A fire is claimed or its callback is running.
+    Running,
+    /// Paused: will not fire until resumed.
+    Paused,
+}
+
+/// A snapshot of one task, from [`Scheduler::tasks`] or [`Scheduler::info`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskInfo {
+    /// The task's id.
+    pub id: TaskId,
+    /// The task's name, if any.
+    pub name: Option<String>,
+    /// The schedule in force, described.
+    pub schedule: String,
+    /// The next fire instant, when known (not while paused or running).
+    pub next_fire: Option<DateTime<Utc>>,
+    /// Scheduled, running or paused.
+    pub state: TaskState,
+    /// Runs so far (successful or not).
+    pub runs: u64,
+    /// Runs that returned `Err` or panicked.
+    pub failures: u64,
+}
+
+pub(crate) fn next_fire(task: &Task) -> Option<DateTime<Utc>> {
+    let w = task.load();
+    if phase_of(w) == SCHEDULED && Task::flags(w) == 0 {
+        Some(from_nanos(task.slot().0))
+    } else {
+        None
+    }
+}
+
+pub(crate) fn info(task: &TaskRef) -> Option<TaskInfo> {
+    let w = task.load();
+    if w & REMOVED != 0 {
+        return None;
+    }
+    let state = if w & PAUSED != 0 {
+        TaskState::Paused
+    } else if matches!(phase_of(w), CLAIMED | RUNNING) {
+        TaskState::Running
+    } else {
+        TaskState::Scheduled
+    };
+    let (runs, failures) = task.counts();
+    Some(TaskInfo {
+        id: task.id,
+        name: task.name.as_deref().map(str::to_owned),
+        schedule: task.with_plan(|p| p.to_string()),
+        next_fire: next_fire(task),
+        state,
+        runs,
+        failures,
+    })
+}
