@@ -22,8 +22,8 @@ CARGO_TARGET_DIR=$TARGET cargo bench --bench engine -- $ARGS 2>&1 | tee "$OUT/en
     cargo bench --bench peers -- $ARGS 2>&1 | tee "$OUT/peers.txt")
 
 # 3. Memory per task and 4. runner fire lag.
-(cd peer-benches && CARGO_TARGET_DIR=$PEER_TARGET cargo run --release --bin memory 2>&1 | tee "$OUT/memory.txt")
-(cd peer-benches && CARGO_TARGET_DIR=$PEER_TARGET LAG_OUT=$OUT/lag.txt cargo run --release --bin lag 2>&1 | tee "$OUT/lag-report.txt")
+(cd peer-benches && CARGO_TARGET_DIR=$PEER_TARGET cargo run --profile bench --bin memory 2>&1 | tee "$OUT/memory.txt")
+(cd peer-benches && CARGO_TARGET_DIR=$PEER_TARGET LAG_OUT=$OUT/lag.txt cargo run --profile bench --bin lag 2>&1 | tee "$OUT/lag-report.txt")
 
 # 5. Charts.
 python3 scripts/charts.py --criterion "$TARGET/criterion" --lag "$OUT/lag.txt" --out docs
