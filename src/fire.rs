@@ -241,7 +241,7 @@ impl Core {
         if max == 0 {
             return scheduled;
         }
-        scheduled.saturating_add(policy::jitter(self.seed, task.id.0, scheduled, max))
+        scheduled.saturating_add(policy::jitter(self.seed, task.id.n, scheduled, max))
     }
 
     /// Puts a claimed, not started fire back as it was (a new generation of
@@ -255,6 +255,8 @@ impl Core {
         } = claimed;
         match task.transition(word(gen, CLAIMED), word(gen + 1, SCHEDULED)) {
             Ok(_) => {
+                // Off its first entry for good: keep it findable by id.
+                self.registry.index_once(&task);
                 if self.timeline.insert(&task, gen + 1, scheduled, due) {
                     self.runner.wake();
                 }

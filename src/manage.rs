@@ -23,6 +23,7 @@ impl Core {
 
     pub(crate) fn pause(&self, task: &TaskRef) -> Result<(), ()> {
         let _guard = task.manage();
+        self.registry.index_once(task);
         loop {
             let cur = task.load();
             if cur & REMOVED != 0 {
@@ -48,6 +49,7 @@ impl Core {
 
     pub(crate) fn resume(&self, task: &TaskRef) -> Result<(), ()> {
         let _guard = task.manage();
+        self.registry.index_once(task);
         loop {
             let cur = task.load();
             if cur & REMOVED != 0 {
@@ -89,6 +91,7 @@ impl Core {
         let Some(at) = plan.first(now) else {
             return Err(());
         };
+        self.registry.index_once(task);
         task.set_replan(plan);
         loop {
             let cur = task.load();

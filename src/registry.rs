@@ -7,12 +7,17 @@
 //!   `REMOVED` bit. An entry is only ever removed if it still points at the
 //!   task being cleaned up, so a replacement under the same name survives the
 //!   clean-up of the task it replaced.
-//! * The **id index** is written lazily, by the thread that drains a task from
-//!   the intake queue, so registration stays a queue push. A one-shot task that
-//!   is already due when drained is claimed on the spot and never indexed: by
-//!   the time anyone could look it up, its fire is under way. Lookups by id
-//!   first wait for the intake hand-over to settle (see
-//!   [`Timeline::settle`](crate::timeline::Timeline::settle)).
+//! * The **id index** holds recurring tasks and re-planned one-shots. It is
+//!   written lazily, by the thread that drains a task from the intake queue
+//!   (recurring tasks), or by whoever re-plans a one-shot (a manager, a
+//!   released fire), so registration stays a queue push and a one-shot's fire
+//!   pays no index removal. A one-shot waiting at its first timeline entry is
+//!   found there instead: its `TaskId` carries that entry's key
+//!   ([`Timeline::probe`](crate::timeline::Timeline::probe)). A one-shot that
+//!   is already due when drained is claimed on the spot: by the time anyone
+//!   could look it up, its fire is under way, and it is not found by id.
+//!   Lookups by id that miss first wait for the intake hand-over to settle
+//!   (see [`Timeline::settle`](crate::timeline::Timeline::settle)).
 //! * Publishing into either index is followed by
 //!   [`Task::removed_after_publish`]: if the task was removed meanwhile, the
 //!   publisher takes its entry back itself.
@@ -73,15 +78,24 @@ impl Registry {
     }
 
     pub(crate) fn by_id(&self, id: TaskId) -> Option<TaskRef> {
-        self.by_id.get(&id.0).filter(|t| !t.is_removed())
+        self.by_id.get(&id.n).filter(|t| !t.is_removed())
     }
 
     /// Indexes a drained task by id (once).
     pub(crate) fn index(&self, task: &TaskRef) {
         task.in_registry.store(true, crate::sync::Ordering::Relaxed);
-        self.by_id.insert(task.id.0, task.clone());
+        self.by_id.insert(task.id.n, task.clone());
         if task.removed_after_publish() {
             self.forget(task);
+        }
+    }
+
+    /// Indexes `task` by id unless it already is: called by whoever moves a
+    /// one-shot off its first timeline entry (a manager re-planning it, a
+    /// released fire), so that it stays findable by id.
+    pub(crate) fn index_once(&self, task: &TaskRef) {
+        if !task.in_registry.load(crate::sync::Ordering::Relaxed) {
+            self.index(task);
         }
     }
 
@@ -89,7 +103,7 @@ impl Registry {
     pub(crate) fn forget(&self, task: &Task) {
         if task.in_registry.load(crate::sync::Ordering::Relaxed) {
             self.by_id
-                .remove_if(&task.id.0, |cur| std::ptr::eq(&**cur, task));
+                .remove_if(&task.id.n, |cur| std::ptr::eq(&**cur, task));
         }
         if let Some(name) = &task.name {
             self.by_name

@@ -303,15 +303,7 @@ impl Scheduler {
     /// A snapshot of every live task, ordered by id. One-shots whose fire is
     /// already under way are not listed.
     pub fn tasks(&self) -> Vec<TaskInfo> {
-        let core = &self.core;
-        core.timeline.settle(core.clock.now_nanos(), &core.registry);
-        let mut out = Vec::new();
-        core.registry.for_each(|t| out.extend(info(t)));
-        core.registry
-            .for_each_named_unindexed(|t| out.extend(info(t)));
-        out.sort_by_key(|i| i.id);
-        out.dedup_by_key(|i| i.id);
-        out
+        self.core.live_tasks().iter().filter_map(info).collect()
     }
 
     /// Live tasks: registered and neither removed nor finished (a one-shot
@@ -373,12 +365,13 @@ impl Core {
                 .by_name(name)
                 .ok_or_else(|| Error::NoSuchName(name.to_owned())),
             KeyRef::Id(id) => {
-                if let Some(t) = self.registry.by_id(id) {
+                let look = || self.timeline.probe(id).or_else(|| self.registry.by_id(id));
+                if let Some(t) = look() {
                     return Ok(t);
                 }
                 // It may still be in the intake queue: settle and look again.
                 self.timeline.settle(self.clock.now_nanos(), &self.registry);
-                self.registry.by_id(id).ok_or(Error::NoSuchId(id))
+                look().ok_or(Error::NoSuchId(id))
             }
         }
     }
@@ -394,6 +387,7 @@ impl Core {
         self.registry.for_each(|t| out.push(t.clone()));
         self.registry
             .for_each_named_unindexed(|t| out.push(t.clone()));
+        self.timeline.for_each_unindexed(|t| out.push(t.clone()));
         out.retain(|t| !t.is_removed());
         out.sort_by_key(|t| t.id);
         out.dedup_by_key(|t| t.id);
@@ -449,7 +443,9 @@ impl Core {
         let Some(first) = plan.first(now) else {
             return Err(Error::NeverFires(schedule.to_string()));
         };
-        let id = TaskId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let due = first.saturating_add(crate::policy::jitter(self.seed, n, first, policies.jitter));
+        let id = TaskId::new(n, due);
         let payload = payload
             .map(|p| self.seal.payload(p, self.test_mode, id, name.as_deref()))
             .transpose()?;
@@ -473,7 +469,6 @@ impl Core {
             }
         }
         self.live.fetch_add(1, Ordering::AcqRel);
-        let due = self.due(&task, first);
         if self.timeline.push_new(task, first, due) {
             self.runner.wake();
         }

@@ -57,20 +57,32 @@ use crate::sync::{
 use chrono::{DateTime, Utc};
 use std::fmt;
 
-/// A task's identity, unique within one process for its lifetime.
+/// A task's identity, unique within one scheduler for its lifetime.
+///
+/// Besides the number it carries the instant the task was first scheduled
+/// for: that is where an anonymous task waits on the timeline until it is
+/// re-planned, so a lookup by id finds it there without an id index (see
+/// [`crate::registry`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TaskId(pub(crate) u64);
+pub struct TaskId {
+    pub(crate) n: u64,
+    pub(crate) first_at: i64,
+}
 
 impl TaskId {
+    pub(crate) fn new(n: u64, first_at: i64) -> TaskId {
+        TaskId { n, first_at }
+    }
+
     /// The id as a number.
     pub fn as_u64(self) -> u64 {
-        self.0
+        self.n
     }
 }
 
 impl fmt::Display for TaskId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.0)
+        write!(f, "#{}", self.n)
     }
 }
 

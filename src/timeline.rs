@@ -111,7 +111,20 @@ impl Timeline {
     /// due at `at`, which includes jitter), on the timeline. The caller has
     /// just moved the task to `(gen, SCHEDULED)`. True if the hint was lowered.
     pub(crate) fn insert(&self, task: &TaskRef, gen: u64, scheduled: i64, at: i64) -> bool {
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        // Odd sequence numbers: re-inserts, counted (see `seq_limit`).
+        let seq = (self.seq.fetch_add(1, Ordering::Relaxed) << 1) | 1;
+        self.put(task, gen, scheduled, at, seq)
+    }
+
+    /// The first entry of a task drained from intake: keyed by the task's
+    /// own id, `(first_at, n << 1)`, so that [`probe`](Self::probe) finds it
+    /// from the `TaskId` alone.
+    fn insert_initial(&self, task: &TaskRef, scheduled: i64) -> bool {
+        let at = task.id.first_at;
+        self.put(task, 0, scheduled, at, task.id.n << 1)
+    }
+
+    fn put(&self, task: &TaskRef, gen: u64, scheduled: i64, at: i64, seq: u64) -> bool {
         task.set_slot(at, seq);
         self.map.insert(
             (at, seq),
@@ -135,10 +148,31 @@ impl Timeline {
             .remove_if(&key, |slot| crate::sync::Arc::ptr_eq(&slot.task, task));
     }
 
-    /// The sequence number the next insert will get: entries at or past it
-    /// were inserted after this call.
+    /// The count of re-inserts so far: a re-insert entry (odd sequence
+    /// number) whose count is at or past it was inserted after this call.
     pub(crate) fn seq_limit(&self) -> u64 {
         self.seq.load(Ordering::Acquire)
+    }
+
+    /// The task with this id, if it still waits at its first entry (the one
+    /// drained from intake): anonymous one-shots are found this way, with
+    /// no id index to keep up to date on every fire.
+    pub(crate) fn probe(&self, id: crate::task::TaskId) -> Option<TaskRef> {
+        self.map
+            .get(&(id.first_at, id.n << 1))
+            .map(|slot| slot.task)
+            .filter(|t| t.id == id && !t.is_removed())
+    }
+
+    /// Every task with an entry on the timeline that is in neither index
+    /// (anonymous one-shots at their first entry), for listings.
+    pub(crate) fn for_each_unindexed(&self, mut f: impl FnMut(&TaskRef)) {
+        self.map.for_each(|_, slot| {
+            let t = &slot.task;
+            if t.name.is_none() && !t.in_registry.load(Ordering::Relaxed) && !t.is_removed() {
+                f(t)
+            }
+        });
     }
 
     /// Moves up to `budget` tasks from intake to the index and timeline. With
@@ -187,11 +221,17 @@ impl Timeline {
             if task.is_removed() {
                 continue;
             }
-            registry.index(&task);
+            // Recurring tasks come back under new keys: index them by id. A
+            // one-shot is found at its first entry (`probe`); whoever
+            // re-plans it indexes it first.
+            if !task.is_once() {
+                registry.index(&task);
+            }
             // Still the registration's generation and scheduled? Then the entry
             // is live; otherwise a manager has already re-planned the task.
+            debug_assert_eq!(at, task.id.first_at);
             if task.load() == crate::task::word(0, crate::task::SCHEDULED) {
-                self.insert(&task, 0, scheduled, at);
+                self.insert_initial(&task, scheduled);
             }
         }
         if handover {
@@ -226,7 +266,7 @@ impl Timeline {
             |&(at, seq), _| {
                 if at > now {
                     Take::Stop
-                } else if seq >= limit {
+                } else if seq & 1 == 1 && seq >> 1 >= limit {
                     Take::Skip
                 } else {
                     Take::Yes

@@ -513,3 +513,35 @@ fn pool_dispatcher_fires_everything_once() {
     assert!(counts.iter().all(|c| c.load(Ordering::SeqCst) == 1));
     assert_eq!(s.stats().fired, 5_000);
 }
+
+#[test]
+fn anonymous_one_shots_on_the_timeline_are_found_by_id_and_listed() {
+    let (s, clock) = manual();
+    let fired = Arc::new(AtomicU32::new(0));
+    let mut ids = Vec::new();
+    for k in 1..=3 {
+        let f = fired.clone();
+        ids.push(
+            s.add(Schedule::after(Duration::from_secs(10 * k)))
+                .run(move || {
+                    f.fetch_add(1, Ordering::SeqCst);
+                })
+                .unwrap(),
+        );
+    }
+    assert_eq!(s.run_pending().fired, 0); // drained onto the timeline
+    assert_eq!(s.tasks().len(), 3, "anonymous timeline tasks are listed");
+    assert_eq!(s.next_fire(ids[0]).unwrap(), Some(t0() + chrono::Duration::seconds(10)));
+    s.pause(ids[0]).unwrap();
+    s.remove(ids[1]).unwrap();
+    assert!(matches!(s.remove(ids[1]), Err(Error::NoSuchId(_))));
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(s.run_pending().fired, 1, "only the third fires");
+    // Paused past its instant, then resumed: a one-shot fires at once.
+    assert_eq!(s.info(ids[0]).unwrap().state, TaskState::Paused);
+    s.resume(ids[0]).unwrap();
+    assert_eq!(s.run_pending().fired, 1);
+    assert_eq!(fired.load(Ordering::SeqCst), 2);
+    assert!(s.is_empty());
+    assert!(s.tasks().is_empty());
+}

@@ -186,7 +186,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let aad = binding(TaskId(1), Some("a"));
+        let aad = binding(TaskId::new(1, 0), Some("a"));
         let r = Record::seal(ring().current(), &aad, b"hello").unwrap();
         assert_eq!(r.as_bytes().len(), HEADER + 5 + TAG);
         assert_eq!(r.key_id(), Some(7));
@@ -195,7 +195,7 @@ mod tests {
 
     #[test]
     fn every_byte_is_authenticated() {
-        let aad = binding(TaskId(1), Some("a"));
+        let aad = binding(TaskId::new(1, 0), Some("a"));
         let r = Record::seal(ring().current(), &aad, &[9u8; 64]).unwrap();
         for i in 0..r.as_bytes().len() {
             for flip in [0x01u8, 0x80, 0xff] {
@@ -216,12 +216,12 @@ mod tests {
 
     #[test]
     fn bound_to_task_id_and_name() {
-        let aad = binding(TaskId(1), Some("a"));
+        let aad = binding(TaskId::new(1, 0), Some("a"));
         let r = Record::seal(ring().current(), &aad, b"x").unwrap();
         for other in [
-            binding(TaskId(2), Some("a")),
-            binding(TaskId(1), Some("b")),
-            binding(TaskId(1), None),
+            binding(TaskId::new(2, 0), Some("a")),
+            binding(TaskId::new(1, 0), Some("b")),
+            binding(TaskId::new(1, 0), None),
         ] {
             assert_eq!(
                 r.open(&ring(), &other).unwrap_err(),
@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn nonces_differ() {
-        let aad = binding(TaskId(1), None);
+        let aad = binding(TaskId::new(1, 0), None);
         let a = Record::seal(ring().current(), &aad, b"same").unwrap();
         let b = Record::seal(ring().current(), &aad, b"same").unwrap();
         assert_ne!(a.as_bytes(), b.as_bytes());
@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn debug_shows_no_bytes() {
-        let aad = binding(TaskId(1), None);
+        let aad = binding(TaskId::new(1, 0), None);
         let r = Record::seal(ring().current(), &aad, b"SECRET").unwrap();
         let d = format!("{r:?}");
         assert!(!d.contains("SECRET") && d.contains("key_id"));
