@@ -13,6 +13,7 @@
 
 use crate::clock::from_nanos;
 use crate::policy::{Misfire, Overlap};
+use crate::schedule::Plan;
 use crate::sync::plain::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use crate::sync::SwapOption;
 use chrono::{DateTime, Utc};
@@ -128,6 +129,8 @@ pub(crate) struct Extras {
     pub(crate) streak: AtomicU32,
     /// Runs in progress (overlap policy `Allow`).
     pub(crate) running: AtomicU32,
+    /// A plan set by `reschedule`; overrides the task's own once set.
+    pub(crate) replan: SwapOption<Plan>,
 }
 
 impl Extras {
@@ -143,6 +146,7 @@ impl Extras {
             lag: Histogram::new(),
             streak: AtomicU32::new(0),
             running: AtomicU32::new(0),
+            replan: SwapOption::empty(),
         }
     }
 

@@ -51,9 +51,7 @@
 use crate::clock::from_nanos;
 use crate::schedule::Plan;
 use crate::stats::{Extras, Policies};
-use crate::sync::{
-    fence, spin_hint, yield_now, Arc, AtomicBool, AtomicI64, AtomicU64, Ordering, SwapOption,
-};
+use crate::sync::{fence, spin_hint, yield_now, Arc, AtomicBool, AtomicI64, AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 use std::fmt;
 
@@ -191,8 +189,6 @@ pub(crate) struct Task {
     /// Immutable; `std::sync::Arc` because loom's `Arc` cannot hold a `str`.
     pub(crate) name: Option<std::sync::Arc<str>>,
     plan: Plan,
-    /// A plan set by `reschedule`; overrides `plan` once set.
-    replan: SwapOption<Plan>,
     state: AtomicU64,
     /// Key of the current timeline entry (best effort, for clean-up and
     /// `next_fire`): the fire instant and the entry's sequence number.
@@ -224,7 +220,6 @@ impl Task {
             id,
             name,
             plan,
-            replan: SwapOption::empty(),
             state: AtomicU64::new(word(0, SCHEDULED)),
             slot_at: AtomicI64::new(first_at),
             slot_seq: AtomicU64::new(u64::MAX),
@@ -297,11 +292,16 @@ impl Task {
 
     /// The plan in force: the rescheduled one if any.
     pub(crate) fn with_plan<R>(&self, f: impl FnOnce(&Plan) -> R) -> R {
-        self.replan.with(|replan| f(replan.unwrap_or(&self.plan)))
+        // Only a rescheduled task has extras with a plan in them: the common
+        // fire path touches no arc-swap at all.
+        match self.extras() {
+            Some(e) => e.replan.with(|replan| f(replan.unwrap_or(&self.plan))),
+            None => f(&self.plan),
+        }
     }
 
     pub(crate) fn set_replan(&self, plan: Plan) {
-        self.replan.store(Some(Arc::new(plan)));
+        self.extras_or_init().replan.store(Some(Arc::new(plan)));
     }
 
     /// Claims the fire of the entry tagged `gen`. True for exactly one caller.

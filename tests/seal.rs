@@ -2,62 +2,14 @@
 //! key rotation under concurrent firing, retirement, failure accounting, and
 //! what `Debug` output may show. Driven by a manual clock; no test sleeps.
 
-use chrono::{DateTime, Utc};
 use cronlane::{
     Error, Key, KeyError, KeyRing, ManualClock, Schedule, Scheduler, SealError, TaskState,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
-use std::time::Duration;
 
-const SECOND: Duration = Duration::from_secs(1);
-
-fn t0() -> DateTime<Utc> {
-    "2026-01-01T00:00:00Z".parse().unwrap()
-}
-
-fn key(id: u32) -> Key {
-    Key::from_bytes(id, [id as u8; 32])
-}
-
-fn ring(ids: &[u32]) -> KeyRing {
-    let mut r = KeyRing::new(key(ids[0]));
-    for &id in &ids[1..] {
-        r = r.with_previous(key(id)).unwrap();
-    }
-    r
-}
-
-fn production(ids: &[u32]) -> (Scheduler, ManualClock) {
-    let clock = ManualClock::new(t0());
-    let s = Scheduler::builder()
-        .clock(clock.clone())
-        .keys(ring(ids))
-        .build();
-    (s, clock)
-}
-
-/// Registers a recurring (every second) task that records each payload it
-/// is lent.
-fn recorder(s: &Scheduler, name: &str, payload: &[u8]) -> Arc<Mutex<Vec<Vec<u8>>>> {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let seen2 = seen.clone();
-    s.add(Schedule::every(SECOND))
-        .name(name)
-        .payload(payload.to_vec())
-        .run_with_context(move |ctx| {
-            seen2
-                .lock()
-                .unwrap()
-                .push(ctx.payload().expect("payload").to_vec());
-        })
-        .unwrap();
-    seen
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
+mod common;
+use common::*;
 
 #[test]
 fn production_round_trip_keeps_the_payload_sealed() {
@@ -485,67 +437,4 @@ fn key_ring_encoding() {
     clock.advance(SECOND);
     assert_eq!(s.run_pending().failed, 0);
     assert_eq!(seen.lock().unwrap().len(), 1);
-}
-
-/// Collects every field of every event logged while it is the default
-/// subscriber (a minimal `tracing::Subscriber`, no extra crates).
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<String>>>);
-
-impl tracing::Subscriber for Capture {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        struct Fields<'a>(&'a mut String);
-        impl tracing::field::Visit for Fields<'_> {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                self.0.push_str(&format!("{}={:?} ", field.name(), value));
-            }
-        }
-        let mut line = String::new();
-        event.record(&mut Fields(&mut line));
-        self.0.lock().unwrap().push(line);
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
-#[test]
-fn failed_opens_are_logged_without_the_payload() {
-    let capture = Capture::default();
-    let lines = capture.0.clone();
-    tracing::subscriber::with_default(capture, || {
-        let (s, clock) = production(&[1]);
-        let _seen = recorder(&s, "job", b"PAYLOAD-MARKER");
-        let good = s.__sealed_record("job").unwrap().unwrap();
-        // Unknown key, then an altered record.
-        s.rotate_keys(ring(&[2]));
-        clock.advance(SECOND);
-        assert_eq!(s.run_pending().failed, 1);
-        s.rotate_keys(ring(&[1]));
-        let mut bad = good;
-        bad[40] ^= 1;
-        s.__replace_sealed_record("job", bad).unwrap();
-        clock.advance(SECOND);
-        assert_eq!(s.run_pending().failed, 1);
-    });
-    let lines = lines.lock().unwrap();
-    assert_eq!(lines.len(), 2, "{lines:?}");
-    assert!(
-        lines[0].contains("key id 1") && lines[0].contains("job"),
-        "{}",
-        lines[0]
-    );
-    assert!(lines[1].contains("failed authentication"), "{}", lines[1]);
-    let hex1: String = "01".repeat(16);
-    for line in lines.iter() {
-        assert!(!line.contains("PAYLOAD-MARKER"), "{line}");
-        assert!(!line.contains(&hex1), "{line}");
-    }
 }
