@@ -68,22 +68,22 @@ impl Core {
                 .streak
                 .store(decision.streak, Ordering::Relaxed);
         }
+        // No drift: the next instant follows the scheduled one (or later, as
+        // the misfire policy decided). One plan evaluation per fire.
+        let mut next = task.with_plan(|p| p.next_after(decision.next_from));
         if !decision.run {
             self.skipped(&task, scheduled, SkipReason::Misfire, 1);
-            let after = task.finish(gen, started, decision.next_from);
+            let after = task.finish(gen, started, next);
             self.after(&task, after);
             return Outcome::Skipped;
         }
 
         if let Overlap::Allow { max } = policies.overlap {
-            if task
-                .with_plan(|p| p.next_after(decision.next_from))
-                .is_some()
-            {
+            if next.is_some() {
                 // Next fire first, then this run: runs may overlap.
                 let extras = task.extras_or_init();
                 let running = extras.running.fetch_add(1, Ordering::AcqRel) + 1;
-                let after = task.finish(gen, started, decision.next_from);
+                let after = task.finish(gen, started, next);
                 self.after(&task, after);
                 let outcome = if max.is_some_and(|m| running > m) {
                     self.skipped(&task, scheduled, SkipReason::Overlap, 1);
@@ -97,28 +97,26 @@ impl Core {
         }
 
         let outcome = self.run_callback(&task, scheduled, due, started);
-        let mut next_from = decision.next_from;
         let mut now = started;
-        if !task.is_once() && decision.streak == 0 {
+        if next.is_some() && decision.streak == 0 {
             // Instants that came due while the callback ran.
             now = self.clock.now_nanos();
-            let first_missed = task.with_plan(|p| p.next_after(next_from));
-            if let Some(first) = first_missed.filter(|&f| f <= now) {
-                let (from, skip_from) = match policies.overlap {
+            if let Some(first) = next.filter(|&f| f <= now) {
+                let skipped = task.with_plan(|p| match policies.overlap {
                     // Skip them all: the next fire is the first after now.
-                    Overlap::Skip => (now, next_from),
+                    Overlap::Skip => {
+                        next = p.next_after(now);
+                        policy::instants_between(p, first - 1, now, SKIP_COUNT_CAP)
+                    }
                     // Keep the first (it runs right after), skip the rest.
-                    _ => (next_from, first),
-                };
-                let skipped =
-                    task.with_plan(|p| policy::instants_between(p, skip_from, now, SKIP_COUNT_CAP));
+                    _ => policy::instants_between(p, first, now, SKIP_COUNT_CAP),
+                });
                 if skipped > 0 {
                     self.skipped(&task, scheduled, SkipReason::Overlap, skipped);
                 }
-                next_from = from;
             }
         }
-        let after = task.finish(gen, now, next_from);
+        let after = task.finish(gen, now, next);
         self.after(&task, after);
         outcome
     }

@@ -357,9 +357,10 @@ impl Task {
     }
 
     /// Ends the run of generation `gen` at `now` and says what comes next:
-    /// the plan's first instant strictly after `next_from`, or, if the task
-    /// was rescheduled during the run, the new plan's first instant from `now`.
-    pub(crate) fn finish(&self, gen: u64, now: i64, next_from: i64) -> After {
+    /// `next` (the plan's next instant, as the run policies chose it), or, if
+    /// the task was rescheduled during the run, the new plan's first instant
+    /// from `now`. `None` completes the task.
+    pub(crate) fn finish(&self, gen: u64, now: i64, next: Option<i64>) -> After {
         let mut cur = self.load();
         #[cfg(cronlane_loom)]
         if crate::__loom::broken(&crate::__loom::BREAK_FINISH) {
@@ -382,9 +383,9 @@ impl Task {
             let next = if cur & DIRTY != 0 {
                 self.with_plan(|p| p.first(now))
             } else {
-                // No drift: `next_from` is the scheduled instant (or later, by
-                // the run policies: see `policy::decide`).
-                self.with_plan(|p| p.next_after(next_from))
+                // Computed by the caller from the plan in force during the
+                // run (a reschedule since would have set DIRTY).
+                next
             };
             let (to, after) = match next {
                 None => (word(gen, IDLE | REMOVED), After::Completed),
