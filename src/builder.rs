@@ -145,7 +145,7 @@ impl SchedulerBuilder {
                 misfire: self.misfire,
                 seed,
                 listener: self.listener,
-                lag: Histogram::new(),
+                lag: Histogram::fine(),
             }),
         }
     }

@@ -8,8 +8,13 @@
 //! need: at registration when the task has non-default policies, on the first
 //! fire of a recurring task, or on the first failure, skip or misfire. A
 //! one-shot that fires cleanly never allocates one, so the common fire path
-//! allocates nothing. The lag histogram has [`BUCKETS`] buckets (about 1.3 KiB)
-//! with at most 25% relative error per bucket; the maximum is exact.
+//! allocates nothing.
+//!
+//! Lag histograms are log-linear: the scheduler-wide one has 4 buckets per
+//! power of two (160 buckets, 1.3 KiB, at most 25% relative error per
+//! bucket); a task's own has 1 per power of two (42 buckets, 336 bytes,
+//! percentiles within a factor of 2). Both go up to 2^40 ns (about 18
+//! minutes; larger values land in the last bucket) and keep the exact maximum.
 
 use crate::clock::from_nanos;
 use crate::policy::{Misfire, Overlap};
@@ -19,9 +24,8 @@ use crate::sync::SwapOption;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
-/// Number of histogram buckets: 8 exact ones below 8 ns, then 4 per power of
-/// two up to 2^40 ns (about 18 minutes); larger values land in the last.
-pub(crate) const BUCKETS: usize = 8 + 38 * 4;
+/// The largest power of two (in ns) a histogram resolves.
+const MAX_EXP: u32 = 40;
 
 /// Lag distribution summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,44 +40,63 @@ pub struct LagSummary {
     pub max: Duration,
 }
 
-/// A lock-free log-linear histogram of nanosecond values.
+/// A lock-free log-linear histogram of nanosecond values: `2^sub` buckets
+/// per power of two, exact below `2^(sub+1)`.
 pub(crate) struct Histogram {
+    sub: u32,
     buckets: Box<[AtomicU64]>,
     max: AtomicU64,
 }
 
 impl Histogram {
-    pub(crate) fn new() -> Self {
+    /// The scheduler-wide resolution: 4 buckets per power of two.
+    pub(crate) fn fine() -> Self {
+        Self::with_sub(2)
+    }
+
+    /// A task's resolution: 1 bucket per power of two.
+    pub(crate) fn coarse() -> Self {
+        Self::with_sub(0)
+    }
+
+    fn with_sub(sub: u32) -> Self {
+        let len = (1usize << (sub + 1)) + ((MAX_EXP - sub) as usize) * (1 << sub);
         Histogram {
-            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            sub,
+            buckets: (0..len).map(|_| AtomicU64::new(0)).collect(),
             max: AtomicU64::new(0),
         }
     }
 
-    fn index(v: u64) -> usize {
-        if v < 8 {
+    fn index(&self, v: u64) -> usize {
+        let s = self.sub;
+        if v < 1 << (s + 1) {
             return v as usize;
         }
-        let e = 63 - v.leading_zeros() as usize; // >= 3
-        let m = ((v >> (e - 2)) & 3) as usize;
-        (8 + (e - 3) * 4 + m).min(BUCKETS - 1)
+        let e = 63 - v.leading_zeros(); // >= s + 1
+        let m = ((v >> (e - s)) & ((1 << s) - 1)) as usize;
+        let i = (1usize << (s + 1)) + ((e - s - 1) as usize) * (1 << s) + m;
+        i.min(self.buckets.len() - 1)
     }
 
     /// The largest value that lands in bucket `i`.
-    fn upper(i: usize) -> u64 {
-        if i < 8 {
+    fn upper(&self, i: usize) -> u64 {
+        let s = self.sub;
+        let exact = 1usize << (s + 1);
+        if i < exact {
             return i as u64;
         }
-        let e = (i - 8) / 4 + 3;
-        let m = ((i - 8) % 4) as u64;
-        ((4 + m + 1) << (e - 2)) - 1
+        let j = i - exact;
+        let e = (j >> s) as u32 + s + 1;
+        let m = (j & ((1 << s) - 1)) as u64;
+        (((1u64 << s) + m + 1) << (e - s)) - 1
     }
 
     pub(crate) fn record(&self, nanos: i64) {
         let v = nanos.max(0) as u64;
         // One read-modify-write per record on the common path: the count is
         // the sum of the buckets, and the maximum is only written when beaten.
-        self.buckets[Self::index(v)].fetch_add(1, Ordering::Relaxed);
+        self.buckets[self.index(v)].fetch_add(1, Ordering::Relaxed);
         if v > self.max.load(Ordering::Relaxed) {
             self.max.fetch_max(v, Ordering::Relaxed);
         }
@@ -93,7 +116,7 @@ impl Histogram {
             for (i, c) in counts.iter().enumerate() {
                 seen += c;
                 if seen >= rank {
-                    return Self::upper(i).min(max);
+                    return self.upper(i).min(max);
                 }
             }
             max
@@ -143,7 +166,7 @@ impl Extras {
             misfires: AtomicU64::new(0),
             last_run: AtomicI64::new(i64::MIN),
             last_error: SwapOption::empty(),
-            lag: Histogram::new(),
+            lag: Histogram::coarse(),
             streak: AtomicU32::new(0),
             running: AtomicU32::new(0),
             replan: SwapOption::empty(),
@@ -189,25 +212,28 @@ mod tests {
 
     #[test]
     fn buckets_are_monotonic_and_cover_their_values() {
-        let mut last = 0;
-        for v in (0..100_000u64).chain([1 << 20, 1 << 30, (1 << 40) - 1]) {
-            let i = Histogram::index(v);
-            assert!(i >= last || v < 8, "index not monotonic at {v}");
-            last = i;
-            assert!(
-                Histogram::upper(i) >= v,
-                "{v} above its bucket's upper bound"
-            );
-            if v >= 8 {
-                // At most 25% relative error.
-                assert!(Histogram::upper(i) as f64 <= v as f64 * 1.25 + 1.0);
+        for (h, err) in [(Histogram::fine(), 1.25), (Histogram::coarse(), 2.0)] {
+            assert_eq!(h.buckets.len(), if h.sub == 2 { 160 } else { 42 });
+            let mut last = 0;
+            for v in (0..100_000u64).chain([1 << 20, 1 << 30, (1 << 40) - 1]) {
+                let i = h.index(v);
+                assert!(i >= last, "index not monotonic at {v}");
+                last = i;
+                assert!(h.upper(i) >= v, "{v} above its bucket's upper bound");
+                assert!(
+                    h.upper(i) as f64 <= v as f64 * err + 1.0,
+                    "{v}: bucket too wide"
+                );
+                if i > 0 {
+                    assert!(h.upper(i - 1) < v, "{v} belongs in a lower bucket");
+                }
             }
         }
     }
 
     #[test]
     fn summary_picks_percentiles() {
-        let h = Histogram::new();
+        let h = Histogram::fine();
         for v in 1..=100 {
             h.record(v * 1_000);
         }
