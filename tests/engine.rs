@@ -531,7 +531,10 @@ fn anonymous_one_shots_on_the_timeline_are_found_by_id_and_listed() {
     }
     assert_eq!(s.run_pending().fired, 0); // drained onto the timeline
     assert_eq!(s.tasks().len(), 3, "anonymous timeline tasks are listed");
-    assert_eq!(s.next_fire(ids[0]).unwrap(), Some(t0() + chrono::Duration::seconds(10)));
+    assert_eq!(
+        s.next_fire(ids[0]).unwrap(),
+        Some(t0() + chrono::Duration::seconds(10))
+    );
     s.pause(ids[0]).unwrap();
     s.remove(ids[1]).unwrap();
     assert!(matches!(s.remove(ids[1]), Err(Error::NoSuchId(_))));
