@@ -449,11 +449,8 @@ impl Core {
         let payload = payload
             .map(|p| self.seal.payload(p, self.test_mode, id, name.as_deref()))
             .transpose()?;
-        let task = TaskRef::new(
-            Task::new(id, name.map(std::sync::Arc::from), plan, first, callback)
-                .with_payload(payload)
-                .with_policies(policies),
-        );
+        let name = name.map(std::sync::Arc::from);
+        let task = TaskRef::new(Task::new(id, name, plan, callback, payload, policies));
         if task.name.is_some() {
             match self.registry.claim_name(&task, replace) {
                 (NameClaim::Taken, _) => {
@@ -469,7 +466,7 @@ impl Core {
             }
         }
         self.live.fetch_add(1, Ordering::AcqRel);
-        if self.timeline.push_new(task, first, due) {
+        if self.timeline.push_new(task, first) {
             self.runner.wake();
         }
         Ok(id)

@@ -209,35 +209,35 @@ pub(crate) struct Task {
 pub(crate) type TaskRef = Arc<Task>;
 
 impl Task {
+    /// A new task, built in place (registration is hot: no builder-style
+    /// moves of the whole struct). Only non-default policies cost an
+    /// allocation.
     pub(crate) fn new(
         id: TaskId,
         name: Option<std::sync::Arc<str>>,
         plan: Plan,
-        first_at: i64,
         callback: Callback,
+        payload: Option<crate::seal::Payload>,
+        policies: Policies,
     ) -> Task {
+        let extras = if policies == Policies::default() {
+            std::sync::OnceLock::new()
+        } else {
+            std::sync::OnceLock::from(Box::new(Extras::new(policies)))
+        };
         Task {
             id,
             name,
             plan,
             state: AtomicU64::new(word(0, SCHEDULED)),
-            slot_at: AtomicI64::new(first_at),
+            slot_at: AtomicI64::new(id.first_at),
             slot_seq: AtomicU64::new(u64::MAX),
             manage: AtomicBool::new(false),
             in_registry: AtomicBool::new(false),
-            extras: std::sync::OnceLock::new(),
+            extras,
             callback,
-            payload: None,
+            payload: payload.map(Box::new),
         }
-    }
-
-    /// Gives a task being built its run policies (only non-default ones
-    /// cost an allocation).
-    pub(crate) fn with_policies(self, policies: Policies) -> Task {
-        if policies != Policies::default() {
-            let _ = self.extras.set(Box::new(Extras::new(policies)));
-        }
-        self
     }
 
     /// The task's extras, if allocated.
@@ -255,12 +255,6 @@ impl Task {
     #[inline]
     pub(crate) fn policies(&self) -> Policies {
         self.extras().map(|e| e.policies).unwrap_or_default()
-    }
-
-    /// Gives a task being built its payload.
-    pub(crate) fn with_payload(mut self, payload: Option<crate::seal::Payload>) -> Task {
-        self.payload = payload.map(Box::new);
-        self
     }
 
     #[inline]

@@ -53,8 +53,9 @@ struct Slot {
 #[cfg_attr(cronlane_loom, derive(Clone))]
 struct Intake {
     task: TaskRef,
+    /// The first scheduled instant; the due one (with jitter) is the key
+    /// carried by the task's id.
     scheduled: i64,
-    due: i64,
 }
 
 pub(crate) struct Timeline {
@@ -79,12 +80,9 @@ impl Timeline {
     /// Registration: one queue push. True if the earliest hint was lowered
     /// (the caller wakes the runner).
     #[inline]
-    pub(crate) fn push_new(&self, task: TaskRef, scheduled: i64, due: i64) -> bool {
-        self.intake.push(Intake {
-            task,
-            scheduled,
-            due,
-        });
+    pub(crate) fn push_new(&self, task: TaskRef, scheduled: i64) -> bool {
+        let due = task.id.first_at;
+        self.intake.push(Intake { task, scheduled });
         self.lower_hint(due)
     }
 
@@ -195,14 +193,10 @@ impl Timeline {
         }
         let mut moved = 0;
         while moved < budget {
-            let Some(Intake {
-                task,
-                scheduled,
-                due: at,
-            }) = self.intake.pop()
-            else {
+            let Some(Intake { task, scheduled }) = self.intake.pop() else {
                 break;
             };
+            let at = task.id.first_at;
             moved += 1;
             if let Some(due) = due.as_deref_mut() {
                 if at <= now && task.claim(0) {
