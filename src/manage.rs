@@ -86,11 +86,9 @@ impl Core {
         }
     }
 
-    pub(crate) fn reschedule(&self, task: &TaskRef, plan: Plan, now: i64) -> Result<(), ()> {
+    /// Gives `task` the plan `plan`, whose first instant is `at`.
+    pub(crate) fn reschedule(&self, task: &TaskRef, plan: Plan, at: i64) -> Result<(), ()> {
         let _guard = task.manage();
-        let Some(at) = plan.first(now) else {
-            return Err(());
-        };
         self.registry.index_once(task);
         task.set_replan(plan);
         loop {

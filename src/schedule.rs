@@ -105,8 +105,9 @@ impl Schedule {
         self
     }
 
-    /// Resolves against `now` and the default zone; checks that it fires.
-    pub(crate) fn resolve(&self, now: i64, default_tz: Tz) -> Result<Plan, Error> {
+    /// Resolves against `now` and the default zone into a plan and its first
+    /// fire instant (an error if it never fires).
+    pub(crate) fn resolve(&self, now: i64, default_tz: Tz) -> Result<(Plan, i64), Error> {
         let plan = match &self.kind {
             Kind::Once(at) => Plan::Once(to_nanos(*at).ok_or_else(|| out_of_range(at))?),
             Kind::After(delay) => Plan::Once(now.saturating_add(duration_nanos(*delay))),
@@ -126,10 +127,10 @@ impl Schedule {
                 tz: tz.unwrap_or(default_tz),
             },
         };
-        if plan.first(now).is_none() {
-            return Err(Error::NeverFires(self.to_string()));
+        match plan.first(now) {
+            Some(first) => Ok((plan, first)),
+            None => Err(Error::NeverFires(self.to_string())),
         }
-        Ok(plan)
     }
 }
 
@@ -237,9 +238,10 @@ mod tests {
 
     #[test]
     fn once_in_the_past_still_fires() {
-        let plan = Schedule::once(from_nanos(10))
+        let (plan, first) = Schedule::once(from_nanos(10))
             .resolve(1_000, Tz::UTC)
             .unwrap();
+        assert_eq!(first, 10);
         assert_eq!(plan.first(1_000), Some(10));
         assert_eq!(plan.next_after(10), None);
     }

@@ -275,9 +275,9 @@ impl Scheduler {
     pub fn reschedule(&self, key: impl TaskKey, schedule: Schedule) -> Result<(), Error> {
         let task = self.core.find(key.task_key())?;
         let now = self.core.clock.now_nanos();
-        let plan = schedule.resolve(now, self.core.tz)?;
+        let (plan, first) = schedule.resolve(now, self.core.tz)?;
         self.core
-            .reschedule(&task, plan, now)
+            .reschedule(&task, plan, first)
             .map_err(|()| key_error(&task))
     }
 
@@ -434,14 +434,11 @@ impl Core {
             return Err(Error::NoKey);
         }
         let now = self.clock.now_nanos();
-        let plan = schedule.resolve(now, self.tz)?;
+        let (plan, first) = schedule.resolve(now, self.tz)?;
         let policies = Policies {
             misfire: misfire.unwrap_or(self.misfire),
             overlap,
             jitter: crate::clock::duration_nanos(jitter),
-        };
-        let Some(first) = plan.first(now) else {
-            return Err(Error::NeverFires(schedule.to_string()));
         };
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let due = first.saturating_add(crate::policy::jitter(self.seed, n, first, policies.jitter));
