@@ -167,14 +167,18 @@ mod imp {
             while let Some(e) = cur {
                 match decide(e.key(), e.value()) {
                     Take::Stop => return,
-                    Take::Skip => {}
+                    Take::Skip => cur = e.next(),
                     Take::Yes => {
+                        // Step before removing: `next` on a removed node
+                        // falls back to a full key search (O(log n)); on a
+                        // live one it follows the level-0 link.
+                        let next = e.next();
                         if e.remove() && !taken(e.key(), e.value()) {
                             return;
                         }
+                        cur = next;
                     }
                 }
-                cur = e.next();
             }
         }
         pub(crate) fn front_key(&self) -> Option<K>
