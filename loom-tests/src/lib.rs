@@ -37,6 +37,35 @@ pub mod thread {
 #[cfg(not(cronlane_loom))]
 pub const SMOKE_RUNS: usize = 16;
 
+/// Runs `a` on a new thread and `b` on this one, then joins. Under loom the
+/// two simply race (loom explores their interleavings); on std threads a
+/// `Barrier` releases them together, so that the native stress runs
+/// (`loom-tests/tests/stress.rs`) overlap them as much as a real machine can.
+pub fn race<A, B>(a: A, b: B)
+where
+    A: FnOnce() + Send + 'static,
+    B: FnOnce(),
+{
+    #[cfg(cronlane_loom)]
+    {
+        let t = thread::spawn(a);
+        b();
+        t.join().expect("join");
+    }
+    #[cfg(not(cronlane_loom))]
+    {
+        let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let g = gate.clone();
+        let t = thread::spawn(move || {
+            g.wait();
+            a();
+        });
+        gate.wait();
+        b();
+        t.join().expect("join");
+    }
+}
+
 /// Serialises models against broken twins: ordinary models share the lock,
 /// a broken twin holds it alone while its switch is on (the switches are
 /// process-wide statics, and the test harness runs tests in parallel).
@@ -188,7 +217,7 @@ impl Notify {
             cv.notify_all();
         }
     }
-    /// Waits for the signal.
+    /// Waits for the signal (on std threads at most 20 s, then panics).
     pub fn wait(&self) {
         #[cfg(cronlane_loom)]
         while !self.given.is_raised() {
@@ -196,10 +225,18 @@ impl Notify {
         }
         #[cfg(not(cronlane_loom))]
         {
+            // Bounded on std threads: a signal that never comes is a test
+            // failure after 20 s, not a hang (under loom, a deadlock report).
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
             let (lock, cv) = &*self.inner;
             let mut given = lock.lock().unwrap_or_else(PoisonError::into_inner);
             while !*given {
-                given = cv.wait(given).unwrap_or_else(PoisonError::into_inner);
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                assert!(!left.is_zero(), "Notify::wait: no signal within 20 s");
+                given = cv
+                    .wait_timeout(given, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
             }
         }
     }

@@ -4,7 +4,7 @@
 //! fires per task.
 
 use crate::thread;
-use crate::{Counter, Flag, Notify};
+use crate::{race, Counter, Flag, Notify};
 use chrono::{DateTime, Utc};
 use cronlane::{ManualClock, Schedule, Scheduler, TaskId};
 use std::time::Duration;
@@ -40,11 +40,14 @@ pub fn two_threads_fire_one_task() {
     s.run_pending(); // not due yet: moves it from intake to the timeline
     clock.advance(SECOND);
     let s2 = s.clone();
-    let t = thread::spawn(move || {
-        s2.run_pending();
-    });
-    s.run_pending();
-    t.join().expect("join");
+    race(
+        move || {
+            s2.run_pending();
+        },
+        || {
+            s.run_pending();
+        },
+    );
     assert_eq!(n.get(), 1, "a due task fired {} times", n.get());
     assert!(s.is_empty(), "a fired one-shot is still live");
 }
@@ -90,11 +93,13 @@ pub fn remove_vs_fire() {
     s.run_pending(); // onto the timeline (and the id index)
     clock.advance(SECOND);
     let s2 = s.clone();
-    let firing = thread::spawn(move || {
-        s2.run_pending();
-    });
-    let ok = s.remove(id).is_ok();
-    firing.join().expect("join");
+    let mut ok = false;
+    race(
+        move || {
+            s2.run_pending();
+        },
+        || ok = s.remove(id).is_ok(),
+    );
     let fired = n.get();
     clock.advance(SECOND * 5);
     s.run_pending();
@@ -123,12 +128,15 @@ pub fn reschedule_vs_remove() {
     s.run_pending(); // onto the timeline
     clock.advance(SECOND);
     let s2 = s.clone();
-    let firing = thread::spawn(move || {
-        s2.run_pending();
-    });
-    s.remove(id)
-        .expect("a recurring task is removable until removed");
-    firing.join().expect("join");
+    race(
+        move || {
+            s2.run_pending();
+        },
+        || {
+            s.remove(id)
+                .expect("a recurring task is removable until removed")
+        },
+    );
     let fired = n.get();
     clock.advance(SECOND * 5);
     s.run_pending();
@@ -168,11 +176,14 @@ pub fn callback_registers_and_removes() {
         })
         .expect("register A");
     let s2 = s.clone();
-    let t = thread::spawn(move || {
-        s2.run_pending();
-    });
-    s.run_pending();
-    t.join().expect("join");
+    race(
+        move || {
+            s2.run_pending();
+        },
+        || {
+            s.run_pending();
+        },
+    );
     s.run_pending();
     assert!(
         removed_b.is_raised(),
@@ -260,6 +271,15 @@ fn sealed_scheduler(opened: &Counter) -> (Scheduler, TaskId) {
     (s, id)
 }
 
+/// Rotates to `{k2 current, k1 previous}` and re-seals every payload.
+fn rotate_to_k2_and_reseal(s: &Scheduler) {
+    let ring = cronlane::KeyRing::new(key(2))
+        .with_previous(key(1))
+        .expect("ring");
+    s.rotate_keys(ring);
+    s.reseal_payloads().expect("reseal");
+}
+
 /// Model 7a: key rotation (to a ring whose current key is new and that
 /// still holds the old one) and `reseal_payloads`, concurrent with a fire
 /// that opens the payload: the fire always opens it, and afterwards no
@@ -268,15 +288,12 @@ pub fn rotation_vs_open() {
     let opened = Counter::new();
     let (s, _id) = sealed_scheduler(&opened);
     let s2 = s.clone();
-    let firing = thread::spawn(move || {
-        s2.run_pending();
-    });
-    let ring = cronlane::KeyRing::new(key(2))
-        .with_previous(key(1))
-        .expect("ring");
-    s.rotate_keys(ring);
-    s.reseal_payloads().expect("reseal");
-    firing.join().expect("join");
+    race(
+        move || {
+            s2.run_pending();
+        },
+        || rotate_to_k2_and_reseal(&s),
+    );
     assert_eq!(opened.get(), 1, "m7: the fire did not open its payload");
     assert_eq!(
         s.payloads_sealed_with(1),
@@ -292,17 +309,16 @@ pub fn retirement_vs_open() {
     let opened = Counter::new();
     let (s, _id) = sealed_scheduler(&opened);
     let s2 = s.clone();
-    let firing = thread::spawn(move || {
-        s2.run_pending();
-    });
-    let ring = cronlane::KeyRing::new(key(2))
-        .with_previous(key(1))
-        .expect("ring");
-    s.rotate_keys(ring);
-    s.reseal_payloads().expect("reseal");
-    if s.payloads_sealed_with(1) == 0 {
-        s.rotate_keys(cronlane::KeyRing::new(key(2)));
-    }
-    firing.join().expect("join");
+    race(
+        move || {
+            s2.run_pending();
+        },
+        || {
+            rotate_to_k2_and_reseal(&s);
+            if s.payloads_sealed_with(1) == 0 {
+                s.rotate_keys(cronlane::KeyRing::new(key(2)));
+            }
+        },
+    );
     assert_eq!(opened.get(), 1, "m7: the fire did not open its payload");
 }

@@ -1,0 +1,63 @@
+//! Native stress runs of the loom models (`loom-tests/src/models.rs`,
+//! `docs/loom.md`): the same scenarios, the same assertions, on real threads,
+//! thousands of iterations each; the racing threads are released together by
+//! a `Barrier` ([`loom_tests::race`]). No sleeps: time is a manual clock, and
+//! the runner models wait on a condition variable. Not under loom (there the
+//! models explore interleavings instead: `tests/models.rs`).
+#![cfg(not(cronlane_loom))]
+
+use loom_tests::models;
+
+const ITERATIONS: usize = 2_000;
+const RUNNER_ITERATIONS: usize = 200;
+
+fn stress(iterations: usize, model: fn()) {
+    for _ in 0..iterations {
+        model();
+    }
+}
+
+#[test]
+fn m1_two_threads_fire_one_task_once() {
+    stress(ITERATIONS, models::two_threads_fire_one_task);
+}
+
+#[test]
+fn m2_registration_vs_run_pending() {
+    stress(ITERATIONS, models::registration_vs_run_pending);
+}
+
+#[test]
+fn m3_remove_vs_fire() {
+    stress(ITERATIONS, models::remove_vs_fire);
+}
+
+#[test]
+fn m4_reschedule_vs_remove() {
+    stress(ITERATIONS, models::reschedule_vs_remove);
+}
+
+#[test]
+fn m5_callback_registers_and_removes() {
+    stress(ITERATIONS, models::callback_registers_and_removes);
+}
+
+#[test]
+fn m6a_runner_wakes_for_a_sooner_task() {
+    stress(RUNNER_ITERATIONS, models::runner_wakes_for_sooner_task);
+}
+
+#[test]
+fn m6b_shutdown_vs_wake() {
+    stress(RUNNER_ITERATIONS, models::shutdown_vs_wake);
+}
+
+#[test]
+fn m7a_key_rotation_vs_open() {
+    stress(ITERATIONS, models::rotation_vs_open);
+}
+
+#[test]
+fn m7b_key_retirement_vs_open() {
+    stress(ITERATIONS, models::retirement_vs_open);
+}
