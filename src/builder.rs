@@ -132,7 +132,6 @@ impl SchedulerBuilder {
                 timeline: Timeline::new(),
                 registry: Registry::new(),
                 dispatch: self.dispatcher.build(),
-                pool_started: std::sync::atomic::AtomicBool::new(false),
                 tz: self.tz,
                 test_mode: self.test_mode,
                 seal: crate::seal::Sealer::new(self.keys),

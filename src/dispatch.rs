@@ -14,7 +14,7 @@ use crate::sync::HandleArc as Arc;
 use crate::timeline::Claimed;
 use crossbeam_channel::{Receiver, Sender};
 use std::fmt;
-use std::thread::JoinHandle;
+use std::sync::OnceLock;
 
 /// Runs jobs somewhere else than the thread calling `run_pending`.
 ///
@@ -146,7 +146,8 @@ pub(crate) enum Dispatch {
 pub(crate) struct Pool {
     tx: Sender<Job>,
     rx: Receiver<Job>,
-    workers: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// Workers started (set once, on first use).
+    workers: OnceLock<usize>,
     threads: usize,
 }
 
@@ -156,21 +157,16 @@ impl Pool {
         Pool {
             tx,
             rx,
-            workers: std::sync::Mutex::new(Vec::new()),
+            workers: OnceLock::new(),
             threads,
         }
     }
 
-    /// Starts the workers on first use (they need no scheduler reference:
-    /// each job carries its own).
-    fn ensure_started(&self) {
-        // The mutex is taken only until the workers exist, and at shutdown.
-        let Ok(mut workers) = self.workers.lock() else {
-            return;
-        };
-        if !workers.is_empty() {
-            return;
-        }
+    /// Starts the workers (detached: each exits when the scheduler, which
+    /// holds the sending side, is gone) and returns how many started. They
+    /// need no scheduler reference: each job carries its own.
+    fn spawn_workers(&self) -> usize {
+        let mut started = 0;
         for i in 0..self.threads {
             let rx = self.rx.clone();
             let spawned = std::thread::Builder::new()
@@ -181,16 +177,20 @@ impl Pool {
                     }
                 });
             match spawned {
-                Ok(h) => workers.push(h),
+                Ok(_) => started += 1,
                 Err(e) => tracing::error!("cronlane: cannot start worker thread: {e}"),
             }
         }
+        started
     }
 
-    pub(crate) fn submit(&self, job: Job, started: &std::sync::atomic::AtomicBool) {
-        if !started.load(std::sync::atomic::Ordering::Acquire) {
-            self.ensure_started();
-            started.store(true, std::sync::atomic::Ordering::Release);
+    pub(crate) fn submit(&self, job: Job) {
+        // Workers start on first use, once.
+        if *self.workers.get_or_init(|| self.spawn_workers()) == 0 {
+            // No worker could start: run it here rather than block forever
+            // on a queue nobody drains.
+            job.run();
+            return;
         }
         if let Err(e) = self.tx.send(job) {
             // Unreachable while the pool holds `rx`; run it here rather than lose it.

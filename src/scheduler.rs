@@ -55,7 +55,6 @@ pub(crate) struct Core {
     pub(crate) timeline: Timeline,
     pub(crate) registry: Registry,
     pub(crate) dispatch: Dispatch,
-    pub(crate) pool_started: std::sync::atomic::AtomicBool,
     pub(crate) tz: Tz,
     pub(crate) test_mode: bool,
     pub(crate) seal: crate::seal::Sealer,
@@ -518,7 +517,7 @@ impl Core {
             Dispatch::Inline => report.add(self.execute(claimed, true)),
             Dispatch::Pool(pool) => {
                 report.dispatched += 1;
-                pool.submit(Job::new(self.clone(), claimed), &self.pool_started);
+                pool.submit(Job::new(self.clone(), claimed));
             }
             Dispatch::Executor(e) => {
                 report.dispatched += 1;
