@@ -67,13 +67,25 @@ pub(crate) mod plain {
     pub(crate) use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 }
 
-/// A hint to the CPU (or to loom) that we are spinning on another thread.
-#[inline]
-pub(crate) fn spin_hint() {
-    #[cfg(not(cronlane_loom))]
-    std::hint::spin_loop();
-    #[cfg(cronlane_loom)]
-    loom::thread::yield_now();
+/// Waiting for another thread in a loop: spin a little, then yield. (Not
+/// crossbeam's `Backoff`: under loom every step must yield to loom.)
+#[derive(Default)]
+pub(crate) struct Backoff(u32);
+
+impl Backoff {
+    /// One step of waiting.
+    #[inline]
+    pub(crate) fn snooze(&mut self) {
+        self.0 = self.0.saturating_add(1);
+        #[cfg(not(cronlane_loom))]
+        if self.0 < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+        #[cfg(cronlane_loom)]
+        loom::thread::yield_now();
+    }
 }
 
 /// Yield the thread (used when a short spin did not succeed).

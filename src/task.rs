@@ -51,7 +51,7 @@
 use crate::clock::from_nanos;
 use crate::schedule::Plan;
 use crate::stats::{Extras, Policies};
-use crate::sync::{fence, spin_hint, yield_now, Arc, AtomicBool, AtomicI64, AtomicU64, Ordering};
+use crate::sync::{fence, Arc, AtomicBool, AtomicI64, AtomicU64, Backoff, Ordering};
 use chrono::{DateTime, Utc};
 use std::fmt;
 
@@ -436,18 +436,13 @@ impl Task {
 
     /// Serialises managers of this task. Firing threads never call this.
     pub(crate) fn manage(&self) -> ManageGuard<'_> {
-        let mut spins = 0u32;
+        let mut backoff = Backoff::default();
         while self
             .manage
             .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
-            spins += 1;
-            if spins < 64 {
-                spin_hint();
-            } else {
-                yield_now();
-            }
+            backoff.snooze();
         }
         ManageGuard(self)
     }

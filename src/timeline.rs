@@ -29,7 +29,7 @@
 //!   caller to wake the runner.
 
 use crate::registry::Registry;
-use crate::sync::{spin_hint, yield_now, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{AtomicI64, AtomicU64, AtomicUsize, Backoff, Ordering};
 use crate::sync::{OrderedMap, Queue, Take};
 use crate::task::TaskRef;
 
@@ -239,14 +239,9 @@ impl Timeline {
     /// call is findable in the id index (or already claimed for firing).
     pub(crate) fn settle(&self, now: i64, registry: &Registry) {
         while self.drain(now, registry, None, usize::MAX) > 0 {}
-        let mut spins = 0u32;
+        let mut backoff = Backoff::default();
         while self.handover.load(Ordering::SeqCst) != 0 {
-            spins += 1;
-            if spins < 128 {
-                spin_hint();
-            } else {
-                yield_now();
-            }
+            backoff.snooze();
         }
     }
 
