@@ -129,7 +129,9 @@ impl Core {
         due: i64,
         started: i64,
     ) -> Outcome {
-        let _span = tracing::info_span!("cronlane.run", task = %task.id, name = task.name.as_deref().unwrap_or("")).entered();
+        let _span =
+            tracing::info_span!("cronlane.run", task = %task.id, name = task.name().unwrap_or(""))
+                .entered();
         let lag = started.saturating_sub(due);
         self.lag.record(lag);
         let extras = if task.is_once() {
@@ -153,7 +155,7 @@ impl Core {
                 Ok(opened) => Some(opened),
                 Err(e) => {
                     let message = format!("payload did not open: {e}");
-                    tracing::error!(task = %task.id, name = task.name.as_deref().unwrap_or(""), error = %e, "cronlane: task payload did not open; the callback was not run");
+                    tracing::error!(task = %task.id, name = task.name().unwrap_or(""), error = %e, "cronlane: task payload did not open; the callback was not run");
                     self.failed(task, scheduled, &message, false);
                     return Outcome::Failed;
                 }
@@ -175,13 +177,13 @@ impl Core {
                 Outcome::Fired
             }
             Ok(Err(message)) => {
-                tracing::warn!(task = %task.id, name = task.name.as_deref().unwrap_or(""), error = %message, "cronlane: task returned an error");
+                tracing::warn!(task = %task.id, name = task.name().unwrap_or(""), error = %message, "cronlane: task returned an error");
                 self.failed(task, scheduled, &message, false);
                 Outcome::Failed
             }
             Err(panic) => {
                 let message = panic_message(&*panic);
-                tracing::error!(task = %task.id, name = task.name.as_deref().unwrap_or(""), panic = %message, "cronlane: task panicked");
+                tracing::error!(task = %task.id, name = task.name().unwrap_or(""), panic = %message, "cronlane: task panicked");
                 self.failed(task, scheduled, &message, true);
                 Outcome::Failed
             }
@@ -207,7 +209,7 @@ impl Core {
             .fetch_add(1, Ordering::Relaxed);
         self.stats().misfired();
         let late_by = Duration::from_nanos(late_by.max(0) as u64);
-        tracing::warn!(task = %task.id, name = task.name.as_deref().unwrap_or(""), late_by = ?late_by, runs, "cronlane: misfire");
+        tracing::warn!(task = %task.id, name = task.name().unwrap_or(""), late_by = ?late_by, runs, "cronlane: misfire");
         self.notify(task, scheduled, EventKind::Misfired { late_by, runs });
     }
 
@@ -228,7 +230,7 @@ impl Core {
     #[inline]
     fn notify(&self, task: &TaskRef, scheduled: i64, kind: EventKind<'_>) {
         if let Some(l) = &self.listener {
-            emit(&**l, task.id, task.name.as_deref(), scheduled, kind);
+            emit(&**l, task.id, task.name(), scheduled, kind);
         }
     }
 

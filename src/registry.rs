@@ -49,7 +49,7 @@ impl Registry {
     /// Claims `task`'s name for it. With `replace`, an existing holder is
     /// returned so the caller can remove it.
     pub(crate) fn claim_name(&self, task: &TaskRef, replace: bool) -> (NameClaim, Option<TaskRef>) {
-        let Some(name) = task.name.clone() else {
+        let Some(name) = task.name_arc().cloned() else {
             return (NameClaim::Claimed, None);
         };
         loop {
@@ -83,7 +83,7 @@ impl Registry {
 
     /// Indexes a drained task by id (once).
     pub(crate) fn index(&self, task: &TaskRef) {
-        task.in_registry.store(true, crate::sync::Ordering::Relaxed);
+        task.set_in_registry();
         self.by_id.insert(task.id.n, task.clone());
         if task.removed_after_publish() {
             self.forget(task);
@@ -94,18 +94,18 @@ impl Registry {
     /// one-shot off its first timeline entry (a manager re-planning it, a
     /// released fire), so that it stays findable by id.
     pub(crate) fn index_once(&self, task: &TaskRef) {
-        if !task.in_registry.load(crate::sync::Ordering::Relaxed) {
+        if !task.in_registry() {
             self.index(task);
         }
     }
 
     /// Drops every index entry that points at `task`.
     pub(crate) fn forget(&self, task: &Task) {
-        if task.in_registry.load(crate::sync::Ordering::Relaxed) {
+        if task.in_registry() {
             self.by_id
                 .remove_if(&task.id.n, |cur| std::ptr::eq(&**cur, task));
         }
-        if let Some(name) = &task.name {
+        if let Some(name) = task.name_arc() {
             self.by_name
                 .remove_if(name, |cur| std::ptr::eq(&**cur, task));
         }
@@ -118,7 +118,7 @@ impl Registry {
     /// Named tasks not (yet) in the id index, for listings.
     pub(crate) fn for_each_named_unindexed(&self, mut f: impl FnMut(&TaskRef)) {
         self.by_name.for_each(|_, t| {
-            if !t.in_registry.load(crate::sync::Ordering::Relaxed) {
+            if !t.in_registry() {
                 f(t)
             }
         });

@@ -155,7 +155,7 @@ pub(crate) fn info(task: &TaskRef) -> Option<TaskInfo> {
     let (runs, failures) = task.counts();
     Some(TaskInfo {
         id: task.id,
-        name: task.name.as_deref().map(str::to_owned),
+        name: task.name().map(str::to_owned),
         schedule: task.with_plan(|p| p.to_string()),
         next_fire: next_fire(task),
         state,

@@ -350,7 +350,7 @@ impl fmt::Debug for Scheduler {
 }
 
 fn key_error(task: &Task) -> Error {
-    match &task.name {
+    match task.name() {
         Some(n) => Error::NoSuchName(n.to_string()),
         None => Error::NoSuchId(task.id),
     }
@@ -447,10 +447,10 @@ impl Core {
             .transpose()?;
         let name = name.map(std::sync::Arc::from);
         let task = TaskRef::new(Task::new(id, name, plan, callback, payload, policies));
-        if task.name.is_some() {
+        if task.name().is_some() {
             match self.registry.claim_name(&task, replace) {
                 (NameClaim::Taken, _) => {
-                    let name = task.name.as_deref().unwrap_or_default().to_owned();
+                    let name = task.name().unwrap_or_default().to_owned();
                     return Err(Error::DuplicateName(name));
                 }
                 (NameClaim::Claimed, Some(old)) => {

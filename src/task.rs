@@ -120,7 +120,7 @@ impl FireContext<'_> {
     }
     /// The task's name, if it has one.
     pub fn name(&self) -> Option<&str> {
-        self.task.name.as_deref()
+        self.task.name()
     }
     /// The instant this fire was scheduled for.
     pub fn scheduled(&self) -> DateTime<Utc> {
@@ -184,34 +184,72 @@ pub(crate) enum After {
 
 /// A scheduled task. Shared as `Arc<Task>` between intake, timeline,
 /// registry and the threads firing it.
+///
+/// Kept to what every task needs on the hot paths (56 bytes: id, state
+/// word, callback, cold-block pointer). Everything else lives in a [`Cold`]
+/// block that a plain anonymous one-shot never allocates unless it is
+/// managed (paused, rescheduled, ...) or fails.
 pub(crate) struct Task {
     pub(crate) id: TaskId,
-    /// Immutable; `std::sync::Arc` because loom's `Arc` cannot hold a `str`.
-    pub(crate) name: Option<std::sync::Arc<str>>,
-    plan: Plan,
     state: AtomicU64,
+    callback: Callback,
+    cold: std::sync::OnceLock<Box<Cold>>,
+}
+
+/// The parts of a task that a plain anonymous one-shot does without.
+///
+/// Allocated at registration for a task with a name, a recurring plan, a
+/// payload or non-default policies; otherwise on first need
+/// ([`Task::cold`]), built from the one-shot's id: without policies its
+/// scheduled instant is its due instant, `id.first_at`.
+struct Cold {
+    /// Immutable; `std::sync::Arc` because loom's `Arc` cannot hold a `str`.
+    name: Option<std::sync::Arc<str>>,
+    plan: Plan,
     /// Key of the current timeline entry (best effort, for clean-up and
     /// `next_fire`): the fire instant and the entry's sequence number.
     slot_at: AtomicI64,
     slot_seq: AtomicU64,
     manage: AtomicBool,
-    /// Set once, by the drainer that puts the task in the id registry.
-    pub(crate) in_registry: AtomicBool,
+    /// Set once, by whoever puts the task in the id registry.
+    in_registry: AtomicBool,
     /// Policies and detailed statistics, allocated on first need (see
-    /// [`crate::stats`]); a one-shot that fires cleanly never has one.
+    /// [`crate::stats`]).
     extras: std::sync::OnceLock<Box<Extras>>,
-    callback: Callback,
     /// Sealed (production) or clear (test mode) payload; see [`crate::seal`].
-    /// Boxed: most tasks have none, and the box keeps `Task` 24 bytes smaller.
-    payload: Option<Box<crate::seal::Payload>>,
+    payload: Option<crate::seal::Payload>,
+}
+
+impl Cold {
+    fn new(id: TaskId, name: Option<std::sync::Arc<str>>, plan: Plan) -> Cold {
+        let (at, seq) = initial_slot(id);
+        Cold {
+            name,
+            plan,
+            slot_at: AtomicI64::new(at),
+            slot_seq: AtomicU64::new(seq),
+            manage: AtomicBool::new(false),
+            in_registry: AtomicBool::new(false),
+            extras: std::sync::OnceLock::new(),
+            payload: None,
+        }
+    }
+}
+
+/// The key of a task's first timeline entry (see
+/// [`crate::timeline::Timeline::probe`]).
+#[inline]
+pub(crate) fn initial_slot(id: TaskId) -> (i64, u64) {
+    (id.first_at, id.n << 1)
 }
 
 pub(crate) type TaskRef = Arc<Task>;
 
 impl Task {
     /// A new task, built in place (registration is hot: no builder-style
-    /// moves of the whole struct). Only non-default policies cost an
-    /// allocation.
+    /// moves of the whole struct). Only a task that needs a [`Cold`] block
+    /// (name, recurring plan, payload, non-default policies) costs a second
+    /// allocation, and only non-default policies a third.
     pub(crate) fn new(
         id: TaskId,
         name: Option<std::sync::Arc<str>>,
@@ -220,35 +258,54 @@ impl Task {
         payload: Option<crate::seal::Payload>,
         policies: Policies,
     ) -> Task {
-        let extras = if policies == Policies::default() {
+        let plain = policies == Policies::default();
+        let cold = if name.is_none() && plan.is_once() && payload.is_none() && plain {
             std::sync::OnceLock::new()
         } else {
-            std::sync::OnceLock::from(Box::new(Extras::new(policies)))
+            let mut cold = Cold::new(id, name, plan);
+            cold.payload = payload;
+            if !plain {
+                cold.extras = std::sync::OnceLock::from(Box::new(Extras::new(policies)));
+            }
+            std::sync::OnceLock::from(Box::new(cold))
         };
         Task {
             id,
-            name,
-            plan,
             state: AtomicU64::new(word(0, SCHEDULED)),
-            slot_at: AtomicI64::new(id.first_at),
-            slot_seq: AtomicU64::new(u64::MAX),
-            manage: AtomicBool::new(false),
-            in_registry: AtomicBool::new(false),
-            extras,
             callback,
-            payload: payload.map(Box::new),
+            cold,
         }
+    }
+
+    /// The cold block, allocated now if the task had none (a plain one-shot:
+    /// its plan is its id's instant).
+    #[inline]
+    fn cold(&self) -> &Cold {
+        self.cold
+            .get_or_init(|| Box::new(Cold::new(self.id, None, Plan::Once(self.id.first_at))))
+    }
+
+    /// The task's name, if it has one.
+    #[inline]
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.cold.get().and_then(|c| c.name.as_deref())
+    }
+
+    /// The name as the registry keys it.
+    pub(crate) fn name_arc(&self) -> Option<&std::sync::Arc<str>> {
+        self.cold.get().and_then(|c| c.name.as_ref())
     }
 
     /// The task's extras, if allocated.
     #[inline]
     pub(crate) fn extras(&self) -> Option<&Extras> {
-        self.extras.get().map(|b| &**b)
+        self.cold.get().and_then(|c| c.extras.get()).map(|b| &**b)
     }
 
     /// The task's extras, allocated now if needed (default policies).
     pub(crate) fn extras_or_init(&self) -> &Extras {
-        self.extras
+        self.cold()
+            .extras
             .get_or_init(|| Box::new(Extras::new(Policies::default())))
     }
 
@@ -259,7 +316,20 @@ impl Task {
 
     #[inline]
     pub(crate) fn payload(&self) -> Option<&crate::seal::Payload> {
-        self.payload.as_deref()
+        self.cold.get().and_then(|c| c.payload.as_ref())
+    }
+
+    /// Whether the task is in the id registry.
+    #[inline]
+    pub(crate) fn in_registry(&self) -> bool {
+        self.cold
+            .get()
+            .is_some_and(|c| c.in_registry.load(Ordering::Relaxed))
+    }
+
+    /// Records that the task is in the id registry.
+    pub(crate) fn set_in_registry(&self) {
+        self.cold().in_registry.store(true, Ordering::Relaxed);
     }
 
     #[inline]
@@ -277,7 +347,7 @@ impl Task {
     /// current plan, but not how the task entered the engine).
     #[inline]
     pub(crate) fn is_once(&self) -> bool {
-        self.plan.is_once()
+        self.cold.get().is_none_or(|c| c.plan.is_once())
     }
 
     pub(crate) fn is_removed(&self) -> bool {
@@ -288,9 +358,12 @@ impl Task {
     pub(crate) fn with_plan<R>(&self, f: impl FnOnce(&Plan) -> R) -> R {
         // Only a rescheduled task has extras with a plan in them: the common
         // fire path touches no arc-swap at all.
-        match self.extras() {
-            Some(e) => e.replan.with(|replan| f(replan.unwrap_or(&self.plan))),
-            None => f(&self.plan),
+        let Some(cold) = self.cold.get() else {
+            return f(&Plan::Once(self.id.first_at));
+        };
+        match cold.extras.get() {
+            Some(e) => e.replan.with(|replan| f(replan.unwrap_or(&cold.plan))),
+            None => f(&cold.plan),
         }
     }
 
@@ -424,21 +497,30 @@ impl Task {
     }
 
     pub(crate) fn set_slot(&self, at: i64, seq: u64) {
-        self.slot_at.store(at, Ordering::Relaxed);
-        self.slot_seq.store(seq, Ordering::Relaxed);
+        // A task without a cold block is at its first entry, which is also
+        // where a cold block starts: nothing to record.
+        if self.cold.get().is_none() && (at, seq) == initial_slot(self.id) {
+            return;
+        }
+        let cold = self.cold();
+        cold.slot_at.store(at, Ordering::Relaxed);
+        cold.slot_seq.store(seq, Ordering::Relaxed);
     }
     pub(crate) fn slot(&self) -> (i64, u64) {
-        (
-            self.slot_at.load(Ordering::Relaxed),
-            self.slot_seq.load(Ordering::Relaxed),
-        )
+        match self.cold.get() {
+            None => initial_slot(self.id),
+            Some(c) => (
+                c.slot_at.load(Ordering::Relaxed),
+                c.slot_seq.load(Ordering::Relaxed),
+            ),
+        }
     }
 
     /// Serialises managers of this task. Firing threads never call this.
     pub(crate) fn manage(&self) -> ManageGuard<'_> {
+        let manage = &self.cold().manage;
         let mut backoff = Backoff::default();
-        while self
-            .manage
+        while manage
             .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
@@ -469,6 +551,23 @@ pub(crate) struct ManageGuard<'a>(&'a Task);
 
 impl Drop for ManageGuard<'_> {
     fn drop(&mut self) {
-        self.0.manage.store(false, Ordering::Release);
+        self.0.cold().manage.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(all(test, not(cronlane_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_task_stays_small() {
+        // id 16 + state 8 + callback 16 + cold pointer 16: the hot part of
+        // every task. Growing it costs memory and registration throughput
+        // on every task (see BENCHMARKS.md).
+        assert!(
+            std::mem::size_of::<Task>() <= 56,
+            "{}",
+            std::mem::size_of::<Task>()
+        );
     }
 }

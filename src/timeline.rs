@@ -167,7 +167,7 @@ impl Timeline {
     pub(crate) fn for_each_unindexed(&self, mut f: impl FnMut(&TaskRef)) {
         self.map.for_each(|_, slot| {
             let t = &slot.task;
-            if t.name.is_none() && !t.in_registry.load(Ordering::Relaxed) && !t.is_removed() {
+            if t.name().is_none() && !t.in_registry() && !t.is_removed() {
                 f(t)
             }
         });
