@@ -1,8 +1,8 @@
 //! Managing live tasks: remove, pause, resume, reschedule.
 //!
-//! Managers of one task are serialised by the task's `manage` guard (firing
-//! threads never take it); each then settles its race with firing threads by
-//! CAS on the task's state word. See the ground rules in [`crate::task`].
+//! Pause, resume and reschedule of one task are serialised by the task's
+//! `manage` guard (firing threads never take it; `remove` needs none); each
+//! then settles its race with firing threads by CAS on the task's state word. See the ground rules in [`crate::task`].
 
 use crate::schedule::Plan;
 use crate::scheduler::Core;
@@ -11,8 +11,13 @@ use crate::task::{
 };
 
 impl Core {
+    /// Removal takes no `manage` guard: it is one `fetch_or` that every
+    /// other transition fails against, and whoever publishes an entry or an
+    /// index slot for the task checks `REMOVED` afterwards
+    /// ([`Task::removed_after_publish`]), so a manager racing with it cannot
+    /// leave anything behind. (Taking the guard would also allocate the
+    /// cold block of a plain one-shot just to remove it.)
     pub(crate) fn remove(&self, task: &TaskRef) -> Result<(), ()> {
-        let _guard = task.manage();
         let prev = task.mark_removed();
         if prev & REMOVED != 0 {
             return Err(());

@@ -10,7 +10,7 @@
 //! | here            | normal build                         | `cronlane_loom`                 |
 //! | --------------- | ------------------------------------ | ------------------------------- |
 //! | [`Queue`]       | `crossbeam_queue::SegQueue`          | `Mutex<VecDeque>`               |
-//! | [`OrderedMap`]  | `crossbeam_skiplist::SkipMap`        | `Mutex<BTreeMap>`               |
+//! | [`OrderedMap`]  | `crossbeam_skiplist::base::SkipList` | `Mutex<BTreeMap>`               |
 //! | [`SwapOption`]  | `arc_swap::ArcSwapOption`            | `RwLock<Option<Arc<_>>>`        |
 //! | [`Swap`]        | `arc_swap::ArcSwap`                  | `RwLock<Arc<_>>`                |
 //! | atomics, `Arc`  | `std::sync`                          | `loom::sync`                    |
@@ -132,16 +132,22 @@ mod imp {
         }
     }
 
-    /// Lock-free ordered map (crossbeam's `SkipMap`).
-    pub(crate) struct OrderedMap<K, V>(crossbeam_skiplist::SkipMap<K, V>);
+    /// Lock-free ordered map: crossbeam-skiplist's base `SkipList`, used
+    /// with one epoch guard per call. (Its `SkipMap` wrapper pins the epoch
+    /// and bumps a node reference count for every entry it hands out; a
+    /// walk over due entries under one guard does neither per entry.)
+    pub(crate) struct OrderedMap<K, V>(crossbeam_skiplist::base::SkipList<K, V>);
 
     impl<K: Ord + Send + 'static, V: Send + 'static> OrderedMap<K, V> {
         pub(crate) fn new() -> Self {
-            OrderedMap(crossbeam_skiplist::SkipMap::new())
+            OrderedMap(crossbeam_skiplist::base::SkipList::new(
+                crossbeam_epoch::default_collector().clone(),
+            ))
         }
         /// Inserts, replacing an entry with an equal key.
         pub(crate) fn insert(&self, key: K, value: V) {
-            self.0.insert(key, value);
+            let guard = crossbeam_epoch::pin();
+            self.0.insert(key, value, &guard).release(&guard);
         }
         /// Inserts unless the key is present; returns the value now in the map
         /// (ours or the one already there).
@@ -149,7 +155,11 @@ mod imp {
         where
             V: Clone,
         {
-            self.0.get_or_insert(key, value).value().clone()
+            let guard = crossbeam_epoch::pin();
+            let entry = self.0.get_or_insert(key, value, &guard);
+            let value = entry.value().clone();
+            entry.release(&guard);
+            value
         }
         pub(crate) fn get<Q>(&self, key: &Q) -> Option<V>
         where
@@ -157,12 +167,14 @@ mod imp {
             K: std::borrow::Borrow<Q>,
             Q: Ord + ?Sized,
         {
-            self.0.get(key).map(|e| e.value().clone())
+            let guard = crossbeam_epoch::pin();
+            self.0.get(key, &guard).map(|e| e.value().clone())
         }
         /// Removes the entry at `key` if `pred` accepts its value; true if this
         /// call removed it.
         pub(crate) fn remove_if(&self, key: &K, pred: impl FnOnce(&V) -> bool) -> bool {
-            match self.0.get(key) {
+            let guard = crossbeam_epoch::pin();
+            match self.0.get(key, &guard) {
                 Some(e) if pred(e.value()) => e.remove(),
                 _ => false,
             }
@@ -175,7 +187,8 @@ mod imp {
             mut decide: impl FnMut(&K, &V) -> Take,
             mut taken: impl FnMut(&K, &V) -> bool,
         ) {
-            let mut cur = self.0.front();
+            let guard = crossbeam_epoch::pin();
+            let mut cur = self.0.front(&guard);
             while let Some(e) = cur {
                 match decide(e.key(), e.value()) {
                     Take::Stop => return,
@@ -197,10 +210,12 @@ mod imp {
         where
             K: Clone,
         {
-            self.0.front().map(|e| e.key().clone())
+            let guard = crossbeam_epoch::pin();
+            self.0.front(&guard).map(|e| e.key().clone())
         }
         pub(crate) fn for_each(&self, mut f: impl FnMut(&K, &V)) {
-            for e in self.0.iter() {
+            let guard = crossbeam_epoch::pin();
+            for e in self.0.iter(&guard) {
                 f(e.key(), e.value());
             }
         }

@@ -33,10 +33,12 @@
 //!   `IDLE | PAUSED`, or to `IDLE | REMOVED` (a one-shot, or a plan with no
 //!   next instant). `DIRTY` (set by a reschedule during the run) makes finish
 //!   take the new plan from now instead of from the scheduled instant.
-//! * **remove / pause / resume / reschedule** (managers): serialised per task
-//!   by the `manage` flag (a tiny spin guard among managers only: firing
-//!   threads never touch it and never wait for it), then CAS on the state word
-//!   against firing threads.
+//! * **pause / resume / reschedule** (managers): serialised per task by the
+//!   `manage` flag (a tiny spin guard among managers only: firing threads
+//!   never touch it and never wait for it), then CAS on the state word
+//!   against firing threads. **remove** takes no guard: it is one `fetch_or`
+//!   of `REMOVED`, which every other transition fails against, and every
+//!   publisher checks for it afterwards (see below).
 //! * `REMOVED` is terminal. Exactly one thread sets it (a manager's `remove`,
 //!   or a finish that completes the task) and that thread does the clean-up:
 //!   registry and name index, the live-task count, the timeline entry.
