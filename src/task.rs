@@ -261,7 +261,13 @@ impl Task {
         policies: Policies,
     ) -> Task {
         let plain = policies == Policies::default();
-        let cold = if name.is_none() && plan.is_once() && payload.is_none() && plain {
+        // Under loom the cold block is always built here: loom cannot see
+        // the synchronisation inside std's `OnceLock`, so a block (holding
+        // loom atomics) created lazily by one thread and read by another
+        // would look like a data race to it. Laziness itself is std's, not
+        // part of the protocol the models check.
+        let lazy = !cfg!(cronlane_loom);
+        let cold = if lazy && name.is_none() && plan.is_once() && payload.is_none() && plain {
             std::sync::OnceLock::new()
         } else {
             let mut cold = Cold::new(id, name, plan);
