@@ -136,7 +136,7 @@ impl SchedulerBuilder {
                 test_mode: self.test_mode,
                 seal: crate::seal::Sealer::new(self.keys),
                 next_id: AtomicU64::new(1),
-                live: AtomicUsize::new(0),
+                gone: AtomicU64::new(0),
                 jobs: AtomicUsize::new(0),
                 stats: StatsCells::default(),
                 runner: RunnerSignal::new(),

@@ -58,8 +58,12 @@ pub(crate) struct Core {
     pub(crate) tz: Tz,
     pub(crate) test_mode: bool,
     pub(crate) seal: crate::seal::Sealer,
+    /// The next task id; ids start at 1, so `next_id - 1` ids were taken.
     pub(crate) next_id: AtomicU64,
-    pub(crate) live: AtomicUsize,
+    /// Tasks that took an id and are not live: removed, finished, or whose
+    /// registration failed after taking it. `len()` is `next_id - 1 - gone`:
+    /// registration pays no counter of its own besides the id.
+    pub(crate) gone: AtomicU64,
     /// Jobs handed to a pool or executor and not finished.
     pub(crate) jobs: AtomicUsize,
     pub(crate) stats: StatsCells,
@@ -308,7 +312,7 @@ impl Scheduler {
     /// Live tasks: registered and neither removed nor finished (a one-shot
     /// counts until its run ends).
     pub fn len(&self) -> usize {
-        self.core.live.load(Ordering::Acquire)
+        self.core.live()
     }
 
     /// True when no task is live.
@@ -400,7 +404,16 @@ impl Core {
             self.timeline.unlink(task);
         }
         self.registry.forget(task);
-        self.live.fetch_sub(1, Ordering::AcqRel);
+        self.gone.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Live tasks (see [`Core::gone`]).
+    pub(crate) fn live(&self) -> usize {
+        // `gone` first: every task counted in it took its id before, so the
+        // later read of `next_id` covers it.
+        let gone = self.gone.load(Ordering::Acquire);
+        let taken = self.next_id.load(Ordering::Acquire) - 1;
+        usize::try_from(taken.saturating_sub(gone)).unwrap_or(usize::MAX)
     }
 
     pub(crate) fn job_started(&self) {
@@ -442,14 +455,22 @@ impl Core {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let due = first.saturating_add(crate::policy::jitter(self.seed, n, first, policies.jitter));
         let id = TaskId::new(n, due);
-        let payload = payload
+        let payload = match payload
             .map(|p| self.seal.payload(p, self.test_mode, id, name.as_deref()))
-            .transpose()?;
+            .transpose()
+        {
+            Ok(p) => p,
+            Err(e) => {
+                self.gone.fetch_add(1, Ordering::AcqRel);
+                return Err(e);
+            }
+        };
         let name = name.map(std::sync::Arc::from);
         let task = TaskRef::new(Task::new(id, name, plan, callback, payload, policies));
         if task.name().is_some() {
             match self.registry.claim_name(&task, replace) {
                 (NameClaim::Taken, _) => {
+                    self.gone.fetch_add(1, Ordering::AcqRel);
                     let name = task.name().unwrap_or_default().to_owned();
                     return Err(Error::DuplicateName(name));
                 }
@@ -461,7 +482,6 @@ impl Core {
                 (NameClaim::Claimed, None) => {}
             }
         }
-        self.live.fetch_add(1, Ordering::AcqRel);
         if self.timeline.push_new(task, first) {
             self.runner.wake();
         }

@@ -11,7 +11,7 @@
 use chrono::{DateTime, Utc};
 use criterion::measurement::WallTime;
 use criterion::{
-    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode,
+    criterion_group, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode,
     Throughput,
 };
 use std::hint::black_box;
@@ -205,6 +205,11 @@ mod jsng {
 // run; the number includes the loop's start-up and tick cadence. Its one-shot
 // instants have 1 s resolution (stored as whole seconds).
 
+/// Jobs tokio-cron-scheduler never fired, and jobs it was given, in the
+/// fire benchmark (printed at the end of the run).
+static TCS_LOST: AtomicU64 = AtomicU64::new(0);
+static TCS_GIVEN: AtomicU64 = AtomicU64::new(0);
+
 mod tcs {
     use super::*;
     use tokio_cron_scheduler::{Job, JobScheduler};
@@ -249,17 +254,29 @@ mod tcs {
             }
             let start = Instant::now();
             s.start().await.expect("started");
-            while count.load(Ordering::Relaxed) < n as u64 {
-                assert!(
-                    start.elapsed() < Duration::from_secs(60),
-                    "tokio-cron-scheduler fired {} of {n} due jobs in 60 s",
-                    count.load(Ordering::Relaxed)
-                );
+            // Even with the large channel it sometimes never fires a few
+            // jobs (7 of 100,000 in one run). Rather than fail the whole
+            // bench run, stop once nothing has fired for 2 s, time what did
+            // fire, and report the loss (printed at the end of the run; see
+            // BENCHMARKS.md).
+            let (mut seen, mut last) = (0, start.elapsed());
+            loop {
+                let fired = count.load(Ordering::Relaxed);
+                if fired >= n as u64 {
+                    last = start.elapsed();
+                    break;
+                }
+                if fired > seen {
+                    (seen, last) = (fired, start.elapsed());
+                } else if start.elapsed() - last > Duration::from_secs(2) {
+                    TCS_LOST.fetch_add(n as u64 - fired, Ordering::Relaxed);
+                    break;
+                }
                 tokio::time::sleep(Duration::from_micros(200)).await;
             }
-            let d = start.elapsed();
+            TCS_GIVEN.fetch_add(n as u64, Ordering::Relaxed);
             s.shutdown().await.expect("shutdown");
-            d
+            last
         })
     }
 }
@@ -334,4 +351,14 @@ fn bench_fire(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench_register, bench_fire);
-criterion_main!(benches);
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    let (lost, given) = (
+        TCS_LOST.load(Ordering::Relaxed),
+        TCS_GIVEN.load(Ordering::Relaxed),
+    );
+    if given > 0 {
+        println!("tokio-cron-scheduler fire: {lost} of {given} due jobs never fired");
+    }
+}
