@@ -409,11 +409,14 @@ impl Core {
 
     /// Live tasks (see [`Core::gone`]).
     pub(crate) fn live(&self) -> usize {
-        // `gone` first: every task counted in it took its id before, so the
-        // later read of `next_id` covers it.
+        // `gone` first: every task counted in it took its id before (and
+        // that happened before its clean-up), so the later read of
+        // `next_id` covers it and `taken >= gone`. A task cleaned up twice (a
+        // protocol bug) would break that: wrapping makes it show as an
+        // absurd count, which the loom models check, instead of hiding it.
         let gone = self.gone.load(Ordering::Acquire);
         let taken = self.next_id.load(Ordering::Acquire) - 1;
-        usize::try_from(taken.saturating_sub(gone)).unwrap_or(usize::MAX)
+        usize::try_from(taken.wrapping_sub(gone)).unwrap_or(usize::MAX)
     }
 
     pub(crate) fn job_started(&self) {

@@ -58,8 +58,34 @@ struct Intake {
     scheduled: i64,
 }
 
+/// Intake shards. A registering thread always pushes to the same shard,
+/// picked round-robin at its first registration, so threads registering at
+/// once do not all fight over one queue's tail (and its cache lines). Order
+/// is kept per thread, which is all registration ever promised. Under loom:
+/// one shard, the protocol is the same.
+const SHARDS: usize = if cfg!(cronlane_loom) { 1 } else { 8 };
+
+/// This thread's intake shard.
+#[inline]
+fn shard() -> usize {
+    #[cfg(cronlane_loom)]
+    {
+        0
+    }
+    #[cfg(not(cronlane_loom))]
+    {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        std::thread_local! {
+            static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+        }
+        SHARD.with(|s| *s)
+    }
+}
+
 pub(crate) struct Timeline {
-    intake: Queue<Intake>,
+    /// One intake queue per shard (see [`shard`]).
+    intake: [Queue<Intake>; SHARDS],
     map: OrderedMap<(i64, u64), Slot>,
     seq: AtomicU64,
     handover: AtomicUsize,
@@ -69,7 +95,7 @@ pub(crate) struct Timeline {
 impl Timeline {
     pub(crate) fn new() -> Self {
         Timeline {
-            intake: Queue::new(),
+            intake: std::array::from_fn(|_| Queue::new()),
             map: OrderedMap::new(),
             seq: AtomicU64::new(0),
             handover: AtomicUsize::new(0),
@@ -82,7 +108,7 @@ impl Timeline {
     #[inline]
     pub(crate) fn push_new(&self, task: TaskRef, scheduled: i64) -> bool {
         let due = task.id.first_at;
-        self.intake.push(Intake { task, scheduled });
+        self.intake[shard()].push(Intake { task, scheduled });
         self.lower_hint(due)
     }
 
@@ -192,9 +218,13 @@ impl Timeline {
             self.handover.fetch_add(1, Ordering::SeqCst);
         }
         let mut moved = 0;
+        let mut queues = self.intake.iter();
+        let mut queue = queues.next();
         while moved < budget {
-            let Some(Intake { task, scheduled }) = self.intake.pop() else {
-                break;
+            let Some(q) = queue else { break };
+            let Some(Intake { task, scheduled }) = q.pop() else {
+                queue = queues.next();
+                continue;
             };
             let at = task.id.first_at;
             moved += 1;
@@ -283,6 +313,6 @@ impl Timeline {
 
     /// Tasks waiting in intake (approximate under concurrency).
     pub(crate) fn intake_len(&self) -> usize {
-        self.intake.len()
+        self.intake.iter().map(Queue::len).sum()
     }
 }
