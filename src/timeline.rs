@@ -3,7 +3,8 @@
 //!
 //! # Ground rules
 //!
-//! * **Intake** (`Queue`, lock-free MPSC in practice, MPMC in fact): new tasks
+//! * **Intake** (`Queue`s, lock-free MPSC in practice, MPMC in fact, one per
+//!   shard; a registering thread always pushes to its own shard): new tasks
 //!   are pushed here by registering threads and nothing else happens on
 //!   registration. Any thread that runs `run_pending` (or needs an up-to-date
 //!   view, such as a lookup by id) drains it; drainers may run concurrently and
