@@ -2,7 +2,8 @@
 //!
 //! Pause, resume and reschedule of one task are serialised by the task's
 //! `manage` guard (firing threads never take it; `remove` needs none); each
-//! then settles its race with firing threads by CAS on the task's state word. See the ground rules in [`crate::task`].
+//! then settles its race with firing threads by CAS on the task's state
+//! word. See the ground rules in [`crate::task`].
 
 use crate::schedule::Plan;
 use crate::scheduler::Core;
