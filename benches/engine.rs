@@ -300,6 +300,46 @@ fn bench_dispatch(c: &mut Criterion) {
                 total
             });
         });
+        // The floor of any timeline with one skiplist entry per task: the
+        // same keys and entry size as cronlane's timeline, taken off the
+        // front one at a time the way cronlane does (one epoch guard, step
+        // to the next entry, then remove), with no task behind them.
+        group.bench_with_input(BenchmarkId::new("skiplist_pop_floor", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let base = nanos(t0());
+                for _ in 0..iters {
+                    let list = crossbeam_skiplist::base::SkipList::new(
+                        crossbeam_epoch::default_collector().clone(),
+                    );
+                    {
+                        let guard = crossbeam_epoch::pin();
+                        for i in 0..n as u64 {
+                            let key = (base + 1 + i as i64, i << 1);
+                            list.insert(key, [i; 3], &guard).release(&guard);
+                        }
+                    }
+                    let start = Instant::now();
+                    let mut taken = 0usize;
+                    {
+                        let guard = crossbeam_epoch::pin();
+                        let mut cur = list.front(&guard);
+                        while let Some(e) = cur {
+                            let next = e.next();
+                            if e.remove() {
+                                FIRED.fetch_add(black_box(e.value())[0] & 1, Ordering::Relaxed);
+                                taken += 1;
+                            }
+                            cur = next;
+                        }
+                    }
+                    total += start.elapsed();
+                    assert_eq!(taken, n);
+                    drop(list);
+                }
+                total
+            });
+        });
         group.bench_with_input(BenchmarkId::new("heap", n), &n, |b, &n| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
