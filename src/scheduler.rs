@@ -502,22 +502,17 @@ impl Core {
         let limit = self.timeline.seq_limit();
         // Only what was registered before this call: callbacks' registrations
         // wait for the next one.
-        let mut intake_budget = self.timeline.intake_len();
+        let mut intake = self.timeline.intake_budget();
         let mut report = RunReport::default();
         let mut batch: Vec<Claimed> = Vec::new();
         loop {
-            if intake_budget > 0 {
-                let moved = self.timeline.drain(
-                    now,
-                    &self.registry,
-                    Some(&mut batch),
-                    intake_budget.min(BATCH),
-                );
-                intake_budget = if moved == 0 { 0 } else { intake_budget - moved };
+            if !intake.is_spent() {
+                self.timeline
+                    .drain(now, &self.registry, Some(&mut batch), &mut intake, BATCH);
             }
             self.timeline.claim_due(now, limit, &mut batch, BATCH);
             if batch.is_empty() {
-                if intake_budget == 0 {
+                if intake.is_spent() {
                     break;
                 }
                 continue;

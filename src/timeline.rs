@@ -84,6 +84,16 @@ fn shard() -> usize {
     }
 }
 
+/// How many tasks a drain may still take from each intake shard.
+pub(crate) struct IntakeBudget([usize; SHARDS]);
+
+impl IntakeBudget {
+    /// Nothing left to take.
+    pub(crate) fn is_spent(&self) -> bool {
+        self.0.iter().all(|&n| n == 0)
+    }
+}
+
 pub(crate) struct Timeline {
     /// One intake queue per shard (see [`shard`]).
     intake: [Queue<Intake>; SHARDS],
@@ -200,15 +210,18 @@ impl Timeline {
         });
     }
 
-    /// Moves up to `budget` tasks from intake to the index and timeline. With
-    /// `due`, tasks already due at `now` are claimed into it instead of going
-    /// on the timeline (a due one-shot is then never indexed at all).
+    /// Moves up to `max` tasks from intake to the index and timeline, taking
+    /// from each shard at most what `budget` allows it (and counting them
+    /// off). With `due`, tasks already due at `now` are claimed into it
+    /// instead of going on the timeline (a due one-shot is then never
+    /// indexed at all).
     pub(crate) fn drain(
         &self,
         now: i64,
         registry: &Registry,
         mut due: Option<&mut Vec<Claimed>>,
-        budget: usize,
+        budget: &mut IntakeBudget,
+        max: usize,
     ) -> usize {
         // SeqCst: pairs with the SeqCst load in `settle`; see the ground rules.
         #[cfg(cronlane_loom)]
@@ -219,14 +232,19 @@ impl Timeline {
             self.handover.fetch_add(1, Ordering::SeqCst);
         }
         let mut moved = 0;
-        let mut queues = self.intake.iter();
-        let mut queue = queues.next();
-        while moved < budget {
-            let Some(q) = queue else { break };
-            let Some(Intake { task, scheduled }) = q.pop() else {
-                queue = queues.next();
+        let mut shard = 0;
+        while moved < max && shard < SHARDS {
+            let left = &mut budget.0[shard];
+            if *left == 0 {
+                shard += 1;
+                continue;
+            }
+            let Some(Intake { task, scheduled }) = self.intake[shard].pop() else {
+                // Taken by a concurrent drainer: nothing more for us here.
+                *left = 0;
                 continue;
             };
+            *left -= 1;
             let at = task.id.first_at;
             moved += 1;
             if let Some(due) = due.as_deref_mut() {
@@ -269,7 +287,8 @@ impl Timeline {
     /// published what it popped. Afterwards every task registered before the
     /// call is findable in the id index (or already claimed for firing).
     pub(crate) fn settle(&self, now: i64, registry: &Registry) {
-        while self.drain(now, registry, None, usize::MAX) > 0 {}
+        let mut all = IntakeBudget([usize::MAX; SHARDS]);
+        while self.drain(now, registry, None, &mut all, usize::MAX) > 0 {}
         let mut backoff = Backoff::default();
         while self.handover.load(Ordering::SeqCst) != 0 {
             backoff.snooze();
@@ -312,8 +331,11 @@ impl Timeline {
         self.map.front_key().map(|(at, _)| at)
     }
 
-    /// Tasks waiting in intake (approximate under concurrency).
-    pub(crate) fn intake_len(&self) -> usize {
-        self.intake.iter().map(Queue::len).sum()
+    /// What each intake shard holds now: a `run_pending` drains at most
+    /// this much, so that what callbacks register during the call waits for
+    /// the next one, while everything registered before it is taken, whatever
+    /// the shards the callbacks push to.
+    pub(crate) fn intake_budget(&self) -> IntakeBudget {
+        IntakeBudget(std::array::from_fn(|i| self.intake[i].len()))
     }
 }

@@ -548,3 +548,72 @@ fn anonymous_one_shots_on_the_timeline_are_found_by_id_and_listed() {
     assert!(s.is_empty());
     assert!(s.tasks().is_empty());
 }
+
+/// `run_pending` fires everything registered before it (from any thread,
+/// whichever intake shard it went to), while what its callbacks register
+/// waits for the next call, even when the callbacks' shard is drained first.
+#[test]
+fn run_pending_takes_all_earlier_registrations_and_defers_callbacks_ones() {
+    const THREADS: usize = 8;
+    const PER_THREAD: usize = 600; // more than one drain batch in all
+    let (s, _clock) = manual();
+    let due = t0() - chrono::Duration::seconds(1);
+    let early = Arc::new(AtomicUsize::new(0));
+    let late = Arc::new(AtomicUsize::new(0));
+    // The main thread registers first, so its shard is taken before the
+    // spawned threads pick theirs (round-robin): most of them land after it.
+    let (s2, late2) = (s.clone(), late.clone());
+    s.add(Schedule::once(due))
+        .run(move || {
+            // When it fires, it registers one more due task from the
+            // firing (main) thread, like every task below.
+            let late = late2.clone();
+            s2.add(Schedule::once(due))
+                .run(move || {
+                    late.fetch_add(1, Ordering::SeqCst);
+                })
+                .unwrap();
+        })
+        .unwrap();
+    let handles: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (s, early, late) = (s.clone(), early.clone(), late.clone());
+            std::thread::spawn(move || {
+                for _ in 0..PER_THREAD {
+                    let (s, early, late) = (s.clone(), early.clone(), late.clone());
+                    s.clone()
+                        .add(Schedule::once(due))
+                        .run(move || {
+                            early.fetch_add(1, Ordering::SeqCst);
+                            let late = late.clone();
+                            s.add(Schedule::once(due))
+                                .run(move || {
+                                    late.fetch_add(1, Ordering::SeqCst);
+                                })
+                                .unwrap();
+                        })
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let first = s.run_pending();
+    assert_eq!(
+        early.load(Ordering::SeqCst),
+        THREADS * PER_THREAD,
+        "every task registered before the call fires in it"
+    );
+    assert_eq!(first.fired as usize, THREADS * PER_THREAD + 1);
+    assert_eq!(
+        late.load(Ordering::SeqCst),
+        0,
+        "what callbacks register waits for the next call"
+    );
+    let second = s.run_pending();
+    assert_eq!(second.fired as usize, THREADS * PER_THREAD + 1);
+    assert_eq!(late.load(Ordering::SeqCst), THREADS * PER_THREAD + 1);
+    assert!(s.is_empty());
+}
