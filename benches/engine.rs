@@ -300,46 +300,6 @@ fn bench_dispatch(c: &mut Criterion) {
                 total
             });
         });
-        // The floor of any timeline with one skiplist entry per task: the
-        // same keys and entry size as cronlane's timeline, taken off the
-        // front one at a time the way cronlane does (one epoch guard, step
-        // to the next entry, then remove), with no task behind them.
-        group.bench_with_input(BenchmarkId::new("skiplist_pop_floor", n), &n, |b, &n| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                let base = nanos(t0());
-                for _ in 0..iters {
-                    let list = crossbeam_skiplist::base::SkipList::new(
-                        crossbeam_epoch::default_collector().clone(),
-                    );
-                    {
-                        let guard = crossbeam_epoch::pin();
-                        for i in 0..n as u64 {
-                            let key = (base + 1 + i as i64, i << 1);
-                            list.insert(key, [i; 3], &guard).release(&guard);
-                        }
-                    }
-                    let start = Instant::now();
-                    let mut taken = 0usize;
-                    {
-                        let guard = crossbeam_epoch::pin();
-                        let mut cur = list.front(&guard);
-                        while let Some(e) = cur {
-                            let next = e.next();
-                            if e.remove() {
-                                FIRED.fetch_add(black_box(e.value())[0] & 1, Ordering::Relaxed);
-                                taken += 1;
-                            }
-                            cur = next;
-                        }
-                    }
-                    total += start.elapsed();
-                    assert_eq!(taken, n);
-                    drop(list);
-                }
-                total
-            });
-        });
         group.bench_with_input(BenchmarkId::new("heap", n), &n, |b, &n| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
@@ -479,11 +439,65 @@ fn bench_remove(c: &mut Criterion) {
     group.finish();
 }
 
+// ---------------------------------------------------------------------------
+// Dispatch floor: the same keys and entry size as cronlane's timeline in a
+// crossbeam-skiplist base `SkipList`, taken off the front one at a time the
+// way cronlane does (one epoch guard, step to the next entry, then remove),
+// with no task behind them: the floor of any timeline with one skiplist
+// entry per task. Runs after every other bench, so that the epoch garbage it
+// leaves is not collected inside a cronlane case.
+// ---------------------------------------------------------------------------
+
+fn bench_dispatch_floor(c: &mut Criterion) {
+    let mut group = c.benchmark_group("dispatch_once");
+    for n in SIZES {
+        configure(&mut group, n);
+        group.bench_with_input(BenchmarkId::new("skiplist_pop_floor", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let base = nanos(t0());
+                for _ in 0..iters {
+                    let list = crossbeam_skiplist::base::SkipList::new(
+                        crossbeam_epoch::default_collector().clone(),
+                    );
+                    {
+                        let guard = crossbeam_epoch::pin();
+                        for i in 0..n as u64 {
+                            let key = (base + 1 + i as i64, i << 1);
+                            list.insert(key, [i; 3], &guard).release(&guard);
+                        }
+                    }
+                    let start = Instant::now();
+                    let mut taken = 0usize;
+                    {
+                        let guard = crossbeam_epoch::pin();
+                        let mut cur = list.front(&guard);
+                        while let Some(e) = cur {
+                            let next = e.next();
+                            if e.remove() {
+                                FIRED.fetch_add(black_box(e.value())[0] & 1, Ordering::Relaxed);
+                                taken += 1;
+                            }
+                            cur = next;
+                        }
+                    }
+                    total += start.elapsed();
+                    assert_eq!(taken, n);
+                    drop(list);
+                }
+                total
+            });
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     bench_register,
     bench_dispatch,
     bench_reschedule,
-    bench_remove
+    bench_remove,
+    bench_dispatch_floor
 );
 criterion_main!(benches);
