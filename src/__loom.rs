@@ -32,9 +32,20 @@ pub static BREAK_WAKE: AtomicBool = AtomicBool::new(false);
 /// `RunnerHandle::shutdown` raises `stop` but does not unpark the runner.
 pub static BREAK_SHUTDOWN: AtomicBool = AtomicBool::new(false);
 
+/// `Task::removed_after_publish` never reports a removal: a thread that
+/// puts an entry on the timeline while the task is being removed leaves it
+/// there.
+pub static BREAK_PUBLISH: AtomicBool = AtomicBool::new(false);
+
 /// `Sealer::open` loads the key ring before the payload's record (the
 /// ground rules say record first).
 pub static BREAK_SEAL_ORDER: AtomicBool = AtomicBool::new(false);
+
+/// Entries on `scheduler`'s timeline, stale ones included (what a model can
+/// not see through the API: an entry left behind for a removed task).
+pub fn timeline_len(scheduler: &crate::Scheduler) -> usize {
+    scheduler.core.timeline.len()
+}
 
 /// Whether `switch` is on.
 #[inline]

@@ -488,6 +488,10 @@ impl Task {
     /// removed task.
     pub(crate) fn removed_after_publish(&self) -> bool {
         fence(Ordering::SeqCst);
+        #[cfg(cronlane_loom)]
+        if crate::__loom::broken(&crate::__loom::BREAK_PUBLISH) {
+            return false;
+        }
         self.is_removed()
     }
 

@@ -325,6 +325,14 @@ impl Timeline {
         );
     }
 
+    /// Entries on the timeline, stale ones included (loom models only).
+    #[cfg(cronlane_loom)]
+    pub(crate) fn len(&self) -> usize {
+        let mut n = 0;
+        self.map.for_each(|_, _| n += 1);
+        n
+    }
+
     /// The earliest entry's instant, if any (stale entries included: a wake-up
     /// for a stale entry only costs a spurious pass).
     pub(crate) fn front(&self) -> Option<i64> {

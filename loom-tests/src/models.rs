@@ -146,6 +146,37 @@ pub fn reschedule_vs_remove() {
     assert!(s.info(id).is_err(), "m4: the removed task is still listed");
 }
 
+/// Model 8: `remove`, which takes no manager guard, racing a `reschedule`
+/// of the same task (a manager putting a new entry on the timeline): once
+/// `remove` has returned `Ok`, the task never fires, is not live, and
+/// leaves no entry on the timeline (the rescheduler takes its own entry back
+/// if it published it after the removal: `Task::removed_after_publish`).
+pub fn remove_vs_reschedule() {
+    let (s, clock) = scheduler();
+    let n = Counter::new();
+    let id = once_counting(&s, SECOND, &n);
+    s.run_pending(); // onto the timeline
+    let s2 = s.clone();
+    race(
+        move || {
+            // Fails if the removal got in first; either way is fine.
+            let _ = s2.reschedule(id, Schedule::once(t0() + SECOND * 2));
+        },
+        || s.remove(id).expect("nobody else removes this task"),
+    );
+    assert!(s.is_empty(), "m8: the removed task is still live");
+    #[cfg(cronlane_loom)]
+    assert_eq!(
+        cronlane::__loom::timeline_len(&s),
+        0,
+        "m8: an entry was left on the timeline"
+    );
+    clock.advance(SECOND * 5);
+    s.run_pending();
+    assert_eq!(n.get(), 0, "m8: the task fired after remove");
+    assert!(s.info(id).is_err(), "m8: the removed task is still listed");
+}
+
 /// Model 5: a callback that registers and removes tasks while another
 /// thread fires. B (recurring, not due) and A (due now, whose callback
 /// registers C due now and removes B) wait in intake; two threads run

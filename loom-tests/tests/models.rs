@@ -24,6 +24,11 @@ fn m4_reschedule_vs_remove_never_comes_back() {
 }
 
 #[test]
+fn m8_remove_vs_reschedule_leaves_nothing() {
+    model(models::remove_vs_reschedule);
+}
+
+#[test]
 fn m5_callback_registers_and_removes_while_another_thread_fires() {
     model(models::callback_registers_and_removes);
 }

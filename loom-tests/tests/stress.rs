@@ -38,6 +38,11 @@ fn m4_reschedule_vs_remove() {
 }
 
 #[test]
+fn m8_remove_vs_reschedule() {
+    stress(ITERATIONS, models::remove_vs_reschedule);
+}
+
+#[test]
 fn m5_callback_registers_and_removes() {
     stress(ITERATIONS, models::callback_registers_and_removes);
 }

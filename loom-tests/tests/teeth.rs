@@ -4,8 +4,8 @@
 #![cfg(cronlane_loom)]
 
 use cronlane::__loom::{
-    BREAK_CLAIM, BREAK_FINISH, BREAK_HANDOVER, BREAK_POP, BREAK_SEAL_ORDER, BREAK_SHUTDOWN,
-    BREAK_START, BREAK_TAKE, BREAK_WAKE,
+    BREAK_CLAIM, BREAK_FINISH, BREAK_HANDOVER, BREAK_POP, BREAK_PUBLISH, BREAK_SEAL_ORDER,
+    BREAK_SHUTDOWN, BREAK_START, BREAK_TAKE, BREAK_WAKE,
 };
 use loom_tests::{broken, models};
 
@@ -46,6 +46,15 @@ fn m3_broken_start_fires_after_remove() {
 #[should_panic(expected = "m4: the task came back after remove")]
 fn m4_broken_finish_brings_a_removed_task_back() {
     broken(&[&BREAK_FINISH], models::reschedule_vs_remove);
+}
+
+/// The rescheduler does not look for a removal after putting its entry on
+/// the timeline: when `remove` read the task's slot before the entry was
+/// there, nobody takes it back.
+#[test]
+#[should_panic(expected = "m8: an entry was left on the timeline")]
+fn m8_broken_publish_leaves_an_entry() {
+    broken(&[&BREAK_PUBLISH], models::remove_vs_reschedule);
 }
 
 #[test]
