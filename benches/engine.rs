@@ -488,6 +488,60 @@ fn bench_dispatch_floor(c: &mut Criterion) {
                 total
             });
         });
+        // The same entries in immutable sorted arrays of 1,024 (one skiplist
+        // entry per array, keyed by its first instant), each entry pointing
+        // at a task-like state word that is claimed with a CAS: the floor of
+        // a batch-claimable timeline (BENCHMARKS.md, "Dispatch").
+        group.bench_with_input(BenchmarkId::new("chunked_claim_floor", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let base = nanos(t0());
+                for _ in 0..iters {
+                    let list = crossbeam_skiplist::base::SkipList::new(
+                        crossbeam_epoch::default_collector().clone(),
+                    );
+                    {
+                        let guard = crossbeam_epoch::pin();
+                        for (c, chunk) in (0..n as u64).collect::<Vec<_>>().chunks(1024).enumerate()
+                        {
+                            let entries: Vec<(i64, std::sync::Arc<AtomicU64>)> = chunk
+                                .iter()
+                                .map(|&i| {
+                                    (base + 1 + i as i64, std::sync::Arc::new(AtomicU64::new(0)))
+                                })
+                                .collect();
+                            let key = (entries[0].0, c as u64);
+                            list.insert(key, entries, &guard).release(&guard);
+                        }
+                    }
+                    let start = Instant::now();
+                    let mut taken = 0usize;
+                    {
+                        let guard = crossbeam_epoch::pin();
+                        let mut cur = list.front(&guard);
+                        while let Some(e) = cur {
+                            let next = e.next();
+                            if e.remove() {
+                                for (_, state) in e.value() {
+                                    if state
+                                        .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+                                        .is_ok()
+                                    {
+                                        FIRED.fetch_add(1, Ordering::Relaxed);
+                                        taken += 1;
+                                    }
+                                }
+                            }
+                            cur = next;
+                        }
+                    }
+                    total += start.elapsed();
+                    assert_eq!(taken, n);
+                    drop(list);
+                }
+                total
+            });
+        });
     }
     group.finish();
 }
