@@ -542,6 +542,30 @@ fn bench_dispatch_floor(c: &mut Criterion) {
                 total
             });
         });
+        // What a directly addressed id table with arc-swap slots would add
+        // per fire: each task's slot cleared with a swap (the chunked floor
+        // above plus this is the floor of that design).
+        group.bench_with_input(BenchmarkId::new("arcswap_slot_clear", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let slots: Vec<arc_swap::ArcSwapOption<AtomicU64>> = (0..n)
+                        .map(|_| arc_swap::ArcSwapOption::from_pointee(AtomicU64::new(0)))
+                        .collect();
+                    let start = Instant::now();
+                    let mut taken = 0usize;
+                    for slot in &slots {
+                        if slot.swap(None).is_some() {
+                            taken += 1;
+                        }
+                    }
+                    total += start.elapsed();
+                    assert_eq!(taken, n);
+                    drop(slots);
+                }
+                total
+            });
+        });
     }
     group.finish();
 }
