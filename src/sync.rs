@@ -64,6 +64,9 @@ pub(crate) fn park_timeout(timeout: std::time::Duration) {
 /// protocol: std's even under loom, so that loom models do not track
 /// hundreds of histogram buckets.
 pub(crate) mod plain {
+    /// The intake-shard counter (not used under loom: one shard).
+    #[cfg(not(cronlane_loom))]
+    pub(crate) use std::sync::atomic::AtomicUsize;
     pub(crate) use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 }
 

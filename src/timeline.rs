@@ -75,7 +75,9 @@ fn shard() -> usize {
     }
     #[cfg(not(cronlane_loom))]
     {
-        use std::sync::atomic::{AtomicUsize, Ordering};
+        use crate::sync::plain::{AtomicUsize, Ordering};
+        // A std atomic in a static (the shard only spreads threads; it is
+        // no part of any protocol). Relaxed: any order of threads will do.
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         std::thread_local! {
             static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
