@@ -35,7 +35,10 @@ pub struct Schedule {
 
 #[derive(Debug, Clone)]
 enum Kind {
-    Once(DateTime<Utc>),
+    /// The instant, and the same in nanoseconds since the epoch (`None`
+    /// if out of range), converted once here instead of at every
+    /// registration that clones this schedule.
+    Once(DateTime<Utc>, Option<i64>),
     After(Duration),
     Every {
         period: Duration,
@@ -74,7 +77,7 @@ impl Schedule {
     /// Fires once at `at`; an instant already past fires at the next `run_pending`.
     pub fn once(at: DateTime<Utc>) -> Schedule {
         Schedule {
-            kind: Kind::Once(at),
+            kind: Kind::Once(at, to_nanos(at)),
         }
     }
 
@@ -109,7 +112,7 @@ impl Schedule {
     /// fire instant (an error if it never fires).
     pub(crate) fn resolve(&self, now: i64, default_tz: Tz) -> Result<(Plan, i64), Error> {
         let plan = match &self.kind {
-            Kind::Once(at) => Plan::Once(to_nanos(*at).ok_or_else(|| out_of_range(at))?),
+            Kind::Once(at, nanos) => Plan::Once(nanos.ok_or_else(|| out_of_range(at))?),
             Kind::After(delay) => Plan::Once(now.saturating_add(duration_nanos(*delay))),
             Kind::Every { period, start } => {
                 let period = duration_nanos(*period);
@@ -152,7 +155,7 @@ impl From<CronExpr> for Schedule {
 impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            Kind::Once(at) => write!(f, "once at {}", at.to_rfc3339()),
+            Kind::Once(at, _) => write!(f, "once at {}", at.to_rfc3339()),
             Kind::After(d) => write!(f, "once after {d:?}"),
             Kind::Every { period, .. } => write!(f, "every {period:?}"),
             Kind::Cron { expr, tz: Some(tz) } => write!(f, "cron `{}` in {tz}", expr.as_str()),
