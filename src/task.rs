@@ -291,7 +291,14 @@ impl Task {
     #[inline]
     fn cold(&self) -> &Cold {
         self.cold
-            .get_or_init(|| Box::new(Cold::new(self.id, None, Plan::Once(self.id.first_at))))
+            .get_or_init(|| Box::new(Cold::new(self.id, None, self.bare_plan())))
+    }
+
+    /// The plan of a task without a cold block: a one-shot without
+    /// policies, so its scheduled instant is its due instant.
+    #[inline]
+    fn bare_plan(&self) -> Plan {
+        Plan::Once(self.id.first_at)
     }
 
     /// The task's name, if it has one.
@@ -368,7 +375,7 @@ impl Task {
         // Only a rescheduled task has extras with a plan in them: the common
         // fire path touches no arc-swap at all.
         let Some(cold) = self.cold.get() else {
-            return f(&Plan::Once(self.id.first_at));
+            return f(&self.bare_plan());
         };
         match cold.extras.get() {
             Some(e) => e.replan.with(|replan| f(replan.unwrap_or(&cold.plan))),

@@ -157,8 +157,8 @@ impl Timeline {
     /// own id, `(first_at, n << 1)`, so that [`probe`](Self::probe) finds it
     /// from the `TaskId` alone.
     fn insert_initial(&self, task: &TaskRef, scheduled: i64) -> bool {
-        let at = task.id.first_at;
-        self.put(task, 0, scheduled, at, task.id.n << 1)
+        let (at, seq) = crate::task::initial_slot(task.id);
+        self.put(task, 0, scheduled, at, seq)
     }
 
     fn put(&self, task: &TaskRef, gen: u64, scheduled: i64, at: i64, seq: u64) -> bool {
@@ -196,7 +196,7 @@ impl Timeline {
     /// no id index to keep up to date on every fire.
     pub(crate) fn probe(&self, id: crate::task::TaskId) -> Option<TaskRef> {
         self.map
-            .get(&(id.first_at, id.n << 1))
+            .get(&crate::task::initial_slot(id))
             .map(|slot| slot.task)
             .filter(|t| t.id == id && !t.is_removed())
     }
