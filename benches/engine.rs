@@ -448,100 +448,100 @@ fn bench_remove(c: &mut Criterion) {
 // leaves is not collected inside a cronlane case.
 // ---------------------------------------------------------------------------
 
+type FloorList<V> = crossbeam_skiplist::base::SkipList<(i64, u64), V>;
+
+/// One floor case: each iteration fills a fresh skiplist keyed like
+/// cronlane's timeline (untimed), then times taking every entry off the
+/// front the way cronlane does (one epoch guard, step to the next entry,
+/// then remove), `claim` counting the tasks each removed value yields.
+fn floor_case<V: Send + 'static>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    n: usize,
+    fill: impl Fn(&FloorList<V>, &crossbeam_epoch::Guard),
+    claim: impl Fn(&V) -> usize,
+) {
+    group.bench_with_input(BenchmarkId::new(name, n), &n, |b, &n| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let list = FloorList::new(crossbeam_epoch::default_collector().clone());
+                fill(&list, &crossbeam_epoch::pin());
+                let start = Instant::now();
+                let mut taken = 0usize;
+                {
+                    let guard = crossbeam_epoch::pin();
+                    let mut cur = list.front(&guard);
+                    while let Some(e) = cur {
+                        let next = e.next();
+                        if e.remove() {
+                            taken += claim(e.value());
+                        }
+                        cur = next;
+                    }
+                }
+                total += start.elapsed();
+                assert_eq!(taken, n);
+                drop(list);
+            }
+            total
+        });
+    });
+}
+
 fn bench_dispatch_floor(c: &mut Criterion) {
     let mut group = c.benchmark_group("dispatch_once");
+    let base = nanos(t0());
     for n in SIZES {
         configure(&mut group, n);
-        group.bench_with_input(BenchmarkId::new("skiplist_pop_floor", n), &n, |b, &n| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                let base = nanos(t0());
-                for _ in 0..iters {
-                    let list = crossbeam_skiplist::base::SkipList::new(
-                        crossbeam_epoch::default_collector().clone(),
-                    );
-                    {
-                        let guard = crossbeam_epoch::pin();
-                        for i in 0..n as u64 {
-                            let key = (base + 1 + i as i64, i << 1);
-                            list.insert(key, [i; 3], &guard).release(&guard);
-                        }
-                    }
-                    let start = Instant::now();
-                    let mut taken = 0usize;
-                    {
-                        let guard = crossbeam_epoch::pin();
-                        let mut cur = list.front(&guard);
-                        while let Some(e) = cur {
-                            let next = e.next();
-                            if e.remove() {
-                                FIRED.fetch_add(black_box(e.value())[0] & 1, Ordering::Relaxed);
-                                taken += 1;
-                            }
-                            cur = next;
-                        }
-                    }
-                    total += start.elapsed();
-                    assert_eq!(taken, n);
-                    drop(list);
+        // One entry per task, value the size of cronlane's `Slot`.
+        floor_case(
+            &mut group,
+            "skiplist_pop_floor",
+            n,
+            |list, guard| {
+                for i in 0..n as u64 {
+                    let key = (base + 1 + i as i64, i << 1);
+                    list.insert(key, [i; 3], guard).release(guard);
                 }
-                total
-            });
-        });
+            },
+            |value: &[u64; 3]| {
+                FIRED.fetch_add(black_box(value)[0] & 1, Ordering::Relaxed);
+                1
+            },
+        );
         // The same entries in immutable sorted arrays of 1,024 (one skiplist
         // entry per array, keyed by its first instant), each entry pointing
         // at a task-like state word that is claimed with a CAS: the floor of
         // a batch-claimable timeline (BENCHMARKS.md, "Dispatch").
-        group.bench_with_input(BenchmarkId::new("chunked_claim_floor", n), &n, |b, &n| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                let base = nanos(t0());
-                for _ in 0..iters {
-                    let list = crossbeam_skiplist::base::SkipList::new(
-                        crossbeam_epoch::default_collector().clone(),
-                    );
-                    {
-                        let guard = crossbeam_epoch::pin();
-                        for (c, chunk) in (0..n as u64).collect::<Vec<_>>().chunks(1024).enumerate()
-                        {
-                            let entries: Vec<(i64, std::sync::Arc<AtomicU64>)> = chunk
-                                .iter()
-                                .map(|&i| {
-                                    (base + 1 + i as i64, std::sync::Arc::new(AtomicU64::new(0)))
-                                })
-                                .collect();
-                            let key = (entries[0].0, c as u64);
-                            list.insert(key, entries, &guard).release(&guard);
-                        }
-                    }
-                    let start = Instant::now();
-                    let mut taken = 0usize;
-                    {
-                        let guard = crossbeam_epoch::pin();
-                        let mut cur = list.front(&guard);
-                        while let Some(e) = cur {
-                            let next = e.next();
-                            if e.remove() {
-                                for (_, state) in e.value() {
-                                    if state
-                                        .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
-                                        .is_ok()
-                                    {
-                                        FIRED.fetch_add(1, Ordering::Relaxed);
-                                        taken += 1;
-                                    }
-                                }
-                            }
-                            cur = next;
-                        }
-                    }
-                    total += start.elapsed();
-                    assert_eq!(taken, n);
-                    drop(list);
+        floor_case(
+            &mut group,
+            "chunked_claim_floor",
+            n,
+            |list, guard| {
+                for first in (0..n as u64).step_by(1024) {
+                    let entries: Vec<(i64, std::sync::Arc<AtomicU64>)> = (first
+                        ..(first + 1024).min(n as u64))
+                        .map(|i| (base + 1 + i as i64, std::sync::Arc::new(AtomicU64::new(0))))
+                        .collect();
+                    list.insert((entries[0].0, first), entries, guard)
+                        .release(guard);
                 }
-                total
-            });
-        });
+            },
+            |entries: &Vec<(i64, std::sync::Arc<AtomicU64>)>| {
+                let mut claimed = 0;
+                for (_, state) in entries {
+                    if state
+                        .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        FIRED.fetch_add(1, Ordering::Relaxed);
+                        claimed += 1;
+                    }
+                }
+                claimed
+            },
+        );
         // What a directly addressed id table with arc-swap slots would add
         // per fire: each task's slot cleared with a swap (the chunked floor
         // above plus this is the floor of that design).
@@ -553,12 +553,7 @@ fn bench_dispatch_floor(c: &mut Criterion) {
                         .map(|_| arc_swap::ArcSwapOption::from_pointee(AtomicU64::new(0)))
                         .collect();
                     let start = Instant::now();
-                    let mut taken = 0usize;
-                    for slot in &slots {
-                        if slot.swap(None).is_some() {
-                            taken += 1;
-                        }
-                    }
+                    let taken = slots.iter().filter(|s| s.swap(None).is_some()).count();
                     total += start.elapsed();
                     assert_eq!(taken, n);
                     drop(slots);

@@ -11,8 +11,7 @@
 use chrono::{DateTime, Utc};
 use criterion::measurement::WallTime;
 use criterion::{
-    criterion_group, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode,
-    Throughput,
+    criterion_group, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
 use std::hint::black_box;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -309,24 +308,25 @@ mod dt {
     }
 }
 
+/// One peer's case at size `n`: each iteration is one timed call of `f`.
+fn run(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, n: usize, f: &dyn Fn() -> Duration) {
+    group.bench_function(BenchmarkId::new(name, n), |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| f()).sum());
+    });
+}
+
 fn bench_register(c: &mut Criterion) {
     let rt = tcs::runtime();
     let mut group = c.benchmark_group("peers_register");
     for n in SIZES {
         configure(&mut group, n);
-        let run =
-            |group: &mut BenchmarkGroup<'_, WallTime>, name: &str, f: &dyn Fn() -> Duration| {
-                group.bench_function(BenchmarkId::new(name, n), |b| {
-                    b.iter_custom(|iters| (0..iters).map(|_| f()).sum());
-                });
-            };
-        run(&mut group, "cronlane", &|| lane::register(n));
-        run(&mut group, "clokwerk", &|| clok::register(n));
-        run(&mut group, "job_scheduler_ng", &|| jsng::register(n));
-        run(&mut group, "tokio_cron_scheduler", &|| {
+        run(&mut group, "cronlane", n, &|| lane::register(n));
+        run(&mut group, "clokwerk", n, &|| clok::register(n));
+        run(&mut group, "job_scheduler_ng", n, &|| jsng::register(n));
+        run(&mut group, "tokio_cron_scheduler", n, &|| {
             tcs::register(&rt, n)
         });
-        run(&mut group, "delay_timer", &|| dt::register(n));
+        run(&mut group, "delay_timer", n, &|| dt::register(n));
     }
     group.finish();
 }
@@ -336,16 +336,10 @@ fn bench_fire(c: &mut Criterion) {
     let mut group = c.benchmark_group("peers_fire");
     for n in SIZES {
         configure(&mut group, n);
-        let run =
-            |group: &mut BenchmarkGroup<'_, WallTime>, name: &str, f: &dyn Fn() -> Duration| {
-                group.bench_function(BenchmarkId::new(name, n), |b| {
-                    b.iter_custom(|iters| (0..iters).map(|_| f()).sum());
-                });
-            };
-        run(&mut group, "cronlane", &|| lane::fire(n));
-        run(&mut group, "clokwerk", &|| clok::fire(n));
-        run(&mut group, "job_scheduler_ng", &|| jsng::fire(n));
-        run(&mut group, "tokio_cron_scheduler", &|| tcs::fire(&rt, n));
+        run(&mut group, "cronlane", n, &|| lane::fire(n));
+        run(&mut group, "clokwerk", n, &|| clok::fire(n));
+        run(&mut group, "job_scheduler_ng", n, &|| jsng::fire(n));
+        run(&mut group, "tokio_cron_scheduler", n, &|| tcs::fire(&rt, n));
     }
     group.finish();
 }
