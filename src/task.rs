@@ -190,7 +190,8 @@ pub(crate) enum After {
 /// Kept to what every task needs on the hot paths (56 bytes: id, state
 /// word, callback, cold-block pointer). Everything else lives in a [`Cold`]
 /// block that a plain anonymous one-shot never allocates unless it is
-/// managed (paused, rescheduled, ...) or fails.
+/// paused, resumed or rescheduled, its fire is released unrun, or its fire
+/// fails, misfires or is skipped (each of those goes through [`Task::cold`]).
 pub(crate) struct Task {
     pub(crate) id: TaskId,
     state: AtomicU64,
