@@ -41,6 +41,20 @@ pub static BREAK_PUBLISH: AtomicBool = AtomicBool::new(false);
 /// ground rules say record first).
 pub static BREAK_SEAL_ORDER: AtomicBool = AtomicBool::new(false);
 
+/// The fewest plain one-shots a drain groups into a timeline run (normal
+/// build: 32). Off (`usize::MAX`) unless a model turns it on, so the models
+/// that predate runs explore what they always did; the `*_runs` models set
+/// it to 1.
+pub static RUN_MIN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(usize::MAX);
+
+/// The drain does not put a run into the id lookup of runs: a run's tasks
+/// are on the timeline but not found by id.
+pub static BREAK_RUN_LOOKUP: AtomicBool = AtomicBool::new(false);
+
+/// `claim_due` drops what is left of a run when it stops inside it, instead
+/// of putting the rest back on the timeline.
+pub static BREAK_RUN_REST: AtomicBool = AtomicBool::new(false);
+
 /// Entries on `scheduler`'s timeline, stale ones included (what a model can
 /// not see through the API: an entry left behind for a removed task).
 pub fn timeline_len(scheduler: &crate::Scheduler) -> usize {

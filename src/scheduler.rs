@@ -510,7 +510,9 @@ impl Core {
                 self.timeline
                     .drain(now, &self.registry, Some(&mut batch), &mut intake, BATCH);
             }
-            self.timeline.claim_due(now, limit, &mut batch, BATCH);
+            if self.timeline.claim_due(now, limit, &mut batch, BATCH) {
+                self.runner.wake();
+            }
             if batch.is_empty() {
                 if intake.is_spent() {
                     break;

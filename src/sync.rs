@@ -222,6 +222,16 @@ mod imp {
                 f(e.key(), e.value());
             }
         }
+        /// Calls `f` on each entry with a key in `lo..hi`, in key order,
+        /// until it returns false.
+        pub(crate) fn for_range(&self, lo: &K, hi: &K, mut f: impl FnMut(&K, &V) -> bool) {
+            let guard = crossbeam_epoch::pin();
+            for e in self.0.range(lo..hi, &guard) {
+                if !f(e.key(), e.value()) {
+                    return;
+                }
+            }
+        }
     }
 
     /// A rarely-written, often-read optional `Arc` (arc-swap).
@@ -389,6 +399,20 @@ mod imp {
                 .collect();
             for (k, v) in &snapshot {
                 f(k, v);
+            }
+        }
+        pub(crate) fn for_range(&self, lo: &K, hi: &K, mut f: impl FnMut(&K, &V) -> bool) {
+            let snapshot: Vec<(K, V)> = self
+                .0
+                .lock()
+                .unwrap()
+                .range(lo.clone()..hi.clone())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            for (k, v) in &snapshot {
+                if !f(k, v) {
+                    return;
+                }
             }
         }
     }

@@ -367,6 +367,19 @@ impl Task {
         self.cold.get().is_none_or(|c| c.plan.is_once())
     }
 
+    /// A plain anonymous one-shot, as registered and not managed since: no
+    /// name, payload, policies or id-index entry. Only such tasks go into
+    /// timeline runs (see [`crate::timeline`]).
+    pub(crate) fn is_plain_once(&self) -> bool {
+        self.cold.get().is_none_or(|c| {
+            c.name.is_none()
+                && c.plan.is_once()
+                && c.payload.is_none()
+                && c.extras.get().is_none()
+                && !c.in_registry.load(Ordering::Relaxed)
+        })
+    }
+
     pub(crate) fn is_removed(&self) -> bool {
         self.load() & REMOVED != 0
     }

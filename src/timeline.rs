@@ -24,13 +24,27 @@
 //!   ([`Task::claim`]) to own the fire. Entries inserted after a `run_pending`
 //!   began (`seq >= limit`) are left for the next call, so a callback that
 //!   reschedules itself to "now" cannot keep one call running forever.
+//! * **Runs**: a drain that moves at least [`run_min`] plain anonymous
+//!   one-shots whose ids fall in one block of [`BLOCK`] ids puts them on the
+//!   timeline as one *run*: an immutable array sorted by `(due, id)`
+//!   ([`Run`]), entered in `runs` once, under the key of its first task
+//!   still pending (a [`View`]: the run and where it starts), instead of one
+//!   skiplist entry per task. Claiming takes a view off the front like any
+//!   entry (so one thread owns that stretch of the run), claims each due
+//!   task with the same CAS (generation 0: a run holds first entries only),
+//!   and puts the rest back as a new view under its new first key. A task
+//!   re-planned, paused or removed while in a run is left there stale and
+//!   dropped when the view passes it. Runs are found by id through
+//!   `run_ids`, keyed by `(block, first id)`: a lookup binary-searches the
+//!   few runs of its id's block by the instant its `TaskId` carries. A run
+//!   leaves `run_ids` when its last view is used up.
 //! * **Earliest hint**: `earliest` is a lower bound on the first fire instant
 //!   added since the runner last looked. Inserts lower it with `fetch_min`;
 //!   the runner resets it before it looks. An insert that lowers it tells its
 //!   caller to wake the runner.
 
 use crate::registry::Registry;
-use crate::sync::{AtomicI64, AtomicU64, AtomicUsize, Backoff, Ordering};
+use crate::sync::{Arc, AtomicI64, AtomicU64, AtomicUsize, Backoff, Ordering};
 use crate::sync::{OrderedMap, Queue, Take};
 use crate::task::TaskRef;
 
@@ -57,6 +71,62 @@ struct Intake {
     /// The first scheduled instant; the due one (with jitter) is the key
     /// carried by the task's id.
     scheduled: i64,
+}
+
+/// Ids per block: a run holds tasks of one block only, so a lookup by id
+/// looks at the runs of one block.
+const BLOCK: u64 = 1024;
+
+/// The fewest plain one-shots of one id block that a drain puts on the
+/// timeline as a run (fewer go in one by one): below this a run's own
+/// overhead (its entries in two maps, two arrays) outweighs what it saves.
+#[inline]
+fn run_min() -> usize {
+    #[cfg(cronlane_loom)]
+    {
+        crate::__loom::RUN_MIN.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    #[cfg(not(cronlane_loom))]
+    {
+        32
+    }
+}
+
+/// Plain one-shots drained together, sorted by `(due, id)`; immutable.
+/// For each task its scheduled instant is its due instant (no policies, so
+/// no jitter) and its entry's generation is 0.
+pub(crate) struct Run {
+    /// Key in `run_ids`: the block and the first task's id number.
+    key: (u64, u64),
+    ats: Box<[i64]>,
+    tasks: Box<[TaskRef]>,
+}
+
+impl Run {
+    /// The task with this id, if the run holds it (passed or not).
+    fn find(&self, id: crate::task::TaskId) -> Option<&TaskRef> {
+        let from = self.ats.partition_point(|&at| at < id.first_at);
+        self.ats[from..]
+            .iter()
+            .take_while(|&&at| at == id.first_at)
+            .zip(&self.tasks[from..])
+            .map(|(_, t)| t)
+            .find(|t| t.id == id)
+    }
+}
+
+/// The pending part of a run: its tasks from `start` on. On the timeline
+/// under the key of `tasks[start]`'s first entry.
+#[derive(Clone)]
+struct View {
+    run: Arc<Run>,
+    start: usize,
+}
+
+impl View {
+    fn key(&self) -> (i64, u64) {
+        crate::task::initial_slot(self.run.tasks[self.start].id)
+    }
 }
 
 /// Intake shards. A registering thread always pushes to the same shard,
@@ -100,6 +170,10 @@ pub(crate) struct Timeline {
     /// One intake queue per shard (see [`shard`]).
     intake: [Queue<Intake>; SHARDS],
     map: OrderedMap<(i64, u64), Slot>,
+    /// Runs on the timeline, one view each (see the ground rules).
+    runs: OrderedMap<(i64, u64), View>,
+    /// Runs not used up yet, for lookups by id.
+    run_ids: OrderedMap<(u64, u64), Arc<Run>>,
     seq: AtomicU64,
     handover: AtomicUsize,
     earliest: AtomicI64,
@@ -110,6 +184,8 @@ impl Timeline {
         Timeline {
             intake: std::array::from_fn(|_| Queue::new()),
             map: OrderedMap::new(),
+            runs: OrderedMap::new(),
+            run_ids: OrderedMap::new(),
             seq: AtomicU64::new(0),
             handover: AtomicUsize::new(0),
             earliest: AtomicI64::new(i64::MAX),
@@ -198,7 +274,24 @@ impl Timeline {
         self.map
             .get(&crate::task::initial_slot(id))
             .map(|slot| slot.task)
-            .filter(|t| t.id == id && !t.is_removed())
+            .filter(|t| t.id == id)
+            .or_else(|| self.find_in_runs(id))
+            .filter(|t| !t.is_removed())
+    }
+
+    /// The task with this id if a run not used up yet holds it. A task the
+    /// run has already passed may be found too: it is claimed (removal then
+    /// still wins over a fire that has not started), stale (re-planned, and
+    /// the same task the id index holds) or done (removed, filtered out).
+    fn find_in_runs(&self, id: crate::task::TaskId) -> Option<TaskRef> {
+        let block = id.n / BLOCK;
+        let mut found = None;
+        self.run_ids
+            .for_range(&(block, 0), &(block + 1, 0), |_, run| {
+                found = run.find(id).cloned();
+                found.is_none()
+            });
+        found
     }
 
     /// Every task with an entry on the timeline that is in neither index
@@ -208,6 +301,16 @@ impl Timeline {
             let t = &slot.task;
             if t.name().is_none() && !t.in_registry() && !t.is_removed() {
                 f(t)
+            }
+        });
+        // Through `run_ids`, not the views: a view being claimed is off the
+        // timeline for a moment, a run stays in `run_ids` until used up.
+        let waiting = crate::task::word(0, crate::task::SCHEDULED);
+        self.run_ids.for_each(|_, run| {
+            for t in run.tasks.iter() {
+                if t.load() == waiting && !t.in_registry() {
+                    f(t)
+                }
             }
         });
     }
@@ -235,6 +338,9 @@ impl Timeline {
         }
         let mut moved = 0;
         let mut shard = 0;
+        // Plain one-shots for the timeline: `(due, id number, task)`, put
+        // there together at the end (as runs where there are enough).
+        let mut plain: Vec<(i64, u64, TaskRef)> = Vec::new();
         while moved < max && shard < SHARDS {
             let left = &mut budget.0[shard];
             if *left == 0 {
@@ -276,13 +382,69 @@ impl Timeline {
             // is live; otherwise a manager has already re-planned the task.
             debug_assert_eq!(at, task.id.first_at);
             if task.load() == crate::task::word(0, crate::task::SCHEDULED) {
-                self.insert_initial(&task, scheduled);
+                if scheduled == at && task.is_plain_once() {
+                    plain.push((at, task.id.n, task));
+                } else {
+                    self.insert_initial(&task, scheduled);
+                }
             }
         }
+        self.publish_plain(plain);
         if handover {
             self.handover.fetch_sub(1, Ordering::SeqCst);
         }
         moved
+    }
+
+    /// Puts drained plain one-shots on the timeline: grouped by id block,
+    /// a group of at least [`run_min`] as one run, smaller ones entry by
+    /// entry. Called by the drainer before it leaves the hand-over, so a
+    /// lookup after `settle` finds every task (in `run_ids` or at its
+    /// entry).
+    fn publish_plain(&self, mut plain: Vec<(i64, u64, TaskRef)>) {
+        let min = run_min();
+        if plain.len() < min {
+            for (at, _, task) in plain {
+                self.insert_initial(&task, at);
+            }
+            return;
+        }
+        plain.sort_unstable_by_key(|&(at, n, _)| (n / BLOCK, at, n));
+        let mut rest = plain.into_iter().peekable();
+        while let Some(first) = rest.next() {
+            let block = first.1 / BLOCK;
+            let mut group = vec![first];
+            while let Some(next) = rest.next_if(|(_, n, _)| n / BLOCK == block) {
+                group.push(next);
+            }
+            if group.len() < min {
+                for (at, _, task) in group {
+                    self.insert_initial(&task, at);
+                }
+                continue;
+            }
+            let key = (block, group[0].1);
+            let (ats, tasks): (Vec<i64>, Vec<TaskRef>) =
+                group.into_iter().map(|(at, _, t)| (at, t)).unzip();
+            let run = Arc::new(Run {
+                key,
+                ats: ats.into_boxed_slice(),
+                tasks: tasks.into_boxed_slice(),
+            });
+            // Findable by id first, then on the timeline: a claimer that
+            // uses the run up removes it from `run_ids` after its insert.
+            #[cfg(cronlane_loom)]
+            let lookup = !crate::__loom::broken(&crate::__loom::BREAK_RUN_LOOKUP);
+            #[cfg(not(cronlane_loom))]
+            let lookup = true;
+            if lookup {
+                self.run_ids.insert(key, run.clone());
+            }
+            let view = View { run, start: 0 };
+            let at = view.run.ats[0];
+            self.runs.insert(view.key(), view);
+            self.lower_hint(at);
+        }
     }
 
     /// Drains the intake and waits until every concurrent drainer has
@@ -299,9 +461,24 @@ impl Timeline {
 
     /// Claims due entries (`fire_at <= now`, inserted before `limit`) into
     /// `out`, at most `max` of them. Stale entries met on the way are dropped.
-    pub(crate) fn claim_due(&self, now: i64, limit: u64, out: &mut Vec<Claimed>, max: usize) {
+    ///
+    /// Runs first, then single entries. True if the rest of a run went back
+    /// on the timeline under an instant that lowered the earliest hint (the
+    /// caller wakes the runner, which may have looked while the run was off
+    /// the timeline).
+    pub(crate) fn claim_due(
+        &self,
+        now: i64,
+        limit: u64,
+        out: &mut Vec<Claimed>,
+        max: usize,
+    ) -> bool {
         if out.len() >= max {
-            return;
+            return false;
+        }
+        let lowered = self.claim_runs(now, out, max);
+        if out.len() >= max {
+            return lowered;
         }
         self.map.take_front(
             |&(at, seq), _| {
@@ -325,6 +502,58 @@ impl Timeline {
                 out.len() < max
             },
         );
+        lowered
+    }
+
+    /// Claims due tasks from runs; see [`claim_due`](Self::claim_due).
+    fn claim_runs(&self, now: i64, out: &mut Vec<Claimed>, max: usize) -> bool {
+        // What is left of the views taken, put back once the walk is over
+        // (a view put back during it would be met again).
+        let mut rest: Vec<View> = Vec::new();
+        let mut used_up: Vec<Arc<Run>> = Vec::new();
+        self.runs.take_front(
+            |&(at, _), _| if at > now { Take::Stop } else { Take::Yes },
+            |_, view| {
+                let run = &view.run;
+                let mut i = view.start;
+                while i < run.tasks.len() && run.ats[i] <= now && out.len() < max {
+                    let task = &run.tasks[i];
+                    if task.claim(0) {
+                        out.push(Claimed {
+                            task: task.clone(),
+                            scheduled: run.ats[i],
+                            gen: 0,
+                            due: run.ats[i],
+                        });
+                    }
+                    i += 1;
+                }
+                if i < run.tasks.len() {
+                    rest.push(View {
+                        run: run.clone(),
+                        start: i,
+                    });
+                } else {
+                    used_up.push(run.clone());
+                }
+                out.len() < max
+            },
+        );
+        for run in used_up {
+            self.run_ids
+                .remove_if(&run.key, |r| Arc::ptr_eq(r, &run));
+        }
+        #[cfg(cronlane_loom)]
+        if crate::__loom::broken(&crate::__loom::BREAK_RUN_REST) {
+            rest.clear();
+        }
+        let mut lowered = false;
+        for view in rest {
+            let at = view.run.ats[view.start];
+            self.runs.insert(view.key(), view);
+            lowered |= self.lower_hint(at);
+        }
+        lowered
     }
 
     /// Entries on the timeline, stale ones included (loom models only).
@@ -332,13 +561,19 @@ impl Timeline {
     pub(crate) fn len(&self) -> usize {
         let mut n = 0;
         self.map.for_each(|_, _| n += 1);
+        self.runs.for_each(|_, _| n += 1);
         n
     }
 
     /// The earliest entry's instant, if any (stale entries included: a wake-up
     /// for a stale entry only costs a spurious pass).
     pub(crate) fn front(&self) -> Option<i64> {
-        self.map.front_key().map(|(at, _)| at)
+        let single = self.map.front_key().map(|(at, _)| at);
+        let run = self.runs.front_key().map(|(at, _)| at);
+        match (single, run) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// What each intake shard holds now: a `run_pending` drains at most
