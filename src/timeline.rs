@@ -98,21 +98,38 @@ fn run_min() -> usize {
 pub(crate) struct Run {
     /// Key in `run_ids`: the block and the first task's id number.
     key: (u64, u64),
+    /// Each task's due instant.
     ats: Box<[i64]>,
+    /// Each task's id number within the block: with `ats`, the sort key,
+    /// so a lookup binary-searches two flat arrays.
+    offs: Box<[u16]>,
     tasks: Box<[TaskRef]>,
 }
+
+const _: () = assert!(BLOCK <= 1 << 16, "block offsets are u16");
 
 impl Run {
     /// The task with this id, if the run holds it (passed or not).
     fn find(&self, id: crate::task::TaskId) -> Option<&TaskRef> {
-        let from = self.ats.partition_point(|&at| at < id.first_at);
-        self.ats[from..]
-            .iter()
-            .take_while(|&&at| at == id.first_at)
-            .zip(&self.tasks[from..])
-            .map(|(_, t)| t)
-            .find(|t| t.id == id)
+        let key = (id.first_at, offset(id.n));
+        let (mut lo, mut hi) = (0, self.ats.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if (self.ats[mid], self.offs[mid]) < key {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        self.tasks.get(lo).filter(|t| t.id == id)
     }
+}
+
+/// An id number's place in its block.
+#[inline]
+fn offset(n: u64) -> u16 {
+    // Lossless: BLOCK <= 2^16 (checked above).
+    (n % BLOCK) as u16
 }
 
 /// The pending part of a run: its tasks from `start` on. On the timeline
@@ -424,11 +441,18 @@ impl Timeline {
                 continue;
             }
             let key = (block, group[0].1);
-            let (ats, tasks): (Vec<i64>, Vec<TaskRef>) =
-                group.into_iter().map(|(at, _, t)| (at, t)).unzip();
+            let mut ats = Vec::with_capacity(group.len());
+            let mut offs = Vec::with_capacity(group.len());
+            let mut tasks = Vec::with_capacity(group.len());
+            for (at, n, task) in group {
+                ats.push(at);
+                offs.push(offset(n));
+                tasks.push(task);
+            }
             let run = Arc::new(Run {
                 key,
                 ats: ats.into_boxed_slice(),
+                offs: offs.into_boxed_slice(),
                 tasks: tasks.into_boxed_slice(),
             });
             // Findable by id first, then on the timeline: a claimer that
