@@ -45,7 +45,8 @@ pub static BREAK_SEAL_ORDER: AtomicBool = AtomicBool::new(false);
 /// build: 32). Off (`usize::MAX`) unless a model turns it on, so the models
 /// that predate runs explore what they always did; the `*_runs` models set
 /// it to 1.
-pub static RUN_MIN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(usize::MAX);
+pub static RUN_MIN: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(usize::MAX);
 
 /// The drain does not put a run into the id lookup of runs: a run's tasks
 /// are on the timeline but not found by id.

@@ -564,8 +564,7 @@ impl Timeline {
             },
         );
         for run in used_up {
-            self.run_ids
-                .remove_if(&run.key, |r| Arc::ptr_eq(r, &run));
+            self.run_ids.remove_if(&run.key, |r| Arc::ptr_eq(r, &run));
         }
         #[cfg(cronlane_loom)]
         if crate::__loom::broken(&crate::__loom::BREAK_RUN_REST) {

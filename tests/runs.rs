@@ -212,7 +212,11 @@ fn removing_from_another_thread_while_runs_fire_never_starts_a_removed_task() {
     start.wait();
     s.run_pending();
     let removed = remover.join().unwrap();
-    assert_eq!(late.load(Ordering::Relaxed), 0, "a fire started after its removal");
+    assert_eq!(
+        late.load(Ordering::Relaxed),
+        0,
+        "a fire started after its removal"
+    );
     for (i, n) in fired.iter().enumerate() {
         let n = n.load(Ordering::Relaxed);
         assert!(n <= 1, "task {i} fired {n} times");
@@ -223,6 +227,9 @@ fn removing_from_another_thread_while_runs_fire_never_starts_a_removed_task() {
     let fired_total: u32 = fired.iter().map(|n| n.load(Ordering::Relaxed)).sum();
     // A removal that succeeded while the fire was already running still
     // counts that one fire; every other removed task did not fire.
-    assert!(fired_total as usize >= N - removed, "{fired_total} fired, {removed} removed");
+    assert!(
+        fired_total as usize >= N - removed,
+        "{fired_total} fired, {removed} removed"
+    );
     assert!(s.is_empty(), "{} tasks left", s.len());
 }

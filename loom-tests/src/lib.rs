@@ -114,11 +114,67 @@ where
     }
 }
 
+/// Runs model `f` with timeline runs on: under loom a drain groups even a
+/// single plain one-shot into a run (`cronlane::__loom::RUN_MIN` = 1), so
+/// the model explores the run path of the claim protocol. In the ordinary
+/// build runs need 32 tasks of one id block, which these small models do
+/// not register: there this is [`model`] (a smoke run of the one-entry
+/// path; `tests/runs.rs` in the main crate covers runs natively).
+pub fn model_with_runs<F>(f: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    #[cfg(cronlane_loom)]
+    {
+        let _alone = SWITCHES.write().unwrap_or_else(PoisonError::into_inner);
+        let _runs = RunsOn::new();
+        run(f);
+    }
+    #[cfg(not(cronlane_loom))]
+    model(f);
+}
+
+/// Turns runs on for single tasks while it lives (loom only).
+#[cfg(cronlane_loom)]
+struct RunsOn;
+
+#[cfg(cronlane_loom)]
+impl RunsOn {
+    fn new() -> RunsOn {
+        cronlane::__loom::RUN_MIN.store(1, Ordering::SeqCst);
+        RunsOn
+    }
+}
+
+#[cfg(cronlane_loom)]
+impl Drop for RunsOn {
+    fn drop(&mut self) {
+        cronlane::__loom::RUN_MIN.store(usize::MAX, Ordering::SeqCst);
+    }
+}
+
 /// Runs model `f` with the given `BREAK_*` switches on (loom only). The
 /// caller is a `#[should_panic]` test: loom must find an interleaving in
 /// which the model's assertion fails.
 #[cfg(cronlane_loom)]
 pub fn broken<F>(switches: &[&'static std::sync::atomic::AtomicBool], f: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    broken_inner(switches, false, f)
+}
+
+/// [`broken`] for a model of [`model_with_runs`]: runs on as well.
+#[cfg(cronlane_loom)]
+pub fn broken_with_runs<F>(switches: &[&'static std::sync::atomic::AtomicBool], f: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    broken_inner(switches, true, f)
+}
+
+#[cfg(cronlane_loom)]
+fn broken_inner<F>(switches: &[&'static std::sync::atomic::AtomicBool], runs: bool, f: F)
 where
     F: Fn() + Sync + Send + 'static,
 {
@@ -131,6 +187,7 @@ where
         }
     }
     let _alone = SWITCHES.write().unwrap_or_else(PoisonError::into_inner);
+    let _runs = runs.then(RunsOn::new);
     for s in switches {
         s.store(true, Ordering::SeqCst);
     }

@@ -177,6 +177,88 @@ pub fn remove_vs_reschedule() {
     assert!(s.info(id).is_err(), "m8: the removed task is still listed");
 }
 
+/// Model 9 (run with timeline runs on): one-shots A (due at t0 + 1 s) and
+/// B (t0 + 2 s) drained together into one run; at t0 + 1 s two threads run
+/// `run_pending`. Whoever takes the run's view fires A and puts the rest (B)
+/// back; the other finds nothing due. At t0 + 2 s B fires. Each fires once
+/// and nothing is left on the timeline.
+pub fn run_split_between_two_threads() {
+    let (s, clock) = scheduler();
+    let (a, b) = (Counter::new(), Counter::new());
+    once_counting(&s, SECOND, &a);
+    once_counting(&s, SECOND * 2, &b);
+    s.run_pending(); // both onto the timeline, as one run
+    clock.advance(SECOND);
+    let s2 = s.clone();
+    race(
+        move || {
+            s2.run_pending();
+        },
+        || {
+            s.run_pending();
+        },
+    );
+    assert_eq!(
+        (a.get(), b.get()),
+        (1, 0),
+        "m9: fires of (A, B) at t0 + 1 s"
+    );
+    clock.advance(SECOND);
+    s.run_pending();
+    assert_eq!(
+        (a.get(), b.get()),
+        (1, 1),
+        "m9: fires of (A, B) at t0 + 2 s"
+    );
+    assert!(s.is_empty(), "m9: a fired one-shot is still live");
+    #[cfg(cronlane_loom)]
+    assert_eq!(
+        cronlane::__loom::timeline_len(&s),
+        0,
+        "m9: an entry was left on the timeline"
+    );
+}
+
+/// Model 10 (run with timeline runs on): model 8 for a task in a run.
+/// `remove` finds it through the run lookup and wins or loses against a
+/// `reschedule` that moves it off the run: either way, once `remove` has
+/// returned `Ok` the task never fires and is not live. The run itself stays
+/// on the timeline (its stale entry is dropped when the run is passed), but
+/// nothing else does: no rescheduled entry survives the removal.
+pub fn remove_vs_reschedule_in_run() {
+    let (s, clock) = scheduler();
+    let n = Counter::new();
+    let id = once_counting(&s, SECOND, &n);
+    s.run_pending(); // onto the timeline, in a run
+    let s2 = s.clone();
+    let mut removed = false;
+    race(
+        move || {
+            let _ = s2.reschedule(id, Schedule::once(t0() + SECOND * 2));
+        },
+        // Checked after the join: a panic while the other loom thread
+        // still runs aborts the process instead of failing the model.
+        || removed = s.remove(id).is_ok(),
+    );
+    assert!(removed, "m10: remove did not find the task");
+    assert!(s.is_empty(), "m10: the removed task is still live");
+    #[cfg(cronlane_loom)]
+    assert!(
+        cronlane::__loom::timeline_len(&s) <= 1,
+        "m10: an entry was left on the timeline"
+    );
+    clock.advance(SECOND * 5);
+    s.run_pending();
+    assert_eq!(n.get(), 0, "m10: the task fired after remove");
+    assert!(s.info(id).is_err(), "m10: the removed task is still listed");
+    #[cfg(cronlane_loom)]
+    assert_eq!(
+        cronlane::__loom::timeline_len(&s),
+        0,
+        "m10: the passed run is still on the timeline"
+    );
+}
+
 /// Model 5: a callback that registers and removes tasks while another
 /// thread fires. B (recurring, not due) and A (due now, whose callback
 /// registers C due now and removes B) wait in intake; two threads run

@@ -1,7 +1,7 @@
 //! Each model of issue 4 under loom (`--cfg cronlane_loom`), or a few plain
 //! runs on std threads in the ordinary build. See `loom-tests/src/models.rs`.
 
-use loom_tests::{model, models};
+use loom_tests::{model, model_with_runs, models};
 
 #[test]
 fn m1_two_threads_fire_one_task_once() {
@@ -51,4 +51,20 @@ fn m7a_key_rotation_vs_open() {
 #[test]
 fn m7b_key_retirement_vs_open() {
     model(models::retirement_vs_open);
+}
+
+#[test]
+fn m9_run_split_between_two_threads_fires_each_once() {
+    model_with_runs(models::run_split_between_two_threads);
+}
+
+/// Model 3 again, the task in a run.
+#[test]
+fn m3r_remove_vs_fire_in_a_run() {
+    model_with_runs(models::remove_vs_fire);
+}
+
+#[test]
+fn m10_remove_vs_reschedule_in_a_run_leaves_nothing() {
+    model_with_runs(models::remove_vs_reschedule_in_run);
 }

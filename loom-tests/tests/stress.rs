@@ -66,3 +66,13 @@ fn m7a_key_rotation_vs_open() {
 fn m7b_key_retirement_vs_open() {
     stress(ITERATIONS, models::retirement_vs_open);
 }
+
+#[test]
+fn m9_run_split_between_two_threads() {
+    stress(ITERATIONS, models::run_split_between_two_threads);
+}
+
+#[test]
+fn m10_remove_vs_reschedule_in_run() {
+    stress(ITERATIONS, models::remove_vs_reschedule_in_run);
+}

@@ -4,10 +4,10 @@
 #![cfg(cronlane_loom)]
 
 use cronlane::__loom::{
-    BREAK_CLAIM, BREAK_FINISH, BREAK_HANDOVER, BREAK_POP, BREAK_PUBLISH, BREAK_SEAL_ORDER,
-    BREAK_SHUTDOWN, BREAK_START, BREAK_TAKE, BREAK_WAKE,
+    BREAK_CLAIM, BREAK_FINISH, BREAK_HANDOVER, BREAK_POP, BREAK_PUBLISH, BREAK_RUN_LOOKUP,
+    BREAK_RUN_REST, BREAK_SEAL_ORDER, BREAK_SHUTDOWN, BREAK_START, BREAK_TAKE, BREAK_WAKE,
 };
-use loom_tests::{broken, models};
+use loom_tests::{broken, broken_with_runs, models};
 
 /// Model 1's guarantee is held three times over (the timeline entry is
 /// removed by one thread, the claim is a CAS, start is a CAS): the twin
@@ -81,4 +81,42 @@ fn m6b_broken_shutdown_never_joins() {
 #[should_panic(expected = "m7: the fire did not open its payload")]
 fn m7a_broken_seal_order_fails_to_open() {
     broken(&[&BREAK_SEAL_ORDER], models::rotation_vs_open);
+}
+
+/// The claimer that stops inside a run drops its rest: B never fires.
+#[test]
+#[should_panic(expected = "m9: fires of (A, B) at t0 + 2 s")]
+fn m9_broken_run_rest_loses_a_task() {
+    broken_with_runs(&[&BREAK_RUN_REST], models::run_split_between_two_threads);
+}
+
+/// Both threads take the run's view and both claim and start A.
+#[test]
+#[should_panic(expected = "m9: fires of (A, B) at t0 + 1 s")]
+fn m9_broken_take_claim_start_fires_a_run_task_twice() {
+    broken_with_runs(
+        &[&BREAK_TAKE, &BREAK_CLAIM, &BREAK_START],
+        models::run_split_between_two_threads,
+    );
+}
+
+/// Model 3's claim twin, the task in a run.
+#[test]
+#[should_panic(expected = "m3: the task is still live")]
+fn m3r_broken_claim_fires_after_remove_in_a_run() {
+    broken_with_runs(&[&BREAK_CLAIM], models::remove_vs_fire);
+}
+
+/// A run that is not in the run lookup: `remove` cannot find its task.
+#[test]
+#[should_panic(expected = "m10: remove did not find the task")]
+fn m10_broken_run_lookup_misses_the_task() {
+    broken_with_runs(&[&BREAK_RUN_LOOKUP], models::remove_vs_reschedule_in_run);
+}
+
+/// Model 8's publish twin, the task in a run.
+#[test]
+#[should_panic(expected = "m10: an entry was left on the timeline")]
+fn m10_broken_publish_leaves_an_entry() {
+    broken_with_runs(&[&BREAK_PUBLISH], models::remove_vs_reschedule_in_run);
 }
