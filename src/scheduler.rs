@@ -510,7 +510,11 @@ impl Core {
                 self.timeline
                     .drain(now, &self.registry, Some(&mut batch), &mut intake, BATCH);
             }
-            if self.timeline.claim_due(now, limit, &mut batch, BATCH) {
+            // A run's rest went back under an instant the runner may have
+            // missed while it was off the timeline: wake it, unless this
+            // is the runner (the only caller with `stop`), which looks at
+            // the timeline again before it parks.
+            if self.timeline.claim_due(now, limit, &mut batch, BATCH) && stop.is_none() {
                 self.runner.wake();
             }
             if batch.is_empty() {
