@@ -110,6 +110,16 @@ impl Schedule {
 
     /// Resolves against `now` and the default zone into a plan and its first
     /// fire instant (an error if it never fires).
+    /// The instant of a one-shot at a valid fixed instant, in nanoseconds:
+    /// its plan and first fire need no clock and no time zone.
+    #[inline]
+    pub(crate) fn fixed_instant(&self) -> Option<i64> {
+        match self.kind {
+            Kind::Once(_, nanos) => nanos,
+            _ => None,
+        }
+    }
+
     pub(crate) fn resolve(&self, now: i64, default_tz: Tz) -> Result<(Plan, i64), Error> {
         let plan = match &self.kind {
             Kind::Once(at, nanos) => Plan::Once(nanos.ok_or_else(|| out_of_range(at))?),

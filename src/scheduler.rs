@@ -432,6 +432,24 @@ impl Core {
     }
 
     fn register(&self, spec: TaskBuilder<'_>, callback: Callback) -> Result<TaskId, Error> {
+        // The bulk case first: an anonymous one-shot at a fixed instant with
+        // default policies and no payload needs no clock read, schedule
+        // resolution, jitter, seal or name work (the general path below would
+        // come to the same task).
+        if let Some(at) = spec.schedule.fixed_instant() {
+            if spec.name.is_none()
+                && spec.payload.is_none()
+                && spec.misfire.unwrap_or(self.misfire) == Misfire::default()
+                && spec.overlap == Overlap::default()
+                && spec.jitter.is_zero()
+            {
+                let id = TaskId::new(self.next_id.fetch_add(1, Ordering::Relaxed), at);
+                let plan = crate::schedule::Plan::Once(at);
+                let plain = Policies::default();
+                let task = TaskRef::new(Task::new(id, None, plan, callback, None, plain));
+                return Ok(self.publish(task, at));
+            }
+        }
         let TaskBuilder {
             schedule,
             name,
@@ -485,10 +503,18 @@ impl Core {
                 (NameClaim::Claimed, None) => {}
             }
         }
+        Ok(self.publish(task, first))
+    }
+
+    /// Puts a new task in the intake (first scheduled at `first`) and wakes
+    /// the runner if it is due sooner than anything the runner knows of.
+    #[inline]
+    fn publish(&self, task: TaskRef, first: i64) -> TaskId {
+        let id = task.id;
         if self.timeline.push_new(task, first) {
             self.runner.wake();
         }
-        Ok(id)
+        id
     }
 
     /// The three phases, batch by batch: collect due fires, run them, put

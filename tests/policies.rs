@@ -440,3 +440,32 @@ fn statistics_per_task_and_overall() {
     assert!(st.lag.p50 <= st.lag.p99 && st.lag.p99 <= st.lag.max);
     assert_eq!(s.stats().lag.count, 10);
 }
+
+/// Registration has a fast path for anonymous one-shots at an instant; the
+/// scheduler-wide misfire policy must still reach them (and jitter, set on
+/// the task, must still move them).
+#[test]
+fn anonymous_one_shots_at_an_instant_keep_scheduler_and_task_policies() {
+    for (policy, want) in [(Misfire::Skip, 0), (Misfire::FireOnce, 1)] {
+        let (s, clock) = manual(policy);
+        let n = Arc::new(AtomicU32::new(0));
+        let n2 = n.clone();
+        s.add(Schedule::once(t0() + secs(1)))
+            .run(move || {
+                n2.fetch_add(1, Ordering::Relaxed);
+            })
+            .unwrap();
+        clock.advance(Duration::from_secs(30)); // far past the 1 s grace
+        s.run_pending();
+        assert_eq!(n.load(Ordering::Relaxed), want, "{policy:?}");
+        assert!(s.is_empty());
+    }
+    let (s, _clock) = manual(Misfire::FireOnce);
+    let id = s
+        .add(Schedule::once(t0() + secs(60)))
+        .jitter(Duration::from_secs(30))
+        .run(|| ())
+        .unwrap();
+    let next = s.next_fire(id).unwrap().unwrap();
+    assert!(next >= t0() + secs(60) && next <= t0() + secs(90), "{next}");
+}
