@@ -420,11 +420,13 @@ impl Timeline {
     /// entry).
     fn publish_plain(&self, mut plain: Vec<(i64, u64, TaskRef)>) {
         let min = run_min();
-        if plain.len() < min {
-            for (at, _, task) in plain {
+        let one_by_one = |group: Vec<(i64, u64, TaskRef)>| {
+            for (at, _, task) in group {
                 self.insert_initial(&task, at);
             }
-            return;
+        };
+        if plain.len() < min {
+            return one_by_one(plain);
         }
         plain.sort_unstable_by_key(|&(at, n, _)| (n / BLOCK, at, n));
         let mut rest = plain.into_iter().peekable();
@@ -435,9 +437,7 @@ impl Timeline {
                 group.push(next);
             }
             if group.len() < min {
-                for (at, _, task) in group {
-                    self.insert_initial(&task, at);
-                }
+                one_by_one(group);
                 continue;
             }
             let key = (block, group[0].1);
