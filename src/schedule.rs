@@ -110,12 +110,14 @@ impl Schedule {
 
     /// Resolves against `now` and the default zone into a plan and its first
     /// fire instant (an error if it never fires).
-    /// The instant of a one-shot at a valid fixed instant, in nanoseconds:
-    /// its plan and first fire need no clock and no time zone.
+    /// The instant of a one-shot (at an instant, or after a delay from
+    /// `now`, read only then), in nanoseconds, when it is valid: such a
+    /// plan needs no time zone and no search. `None` for anything else.
     #[inline]
-    pub(crate) fn fixed_instant(&self) -> Option<i64> {
+    pub(crate) fn one_shot_instant(&self, now: impl FnOnce() -> i64) -> Option<i64> {
         match self.kind {
             Kind::Once(_, nanos) => nanos,
+            Kind::After(delay) => Some(now().saturating_add(duration_nanos(delay))),
             _ => None,
         }
     }

@@ -432,21 +432,21 @@ impl Core {
     }
 
     fn register(&self, spec: TaskBuilder<'_>, callback: Callback) -> Result<TaskId, Error> {
-        // The bulk case first: an anonymous one-shot at a fixed instant with
-        // default policies and no payload needs no clock read, schedule
+        // The bulk case first: an anonymous one-shot (at an instant or after
+        // a delay) with default policies and no payload needs no schedule
         // resolution, jitter, seal or name work (the general path below would
         // come to the same task).
-        if let Some(at) = spec.schedule.fixed_instant() {
-            if spec.name.is_none()
-                && spec.payload.is_none()
-                && spec.misfire.unwrap_or(self.misfire) == Misfire::default()
-                && spec.overlap == Overlap::default()
-                && spec.jitter.is_zero()
-            {
+        let plain = spec.name.is_none()
+            && spec.payload.is_none()
+            && spec.misfire.unwrap_or(self.misfire) == Misfire::default()
+            && spec.overlap == Overlap::default()
+            && spec.jitter.is_zero();
+        if plain {
+            if let Some(at) = spec.schedule.one_shot_instant(|| self.clock.now_nanos()) {
                 let id = TaskId::new(self.next_id.fetch_add(1, Ordering::Relaxed), at);
                 let plan = crate::schedule::Plan::Once(at);
-                let plain = Policies::default();
-                let task = TaskRef::new(Task::new(id, None, plan, callback, None, plain));
+                let policies = Policies::default();
+                let task = TaskRef::new(Task::new(id, None, plan, callback, None, policies));
                 return Ok(self.publish(task, at));
             }
         }
