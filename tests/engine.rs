@@ -1,23 +1,12 @@
 //! Engine behaviour, driven by a manual clock (no test sleeps to wait for a fire).
 
-use chrono::{DateTime, Utc};
 use cronlane::{Dispatcher, Error, ManualClock, Schedule, Scheduler, TaskState};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
-fn t0() -> DateTime<Utc> {
-    "2026-01-01T00:00:00Z".parse().unwrap()
-}
-
-fn manual() -> (Scheduler, ManualClock) {
-    let clock = ManualClock::new(t0());
-    let s = Scheduler::builder()
-        .clock(clock.clone())
-        .test_mode(true)
-        .build();
-    (s, clock)
-}
+mod common;
+use common::{manual, t0};
 
 #[test]
 fn exactly_once_under_contention() {

@@ -5,24 +5,13 @@
 //! `run_pending` that may stop inside a run; each is found by id, listed,
 //! removed, paused, resumed and rescheduled like any task.
 
-use chrono::{DateTime, Utc};
-use cronlane::{Error, ManualClock, Schedule, Scheduler, TaskId, TaskState};
+use cronlane::{Error, Schedule, Scheduler, TaskId, TaskState};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-fn t0() -> DateTime<Utc> {
-    "2026-01-01T00:00:00Z".parse().unwrap()
-}
-
-fn manual() -> (Scheduler, ManualClock) {
-    let clock = ManualClock::new(t0());
-    let s = Scheduler::builder()
-        .clock(clock.clone())
-        .test_mode(true)
-        .build();
-    (s, clock)
-}
+mod common;
+use common::{manual, t0};
 
 /// Registers `n` one-shots; task `i` is due `offset(i)` ms after t0 and
 /// counts its fires in `counts[i]`.

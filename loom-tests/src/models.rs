@@ -31,14 +31,8 @@ fn once_counting(s: &Scheduler, delay: Duration, n: &Counter) -> TaskId {
         .expect("register")
 }
 
-/// Model 1: two threads call `run_pending` on the same due task (already on
-/// the timeline): the callback runs exactly once.
-pub fn two_threads_fire_one_task() {
-    let (s, clock) = scheduler();
-    let n = Counter::new();
-    once_counting(&s, SECOND, &n);
-    s.run_pending(); // not due yet: moves it from intake to the timeline
-    clock.advance(SECOND);
+/// `run_pending` on a second thread and on this one at once.
+fn two_threads_run_pending(s: &Scheduler) {
     let s2 = s.clone();
     race(
         move || {
@@ -48,6 +42,17 @@ pub fn two_threads_fire_one_task() {
             s.run_pending();
         },
     );
+}
+
+/// Model 1: two threads call `run_pending` on the same due task (already on
+/// the timeline): the callback runs exactly once.
+pub fn two_threads_fire_one_task() {
+    let (s, clock) = scheduler();
+    let n = Counter::new();
+    once_counting(&s, SECOND, &n);
+    s.run_pending(); // not due yet: moves it from intake to the timeline
+    clock.advance(SECOND);
+    two_threads_run_pending(&s);
     assert_eq!(n.get(), 1, "a due task fired {} times", n.get());
     assert!(s.is_empty(), "a fired one-shot is still live");
 }
@@ -146,37 +151,6 @@ pub fn reschedule_vs_remove() {
     assert!(s.info(id).is_err(), "m4: the removed task is still listed");
 }
 
-/// Model 8: `remove`, which takes no manager guard, racing a `reschedule`
-/// of the same task (a manager putting a new entry on the timeline): once
-/// `remove` has returned `Ok`, the task never fires, is not live, and
-/// leaves no entry on the timeline (the rescheduler takes its own entry back
-/// if it published it after the removal: `Task::removed_after_publish`).
-pub fn remove_vs_reschedule() {
-    let (s, clock) = scheduler();
-    let n = Counter::new();
-    let id = once_counting(&s, SECOND, &n);
-    s.run_pending(); // onto the timeline
-    let s2 = s.clone();
-    race(
-        move || {
-            // Fails if the removal got in first; either way is fine.
-            let _ = s2.reschedule(id, Schedule::once(t0() + SECOND * 2));
-        },
-        || s.remove(id).expect("nobody else removes this task"),
-    );
-    assert!(s.is_empty(), "m8: the removed task is still live");
-    #[cfg(cronlane_loom)]
-    assert_eq!(
-        cronlane::__loom::timeline_len(&s),
-        0,
-        "m8: an entry was left on the timeline"
-    );
-    clock.advance(SECOND * 5);
-    s.run_pending();
-    assert_eq!(n.get(), 0, "m8: the task fired after remove");
-    assert!(s.info(id).is_err(), "m8: the removed task is still listed");
-}
-
 /// Model 9 (run with timeline runs on): one-shots A (due at t0 + 1 s) and
 /// B (t0 + 2 s) drained together into one run; at t0 + 1 s two threads run
 /// `run_pending`. Whoever takes the run's view fires A and puts the rest (B)
@@ -189,15 +163,7 @@ pub fn run_split_between_two_threads() {
     once_counting(&s, SECOND * 2, &b);
     s.run_pending(); // both onto the timeline, as one run
     clock.advance(SECOND);
-    let s2 = s.clone();
-    race(
-        move || {
-            s2.run_pending();
-        },
-        || {
-            s.run_pending();
-        },
-    );
+    two_threads_run_pending(&s);
     assert_eq!(
         (a.get(), b.get()),
         (1, 0),
@@ -219,43 +185,63 @@ pub fn run_split_between_two_threads() {
     );
 }
 
+/// Model 8: `remove`, which takes no manager guard, racing a `reschedule`
+/// of the same one-shot (a manager putting a new entry on the timeline):
+/// once `remove` has returned `Ok`, the task never fires, is not live, and
+/// leaves no entry on the timeline (the rescheduler takes its own entry back
+/// if it published it after the removal: `Task::removed_after_publish`).
+pub fn remove_vs_reschedule() {
+    remove_vs_reschedule_leaving("m8", 0);
+}
+
 /// Model 10 (run with timeline runs on): model 8 for a task in a run.
-/// `remove` finds it through the run lookup and wins or loses against a
-/// `reschedule` that moves it off the run: either way, once `remove` has
-/// returned `Ok` the task never fires and is not live. The run itself stays
-/// on the timeline (its stale entry is dropped when the run is passed), but
+/// `remove` finds it through the run lookup. The run itself stays on the
+/// timeline until the clock passes it (the task's entry in it is stale), but
 /// nothing else does: no rescheduled entry survives the removal.
 pub fn remove_vs_reschedule_in_run() {
+    remove_vs_reschedule_leaving("m10", 1);
+}
+
+/// Models 8 and 10: `left` is how many timeline entries may remain right
+/// after the race (the run's own entry, for model 10); once the clock has
+/// passed the task's instants, none may.
+fn remove_vs_reschedule_leaving(model: &str, left: usize) {
     let (s, clock) = scheduler();
     let n = Counter::new();
     let id = once_counting(&s, SECOND, &n);
-    s.run_pending(); // onto the timeline, in a run
+    s.run_pending(); // onto the timeline (in a run for model 10)
     let s2 = s.clone();
     let mut removed = false;
     race(
         move || {
+            // Fails if the removal got in first; either way is fine.
             let _ = s2.reschedule(id, Schedule::once(t0() + SECOND * 2));
         },
         // Checked after the join: a panic while the other loom thread
         // still runs aborts the process instead of failing the model.
         || removed = s.remove(id).is_ok(),
     );
-    assert!(removed, "m10: remove did not find the task");
-    assert!(s.is_empty(), "m10: the removed task is still live");
+    assert!(removed, "{model}: remove did not find the task");
+    assert!(s.is_empty(), "{model}: the removed task is still live");
     #[cfg(cronlane_loom)]
     assert!(
-        cronlane::__loom::timeline_len(&s) <= 1,
-        "m10: an entry was left on the timeline"
+        cronlane::__loom::timeline_len(&s) <= left,
+        "{model}: an entry was left on the timeline"
     );
+    #[cfg(not(cronlane_loom))]
+    let _ = left;
     clock.advance(SECOND * 5);
     s.run_pending();
-    assert_eq!(n.get(), 0, "m10: the task fired after remove");
-    assert!(s.info(id).is_err(), "m10: the removed task is still listed");
+    assert_eq!(n.get(), 0, "{model}: the task fired after remove");
+    assert!(
+        s.info(id).is_err(),
+        "{model}: the removed task is still listed"
+    );
     #[cfg(cronlane_loom)]
     assert_eq!(
         cronlane::__loom::timeline_len(&s),
         0,
-        "m10: the passed run is still on the timeline"
+        "{model}: the passed timeline still holds an entry"
     );
 }
 
@@ -288,15 +274,7 @@ pub fn callback_registers_and_removes() {
             }
         })
         .expect("register A");
-    let s2 = s.clone();
-    race(
-        move || {
-            s2.run_pending();
-        },
-        || {
-            s.run_pending();
-        },
-    );
+    two_threads_run_pending(&s);
     s.run_pending();
     assert!(
         removed_b.is_raised(),

@@ -1,4 +1,4 @@
-//! Helpers shared by the sealing tests.
+//! Helpers shared by the integration tests (sealing, runs).
 #![allow(dead_code)]
 
 use chrono::{DateTime, Utc};
@@ -10,6 +10,16 @@ pub(crate) const SECOND: Duration = Duration::from_secs(1);
 
 pub(crate) fn t0() -> DateTime<Utc> {
     "2026-01-01T00:00:00Z".parse().unwrap()
+}
+
+/// A test-mode scheduler on a manual clock reading [`t0`].
+pub(crate) fn manual() -> (Scheduler, ManualClock) {
+    let clock = ManualClock::new(t0());
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .test_mode(true)
+        .build();
+    (s, clock)
 }
 
 pub(crate) fn key(id: u32) -> Key {
