@@ -56,6 +56,14 @@ pub static BREAK_RUN_LOOKUP: AtomicBool = AtomicBool::new(false);
 /// of putting the rest back on the timeline.
 pub static BREAK_RUN_REST: AtomicBool = AtomicBool::new(false);
 
+/// A compaction takes the old run out of the id lookup before it publishes
+/// the new one: a lookup in between misses a live task.
+pub static BREAK_COMPACT_ORDER: AtomicBool = AtomicBool::new(false);
+
+/// A compaction does not look for tasks removed while it rebuilt the run
+/// (`Timeline::recheck`): one removed meanwhile may stay in the new run.
+pub static BREAK_RECHECK: AtomicBool = AtomicBool::new(false);
+
 /// Entries on `scheduler`'s timeline, stale ones included (what a model can
 /// not see through the API: an entry left behind for a removed task).
 pub fn timeline_len(scheduler: &crate::Scheduler) -> usize {

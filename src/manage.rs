@@ -45,8 +45,8 @@ impl Core {
                 cur | PAUSED
             };
             if task.transition(cur, to).is_ok() {
-                if scheduled {
-                    self.timeline.unlink(task);
+                if scheduled && self.timeline.unlink(task) {
+                    self.runner.wake();
                 }
                 return Ok(());
             }
@@ -122,8 +122,8 @@ impl Core {
                 }
                 phase => {
                     if task.transition(cur, word(gen, SCHEDULED)).is_ok() {
-                        if phase == SCHEDULED {
-                            self.timeline.unlink(task);
+                        if phase == SCHEDULED && self.timeline.unlink(task) {
+                            self.runner.wake();
                         }
                         if self.timeline.insert(task, gen, at, self.due(task, at)) {
                             self.runner.wake();

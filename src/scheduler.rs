@@ -400,8 +400,8 @@ impl Core {
     /// Called once per task, by whoever set `REMOVED`; `unlink` when the
     /// task may still have an entry on the timeline.
     pub(crate) fn cleanup(&self, task: &TaskRef, unlink: bool) {
-        if unlink {
-            self.timeline.unlink(task);
+        if unlink && self.timeline.unlink(task) {
+            self.runner.wake();
         }
         self.registry.forget(task);
         self.gone.fetch_add(1, Ordering::AcqRel);

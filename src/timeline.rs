@@ -96,8 +96,17 @@ fn run_min() -> usize {
 /// For each task its scheduled instant is its due instant (no policies, so
 /// no jitter) and its entry's generation is 0.
 pub(crate) struct Run {
-    /// Key in `run_ids`: the block and the first task's id number.
+    /// Key in `run_ids`: the block and a number unique to the run (so a
+    /// run that replaces another never replaces its entry: a lookup always
+    /// finds one of the two).
     key: (u64, u64),
+    /// Where the run's view starts (set by whoever puts a view back, before
+    /// it does): what a compaction needs to find the view.
+    start: AtomicUsize,
+    /// Tasks that left the run early (removed, paused, re-planned), as
+    /// reported to [`Timeline::unlink`]; a hint for compaction, not a count
+    /// the protocol relies on.
+    dead: AtomicUsize,
     /// Each task's due instant.
     ats: Box<[i64]>,
     /// Each task's id number within the block: with `ats`, the sort key,
@@ -191,6 +200,8 @@ pub(crate) struct Timeline {
     runs: OrderedMap<(i64, u64), View>,
     /// Runs not used up yet, for lookups by id.
     run_ids: OrderedMap<(u64, u64), Arc<Run>>,
+    /// Numbers runs (the second half of a `run_ids` key).
+    run_seq: AtomicU64,
     seq: AtomicU64,
     handover: AtomicUsize,
     earliest: AtomicI64,
@@ -203,6 +214,7 @@ impl Timeline {
             map: OrderedMap::new(),
             runs: OrderedMap::new(),
             run_ids: OrderedMap::new(),
+            run_seq: AtomicU64::new(0),
             seq: AtomicU64::new(0),
             handover: AtomicUsize::new(0),
             earliest: AtomicI64::new(i64::MAX),
@@ -264,18 +276,88 @@ impl Timeline {
                 scheduled,
             },
         );
+        let mut lowered = false;
         if task.removed_after_publish() {
-            self.unlink(task);
+            lowered = self.unlink(task);
         }
-        self.lower_hint(at)
+        self.lower_hint(at) | lowered
     }
 
     /// Removes the task's current entry, if it is still there (clean-up after
     /// remove, pause or reschedule; a missed one is dropped as stale later).
-    pub(crate) fn unlink(&self, task: &TaskRef) {
+    /// A task that waits in a run cannot be taken out of it: the run is
+    /// compacted instead once at least half of what it has left is dead
+    /// ([`compact`](Self::compact)), so that removed tasks (and what their
+    /// closures hold) do not stay until the clock passes them. True if that
+    /// lowered the earliest hint (the caller wakes the runner).
+    pub(crate) fn unlink(&self, task: &TaskRef) -> bool {
         let key = task.slot();
-        self.map
+        let unlinked = self
+            .map
             .remove_if(&key, |slot| crate::sync::Arc::ptr_eq(&slot.task, task));
+        if unlinked || key != crate::task::initial_slot(task.id) {
+            return false;
+        }
+        // Every run that holds it: while a compaction rebuilds a run, the
+        // task may be in the old run and the new one (see `recheck`).
+        let mut lowered = false;
+        for run in self.runs_of(task.id) {
+            let start = run.start.load(Ordering::Acquire);
+            let pending = run.tasks.len().saturating_sub(start);
+            let dead = run.dead.fetch_add(1, Ordering::Relaxed) + 1;
+            if dead * 2 >= pending {
+                lowered |= self.compact(&run, start);
+            }
+        }
+        lowered
+    }
+
+    /// Rebuilds what is left of `run` from `start` with only the tasks still
+    /// waiting at their first entry, if this thread can take the run's view
+    /// off the timeline (otherwise a claimer is walking it, or the view has
+    /// moved on: a later clean-up tries again). Holding the view, this
+    /// thread owns the rest of the run as a claimer would; it publishes the
+    /// new run (or single entries) before it takes the old run out of the
+    /// lookup, so a lookup by id finds every task in one or the other.
+    /// True if the hint was lowered.
+    fn compact(&self, run: &Arc<Run>, start: usize) -> bool {
+        let Some(first) = run.tasks.get(start) else {
+            return false;
+        };
+        let key = crate::task::initial_slot(first.id);
+        if !self.runs.remove_if(&key, |v| Arc::ptr_eq(&v.run, run)) {
+            return false;
+        }
+        let waiting = crate::task::word(0, crate::task::SCHEDULED);
+        let live: Vec<(i64, u64, TaskRef)> = (start..run.tasks.len())
+            .filter(|&i| run.tasks[i].load() == waiting)
+            .map(|i| (run.ats[i], run.tasks[i].id.n, run.tasks[i].clone()))
+            .collect();
+        #[cfg(cronlane_loom)]
+        let order = !crate::__loom::broken(&crate::__loom::BREAK_COMPACT_ORDER);
+        #[cfg(not(cronlane_loom))]
+        let order = true;
+        if !order {
+            self.run_ids.remove_if(&run.key, |r| Arc::ptr_eq(r, run));
+        }
+        let lowered = self.publish_plain(live, true);
+        self.run_ids.remove_if(&run.key, |r| Arc::ptr_eq(r, run));
+        lowered
+    }
+
+    /// The runs not used up yet that hold the task with this id: one, or
+    /// two while a compaction rebuilds its run.
+    fn runs_of(&self, id: crate::task::TaskId) -> Vec<Arc<Run>> {
+        let block = id.n / BLOCK;
+        let mut found = Vec::new();
+        self.run_ids
+            .for_range(&(block, 0), &(block + 1, 0), |_, run| {
+                if run.find(id).is_some() {
+                    found.push(run.clone());
+                }
+                true
+            });
+        found
     }
 
     /// The count of re-inserts so far: a re-insert entry (odd sequence
@@ -406,7 +488,8 @@ impl Timeline {
                 }
             }
         }
-        self.publish_plain(plain);
+        // Registration lowered the hint for each of them already.
+        let _ = self.publish_plain(plain, false);
         if handover {
             self.handover.fetch_sub(1, Ordering::SeqCst);
         }
@@ -417,17 +500,24 @@ impl Timeline {
     /// a group of at least [`run_min`] as one run, smaller ones entry by
     /// entry. Called by the drainer before it leaves the hand-over, so a
     /// lookup after `settle` finds every task (in `run_ids` or at its
-    /// entry).
-    fn publish_plain(&self, mut plain: Vec<(i64, u64, TaskRef)>) {
+    /// entry). With `recheck` (a compaction's rebuild, whose tasks a
+    /// remover may have marked since they were copied, and whose remover may
+    /// have looked at the old run), each new run is checked for removed
+    /// tasks once it is published, and compacted in turn if enough are.
+    /// True if the earliest hint was lowered.
+    fn publish_plain(&self, mut plain: Vec<(i64, u64, TaskRef)>, recheck: bool) -> bool {
         let min = run_min();
         let one_by_one = |group: Vec<(i64, u64, TaskRef)>| {
+            let mut lowered = false;
             for (at, _, task) in group {
-                self.insert_initial(&task, at);
+                lowered |= self.insert_initial(&task, at);
             }
+            lowered
         };
         if plain.len() < min {
             return one_by_one(plain);
         }
+        let mut lowered = false;
         plain.sort_unstable_by_key(|&(at, n, _)| (n / BLOCK, at, n));
         let mut rest = plain.into_iter().peekable();
         while let Some(first) = rest.next() {
@@ -437,10 +527,10 @@ impl Timeline {
                 group.push(next);
             }
             if group.len() < min {
-                one_by_one(group);
+                lowered |= one_by_one(group);
                 continue;
             }
-            let key = (block, group[0].1);
+            let key = (block, self.run_seq.fetch_add(1, Ordering::Relaxed));
             let mut ats = Vec::with_capacity(group.len());
             let mut offs = Vec::with_capacity(group.len());
             let mut tasks = Vec::with_capacity(group.len());
@@ -451,6 +541,8 @@ impl Timeline {
             }
             let run = Arc::new(Run {
                 key,
+                start: AtomicUsize::new(0),
+                dead: AtomicUsize::new(0),
                 ats: ats.into_boxed_slice(),
                 offs: offs.into_boxed_slice(),
                 tasks: tasks.into_boxed_slice(),
@@ -464,11 +556,38 @@ impl Timeline {
             if lookup {
                 self.run_ids.insert(key, run.clone());
             }
-            let view = View { run, start: 0 };
-            let at = view.run.ats[0];
+            let view = View {
+                run: run.clone(),
+                start: 0,
+            };
+            let at = run.ats[0];
             self.runs.insert(view.key(), view);
-            self.lower_hint(at);
+            lowered |= self.lower_hint(at);
+            if recheck {
+                lowered |= self.recheck(&run);
+            }
         }
+        lowered
+    }
+
+    /// A remover marks its task and then (fence) looks for its run; this
+    /// thread has published `run` and then (fence) looks at its tasks. One
+    /// of the two sees the other (the store-buffering pattern of
+    /// [`Task::removed_after_publish`](crate::task::Task::removed_after_publish)),
+    /// so a task removed while its run was being rebuilt is counted dead in
+    /// the new run by one of them. True if a compaction lowered the hint.
+    fn recheck(&self, run: &Arc<Run>) -> bool {
+        #[cfg(cronlane_loom)]
+        if crate::__loom::broken(&crate::__loom::BREAK_RECHECK) {
+            return false;
+        }
+        crate::sync::fence(Ordering::SeqCst);
+        let removed = run.tasks.iter().filter(|t| t.is_removed()).count();
+        if removed == 0 {
+            return false;
+        }
+        let dead = run.dead.fetch_add(removed, Ordering::Relaxed) + removed;
+        dead * 2 >= run.tasks.len() && self.compact(run, 0)
     }
 
     /// Drains the intake and waits until every concurrent drainer has
@@ -573,6 +692,7 @@ impl Timeline {
         let mut lowered = false;
         for view in rest {
             let at = view.run.ats[view.start];
+            view.run.start.store(view.start, Ordering::Release);
             self.runs.insert(view.key(), view);
             lowered |= self.lower_hint(at);
         }

@@ -222,3 +222,66 @@ fn removing_from_another_thread_while_runs_fire_never_starts_a_removed_task() {
     );
     assert!(s.is_empty(), "{} tasks left", s.len());
 }
+
+/// Counts drops of the closures that capture it.
+struct Token(Arc<AtomicU32>);
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn removed_run_tasks_release_their_closures_before_their_instant() {
+    const N: u32 = 4_096;
+    let (s, clock) = manual();
+    let dropped = Arc::new(AtomicU32::new(0));
+    let fired = Arc::new(AtomicU32::new(0));
+    let ids: Vec<TaskId> = (0..N)
+        .map(|i| {
+            let token = Token(dropped.clone());
+            let fired = fired.clone();
+            s.add(Schedule::once(
+                t0() + chrono::Duration::seconds(3_600 + i64::from(i % 7)),
+            ))
+            .run(move || {
+                let _hold = &token;
+                fired.fetch_add(1, Ordering::Relaxed);
+            })
+            .unwrap()
+        })
+        .collect();
+    s.run_pending(); // into runs
+                     // Remove all but every 64th, from another thread: crossbeam's epoch
+                     // garbage of that thread is handed over when it exits.
+    let remover = {
+        let (s, ids) = (s.clone(), ids.clone());
+        std::thread::spawn(move || {
+            for (i, &id) in ids.iter().enumerate() {
+                if i % 64 != 0 {
+                    s.remove(id).unwrap();
+                }
+            }
+        })
+    };
+    remover.join().unwrap();
+    let kept = N / 64;
+    // Let the epoch collector run (each call pins it).
+    for _ in 0..2_000 {
+        s.run_pending();
+    }
+    let released = dropped.load(Ordering::Relaxed);
+    assert!(
+        released >= (N - kept) * 9 / 10,
+        "{released} of {} removed closures released an hour before their instant",
+        N - kept
+    );
+    assert!(released <= N - kept, "a kept task's closure was dropped");
+    assert_eq!(s.len(), kept as usize);
+    // The kept ones still fire, once, at their instant.
+    clock.advance(Duration::from_secs(3_600 + 7));
+    s.run_pending();
+    assert_eq!(fired.load(Ordering::Relaxed), kept);
+    assert!(s.is_empty());
+}

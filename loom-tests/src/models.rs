@@ -191,21 +191,91 @@ pub fn run_split_between_two_threads() {
 /// leaves no entry on the timeline (the rescheduler takes its own entry back
 /// if it published it after the removal: `Task::removed_after_publish`).
 pub fn remove_vs_reschedule() {
-    remove_vs_reschedule_leaving("m8", 0);
+    remove_vs_reschedule_leaving_nothing("m8");
 }
 
 /// Model 10 (run with timeline runs on): model 8 for a task in a run.
-/// `remove` finds it through the run lookup. The run itself stays on the
-/// timeline until the clock passes it (the task's entry in it is stale), but
-/// nothing else does: no rescheduled entry survives the removal.
+/// `remove` finds it through the run lookup; whichever of the two moves the
+/// task off the run also compacts the run (all of it is dead), so here too
+/// nothing is left on the timeline.
 pub fn remove_vs_reschedule_in_run() {
-    remove_vs_reschedule_leaving("m10", 1);
+    remove_vs_reschedule_leaving_nothing("m10");
 }
 
-/// Models 8 and 10: `left` is how many timeline entries may remain right
-/// after the race (the run's own entry, for model 10); once the clock has
-/// passed the task's instants, none may.
-fn remove_vs_reschedule_leaving(model: &str, left: usize) {
+/// Model 11 (run with timeline runs on): one-shots A and B wait in one
+/// run; one thread removes A, which compacts the run (half of it is dead:
+/// B moves to a new run), while another removes B, looking it up by id
+/// meanwhile. Both removals find their task; nothing is left live, on the
+/// timeline, or fires later.
+pub fn compaction_vs_lookup() {
+    let (s, clock) = scheduler();
+    let n = Counter::new();
+    let a = once_counting(&s, SECOND, &n);
+    let b = once_counting(&s, SECOND * 2, &n);
+    s.run_pending(); // both onto the timeline, as one run
+    let s2 = s.clone();
+    let mut removed = (false, false);
+    let found_a = Flag::new();
+    let found_a1 = found_a.clone();
+    race(
+        move || {
+            if s2.remove(a).is_ok() {
+                found_a1.raise();
+            }
+        },
+        || removed.1 = s.remove(b).is_ok(),
+    );
+    removed.0 = found_a.is_raised();
+    assert_eq!(removed, (true, true), "m11: remove(A), remove(B) found");
+    assert!(s.is_empty(), "m11: a removed task is still live");
+    #[cfg(cronlane_loom)]
+    assert_eq!(
+        cronlane::__loom::timeline_len(&s),
+        0,
+        "m11: an entry was left on the timeline"
+    );
+    clock.advance(SECOND * 5);
+    s.run_pending();
+    assert_eq!(n.get(), 0, "m11: a removed task fired");
+}
+
+/// Model 12 (run with timeline runs on): one-shots A, B and C in one run;
+/// at A's instant one thread runs `run_pending` (it fires A and puts B and
+/// C back) while another removes C, which may compact what is left of the
+/// run if it can take it. A fires once, B once at its instant, C never;
+/// nothing is left.
+pub fn compaction_vs_claim() {
+    let (s, clock) = scheduler();
+    let (a, b, c) = (Counter::new(), Counter::new(), Counter::new());
+    once_counting(&s, SECOND, &a);
+    once_counting(&s, SECOND * 2, &b);
+    let c_id = once_counting(&s, SECOND * 3, &c);
+    s.run_pending(); // onto the timeline, as one run
+    clock.advance(SECOND);
+    let s2 = s.clone();
+    let mut removed = false;
+    race(
+        move || {
+            s2.run_pending();
+        },
+        || removed = s.remove(c_id).is_ok(),
+    );
+    assert!(removed, "m12: remove(C) did not find it");
+    assert_eq!(a.get(), 1, "m12: A fired {} times", a.get());
+    clock.advance(SECOND * 4);
+    s.run_pending();
+    assert_eq!((b.get(), c.get()), (1, 0), "m12: fires of (B, C)");
+    assert!(s.is_empty(), "m12: tasks left live");
+    #[cfg(cronlane_loom)]
+    assert_eq!(
+        cronlane::__loom::timeline_len(&s),
+        0,
+        "m12: an entry was left on the timeline"
+    );
+}
+
+/// Models 8 and 10.
+fn remove_vs_reschedule_leaving_nothing(model: &str) {
     let (s, clock) = scheduler();
     let n = Counter::new();
     let id = once_counting(&s, SECOND, &n);
@@ -224,24 +294,17 @@ fn remove_vs_reschedule_leaving(model: &str, left: usize) {
     assert!(removed, "{model}: remove did not find the task");
     assert!(s.is_empty(), "{model}: the removed task is still live");
     #[cfg(cronlane_loom)]
-    assert!(
-        cronlane::__loom::timeline_len(&s) <= left,
+    assert_eq!(
+        cronlane::__loom::timeline_len(&s),
+        0,
         "{model}: an entry was left on the timeline"
     );
-    #[cfg(not(cronlane_loom))]
-    let _ = left;
     clock.advance(SECOND * 5);
     s.run_pending();
     assert_eq!(n.get(), 0, "{model}: the task fired after remove");
     assert!(
         s.info(id).is_err(),
         "{model}: the removed task is still listed"
-    );
-    #[cfg(cronlane_loom)]
-    assert_eq!(
-        cronlane::__loom::timeline_len(&s),
-        0,
-        "{model}: the passed timeline still holds an entry"
     );
 }
 

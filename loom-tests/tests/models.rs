@@ -68,3 +68,13 @@ fn m3r_remove_vs_fire_in_a_run() {
 fn m10_remove_vs_reschedule_in_a_run_leaves_nothing() {
     model_with_runs(models::remove_vs_reschedule_in_run);
 }
+
+#[test]
+fn m11_compaction_vs_lookup_finds_both() {
+    model_with_runs(models::compaction_vs_lookup);
+}
+
+#[test]
+fn m12_compaction_vs_claim_fires_each_once() {
+    model_with_runs(models::compaction_vs_claim);
+}

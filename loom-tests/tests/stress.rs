@@ -76,3 +76,13 @@ fn m9_run_split_between_two_threads() {
 fn m10_remove_vs_reschedule_in_run() {
     stress(ITERATIONS, models::remove_vs_reschedule_in_run);
 }
+
+#[test]
+fn m11_compaction_vs_lookup() {
+    stress(ITERATIONS, models::compaction_vs_lookup);
+}
+
+#[test]
+fn m12_compaction_vs_claim() {
+    stress(ITERATIONS, models::compaction_vs_claim);
+}

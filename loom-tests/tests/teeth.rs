@@ -4,8 +4,9 @@
 #![cfg(cronlane_loom)]
 
 use cronlane::__loom::{
-    BREAK_CLAIM, BREAK_FINISH, BREAK_HANDOVER, BREAK_POP, BREAK_PUBLISH, BREAK_RUN_LOOKUP,
-    BREAK_RUN_REST, BREAK_SEAL_ORDER, BREAK_SHUTDOWN, BREAK_START, BREAK_TAKE, BREAK_WAKE,
+    BREAK_CLAIM, BREAK_COMPACT_ORDER, BREAK_FINISH, BREAK_HANDOVER, BREAK_POP, BREAK_PUBLISH,
+    BREAK_RECHECK, BREAK_RUN_LOOKUP, BREAK_RUN_REST, BREAK_SEAL_ORDER, BREAK_SHUTDOWN, BREAK_START,
+    BREAK_TAKE, BREAK_WAKE,
 };
 use loom_tests::{broken, broken_with_runs, models};
 
@@ -119,4 +120,21 @@ fn m10_broken_run_lookup_misses_the_task() {
 #[should_panic(expected = "m10: an entry was left on the timeline")]
 fn m10_broken_publish_leaves_an_entry() {
     broken_with_runs(&[&BREAK_PUBLISH], models::remove_vs_reschedule_in_run);
+}
+
+/// The compaction takes the old run out of the lookup before the new one is
+/// in: `remove(B)` may look in between and miss it.
+#[test]
+#[should_panic(expected = "m11: remove(A), remove(B) found")]
+fn m11_broken_compact_order_misses_a_task() {
+    broken_with_runs(&[&BREAK_COMPACT_ORDER], models::compaction_vs_lookup);
+}
+
+/// The compaction does not look again for tasks removed while it rebuilt
+/// the run: B, removed meanwhile by a thread that looked at the old run,
+/// stays in the new one.
+#[test]
+#[should_panic(expected = "m11: an entry was left on the timeline")]
+fn m11_broken_recheck_leaves_a_removed_task_in_a_run() {
+    broken_with_runs(&[&BREAK_RECHECK], models::compaction_vs_lookup);
 }
