@@ -226,10 +226,14 @@ mod imp {
         /// until it returns false.
         pub(crate) fn for_range(&self, lo: &K, hi: &K, mut f: impl FnMut(&K, &V) -> bool) {
             let guard = crossbeam_epoch::pin();
-            for e in self.0.range(lo..hi, &guard) {
-                if !f(e.key(), e.value()) {
+            // One search for the first entry, then level-0 links (the
+            // `range` iterator searches again for its upper bound).
+            let mut cur = self.0.lower_bound(std::ops::Bound::Included(lo), &guard);
+            while let Some(e) = cur {
+                if e.key() >= hi || !f(e.key(), e.value()) {
                     return;
                 }
+                cur = e.next();
             }
         }
     }

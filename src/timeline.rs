@@ -301,7 +301,8 @@ impl Timeline {
         // Every run that holds it: while a compaction rebuilds a run, the
         // task may be in the old run and the new one (see `recheck`).
         let mut lowered = false;
-        for run in self.runs_of(task.id) {
+        let (first, more) = self.runs_of(task.id);
+        for run in first.into_iter().chain(more) {
             let start = run.start.load(Ordering::Acquire);
             let pending = run.tasks.len().saturating_sub(start);
             let dead = run.dead.fetch_add(1, Ordering::Relaxed) + 1;
@@ -345,19 +346,23 @@ impl Timeline {
         lowered
     }
 
-    /// The runs not used up yet that hold the task with this id: one, or
-    /// two while a compaction rebuilds its run.
-    fn runs_of(&self, id: crate::task::TaskId) -> Vec<Arc<Run>> {
+    /// The runs not used up yet that hold the task with this id: one (the
+    /// first), or more while a compaction rebuilds its run (allocated only
+    /// then).
+    fn runs_of(&self, id: crate::task::TaskId) -> (Option<Arc<Run>>, Vec<Arc<Run>>) {
         let block = id.n / BLOCK;
-        let mut found = Vec::new();
+        let (mut first, mut more) = (None, Vec::new());
         self.run_ids
             .for_range(&(block, 0), &(block + 1, 0), |_, run| {
                 if run.find(id).is_some() {
-                    found.push(run.clone());
+                    match first {
+                        None => first = Some(run.clone()),
+                        Some(_) => more.push(run.clone()),
+                    }
                 }
                 true
             });
-        found
+        (first, more)
     }
 
     /// The count of re-inserts so far: a re-insert entry (odd sequence
