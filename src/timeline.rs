@@ -32,12 +32,23 @@
 //!   skiplist entry per task. Claiming takes a view off the front like any
 //!   entry (so one thread owns that stretch of the run), claims each due
 //!   task with the same CAS (generation 0: a run holds first entries only),
-//!   and puts the rest back as a new view under its new first key. A task
-//!   re-planned, paused or removed while in a run is left there stale and
-//!   dropped when the view passes it. Runs are found by id through
-//!   `run_ids`, keyed by `(block, first id)`: a lookup binary-searches the
+//!   and puts the rest back as a new view under its new first key (storing
+//!   the new start in the run first). Runs are found by id through
+//!   `run_ids`, keyed by `(block, run number)`: a lookup binary-searches the
 //!   few runs of its id's block by the instant its `TaskId` carries. A run
 //!   leaves `run_ids` when its last view is used up.
+//! * **Compaction**: a task re-planned, paused or removed while in a run
+//!   stays in it as a stale entry, but [`Timeline::unlink`] counts it dead in
+//!   every run that holds it, and once half of what a run has left is dead,
+//!   that thread tries to take the run's view off the timeline (by the key of
+//!   its stored start). If it gets it, it owns the rest of the run as a
+//!   claimer would, and republishes the tasks still waiting (a new run, or
+//!   single entries) *before* it takes the old run out of `run_ids`, so a
+//!   lookup by id always finds a live task in one of the two. A remover marks
+//!   its task, fences, and then looks for runs; the compactor publishes the
+//!   new run, fences, and then looks for removed tasks in it
+//!   (`recheck`): one of the two sees the other, so a removal racing a
+//!   compaction is not left behind in the new run.
 //! * **Earliest hint**: `earliest` is a lower bound on the first fire instant
 //!   added since the runner last looked. Inserts lower it with `fetch_min`;
 //!   the runner resets it before it looks. An insert that lowers it tells its
