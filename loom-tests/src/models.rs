@@ -227,16 +227,7 @@ pub fn compaction_vs_lookup() {
     );
     removed.0 = found_a.is_raised();
     assert_eq!(removed, (true, true), "m11: remove(A), remove(B) found");
-    assert!(s.is_empty(), "m11: a removed task is still live");
-    #[cfg(cronlane_loom)]
-    assert_eq!(
-        cronlane::__loom::timeline_len(&s),
-        0,
-        "m11: an entry was left on the timeline"
-    );
-    clock.advance(SECOND * 5);
-    s.run_pending();
-    assert_eq!(n.get(), 0, "m11: a removed task fired");
+    assert_gone_for_good("m11", &s, &clock, &n);
 }
 
 /// Model 12 (run with timeline runs on): one-shots A, B and C in one run;
@@ -274,6 +265,21 @@ pub fn compaction_vs_claim() {
     );
 }
 
+/// After every task of a model was removed: nothing live, nothing left on
+/// the timeline, and nothing fires however far time moves.
+fn assert_gone_for_good(model: &str, s: &Scheduler, clock: &ManualClock, fires: &Counter) {
+    assert!(s.is_empty(), "{model}: a removed task is still live");
+    #[cfg(cronlane_loom)]
+    assert_eq!(
+        cronlane::__loom::timeline_len(s),
+        0,
+        "{model}: an entry was left on the timeline"
+    );
+    clock.advance(SECOND * 5);
+    s.run_pending();
+    assert_eq!(fires.get(), 0, "{model}: a removed task fired");
+}
+
 /// Models 8 and 10.
 fn remove_vs_reschedule_leaving_nothing(model: &str) {
     let (s, clock) = scheduler();
@@ -292,16 +298,7 @@ fn remove_vs_reschedule_leaving_nothing(model: &str) {
         || removed = s.remove(id).is_ok(),
     );
     assert!(removed, "{model}: remove did not find the task");
-    assert!(s.is_empty(), "{model}: the removed task is still live");
-    #[cfg(cronlane_loom)]
-    assert_eq!(
-        cronlane::__loom::timeline_len(&s),
-        0,
-        "{model}: an entry was left on the timeline"
-    );
-    clock.advance(SECOND * 5);
-    s.run_pending();
-    assert_eq!(n.get(), 0, "{model}: the task fired after remove");
+    assert_gone_for_good(model, &s, &clock, &n);
     assert!(
         s.info(id).is_err(),
         "{model}: the removed task is still listed"
