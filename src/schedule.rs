@@ -108,8 +108,6 @@ impl Schedule {
         self
     }
 
-    /// Resolves against `now` and the default zone into a plan and its first
-    /// fire instant (an error if it never fires).
     /// The instant of a one-shot (at an instant, or after a delay from
     /// `now`, read only then), in nanoseconds, when it is valid: such a
     /// plan needs no time zone and no search. `None` for anything else.
@@ -122,6 +120,8 @@ impl Schedule {
         }
     }
 
+    /// Resolves against `now` and the default zone into a plan and its first
+    /// fire instant (an error if it never fires).
     pub(crate) fn resolve(&self, now: i64, default_tz: Tz) -> Result<(Plan, i64), Error> {
         let plan = match &self.kind {
             Kind::Once(at, nanos) => Plan::Once(nanos.ok_or_else(|| out_of_range(at))?),
