@@ -90,7 +90,8 @@ const BLOCK: u64 = 1024;
 
 /// The fewest plain one-shots of one id block that a drain puts on the
 /// timeline as a run (fewer go in one by one): below this a run's own
-/// overhead (its entries in two maps, two arrays) outweighs what it saves.
+/// overhead (its entries in two maps, its header and three arrays)
+/// outweighs what it saves.
 #[inline]
 fn run_min() -> usize {
     #[cfg(cronlane_loom)]
@@ -143,6 +144,12 @@ impl Run {
         }
         self.tasks.get(lo).filter(|t| t.id == id)
     }
+
+    /// The timeline key of a view of this run starting at `start`: the
+    /// first-entry key of the task there.
+    fn view_key(&self, start: usize) -> (i64, u64) {
+        crate::task::initial_slot(self.tasks[start].id)
+    }
 }
 
 /// An id number's place in its block.
@@ -156,10 +163,10 @@ fn offset(n: u64) -> u16 {
 const PREFETCH_AHEAD: usize = 8;
 
 /// Asks the CPU to bring `task` into cache: a claim walks a run's tasks in
-/// order, and each claim's CAS would otherwise wait for its task's cache
-/// line (tasks are scattered over the heap by their registration). Worth
-/// 12–15 % of dispatch at 100,000 due tasks and 5–10 % at 1,000,000 (A/B,
-/// BENCHMARKS.md). A no-op off x86_64 and under loom.
+/// order, and each claim's CAS touches a task's own cache line. Measured in
+/// an A/B (BENCHMARKS.md, "Prefetch"): dispatch at 100,000 due tasks 14.5,
+/// 12.6 -> 15.7, 16.3 M/s, at 1,000,000 9.97, 10.5 -> 11.6, 11.7 M/s. A
+/// no-op off x86_64 and under loom.
 #[inline]
 fn prefetch(task: &TaskRef) {
     #[cfg(all(target_arch = "x86_64", not(cronlane_loom)))]
@@ -188,7 +195,7 @@ struct View {
 
 impl View {
     fn key(&self) -> (i64, u64) {
-        crate::task::initial_slot(self.run.tasks[self.start].id)
+        self.run.view_key(self.start)
     }
 }
 
@@ -359,11 +366,11 @@ impl Timeline {
     /// lookup, so a lookup by id finds every task in one or the other.
     /// True if the hint was lowered.
     fn compact(&self, run: &Arc<Run>, start: usize) -> bool {
-        let Some(first) = run.tasks.get(start) else {
-            return false;
-        };
-        let key = crate::task::initial_slot(first.id);
-        if !self.runs.remove_if(&key, |v| Arc::ptr_eq(&v.run, run)) {
+        if start >= run.tasks.len()
+            || !self
+                .runs
+                .remove_if(&run.view_key(start), |v| Arc::ptr_eq(&v.run, run))
+        {
             return false;
         }
         let waiting = crate::task::word(0, crate::task::SCHEDULED);
@@ -387,19 +394,29 @@ impl Timeline {
     /// first), or more while a compaction rebuilds its run (allocated only
     /// then).
     fn runs_of(&self, id: crate::task::TaskId) -> (Option<Arc<Run>>, Vec<Arc<Run>>) {
-        let block = id.n / BLOCK;
         let (mut first, mut more) = (None, Vec::new());
+        self.each_run_holding(id, |run, _| {
+            match first {
+                None => first = Some(run.clone()),
+                Some(_) => more.push(run.clone()),
+            }
+            true
+        });
+        (first, more)
+    }
+
+    /// Calls `f` with each run not used up yet that holds the task with this
+    /// id (and the task), in `run_ids` order, until it returns false.
+    fn each_run_holding(
+        &self,
+        id: crate::task::TaskId,
+        mut f: impl FnMut(&Arc<Run>, &TaskRef) -> bool,
+    ) {
+        let block = id.n / BLOCK;
         self.run_ids
             .for_range(&(block, 0), &(block + 1, 0), |_, run| {
-                if run.find(id).is_some() {
-                    match first {
-                        None => first = Some(run.clone()),
-                        Some(_) => more.push(run.clone()),
-                    }
-                }
-                true
+                run.find(id).is_none_or(|task| f(run, task))
             });
-        (first, more)
     }
 
     /// The count of re-inserts so far: a re-insert entry (odd sequence
@@ -425,13 +442,11 @@ impl Timeline {
     /// still wins over a fire that has not started), stale (re-planned, and
     /// the same task the id index holds) or done (removed, filtered out).
     fn find_in_runs(&self, id: crate::task::TaskId) -> Option<TaskRef> {
-        let block = id.n / BLOCK;
         let mut found = None;
-        self.run_ids
-            .for_range(&(block, 0), &(block + 1, 0), |_, run| {
-                found = run.find(id).cloned();
-                found.is_none()
-            });
+        self.each_run_holding(id, |_, task| {
+            found = Some(task.clone());
+            false
+        });
         found
     }
 
