@@ -551,18 +551,20 @@ fn run_pending_takes_all_earlier_registrations_and_defers_callbacks_ones() {
     let late = Arc::new(AtomicUsize::new(0));
     // The main thread registers first, so its shard is taken before the
     // spawned threads pick theirs (round-robin): most of them land after it.
+    // A due task that counts its fire in `late`, registered by a callback.
+    fn add_late(s: &Scheduler, due: chrono::DateTime<chrono::Utc>, late: &Arc<AtomicUsize>) {
+        let late = late.clone();
+        s.add(Schedule::once(due))
+            .run(move || {
+                late.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap();
+    }
     let (s2, late2) = (s.clone(), late.clone());
+    // When it fires, it registers one more due task from the firing (main)
+    // thread, like every task below.
     s.add(Schedule::once(due))
-        .run(move || {
-            // When it fires, it registers one more due task from the
-            // firing (main) thread, like every task below.
-            let late = late2.clone();
-            s2.add(Schedule::once(due))
-                .run(move || {
-                    late.fetch_add(1, Ordering::SeqCst);
-                })
-                .unwrap();
-        })
+        .run(move || add_late(&s2, due, &late2))
         .unwrap();
     let handles: Vec<_> = (0..THREADS)
         .map(|_| {
@@ -574,12 +576,7 @@ fn run_pending_takes_all_earlier_registrations_and_defers_callbacks_ones() {
                         .add(Schedule::once(due))
                         .run(move || {
                             early.fetch_add(1, Ordering::SeqCst);
-                            let late = late.clone();
-                            s.add(Schedule::once(due))
-                                .run(move || {
-                                    late.fetch_add(1, Ordering::SeqCst);
-                                })
-                                .unwrap();
+                            add_late(&s, due, &late);
                         })
                         .unwrap();
                 }
