@@ -75,3 +75,14 @@ pub fn timeline_len(scheduler: &crate::Scheduler) -> usize {
 pub(crate) fn broken(switch: &AtomicBool) -> bool {
     switch.load(Ordering::Relaxed)
 }
+
+/// A replacing registration reads the name's holder and then overwrites
+/// the entry (two steps, not remove-if-still-there then insert-if-absent):
+/// two replacers racing can both displace the same old task and leave one
+/// of the new ones live but unnamed.
+pub static BREAK_REPLACE: AtomicBool = AtomicBool::new(false);
+
+/// An excursion (a run view off the timeline to be put back) is not
+/// counted as ended: a `run_pending` that looked while the view was away
+/// takes the word for quiet and returns with a due task unfired.
+pub static BREAK_EXCURSION: AtomicBool = AtomicBool::new(false);

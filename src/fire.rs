@@ -47,6 +47,9 @@ impl Core {
             self.skipped(&task, scheduled, SkipReason::Cancelled, 1);
             return Outcome::Skipped;
         }
+        // This instant is decided now (run or skipped): nothing re-plans the
+        // task to it, or before it, again.
+        task.advance_cursor(scheduled);
         let started = self.clock.now_nanos();
         let policies = task.policies();
         let streak = task
@@ -73,7 +76,7 @@ impl Core {
         let mut next = task.with_plan(|p| p.next_after(decision.next_from));
         if !decision.run {
             self.skipped(&task, scheduled, SkipReason::Misfire, 1);
-            let after = task.finish(gen, started, next);
+            let after = task.finish(gen, scheduled, started, next);
             self.after(&task, after);
             return Outcome::Skipped;
         }
@@ -83,7 +86,7 @@ impl Core {
                 // Next fire first, then this run: runs may overlap.
                 let extras = task.extras_or_init();
                 let running = extras.running.fetch_add(1, Ordering::AcqRel) + 1;
-                let after = task.finish(gen, started, next);
+                let after = task.finish(gen, scheduled, started, next);
                 self.after(&task, after);
                 let outcome = if max.is_some_and(|m| running > m) {
                     self.skipped(&task, scheduled, SkipReason::Overlap, 1);
@@ -116,7 +119,7 @@ impl Core {
                 }
             }
         }
-        let after = task.finish(gen, now, next);
+        let after = task.finish(gen, scheduled, now, next);
         self.after(&task, after);
         outcome
     }

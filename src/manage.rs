@@ -73,7 +73,8 @@ impl Core {
             }
             let now = self.clock.now_nanos();
             let gen = gen_of(cur) + 1;
-            match task.with_plan(|p| p.first(now)) {
+            let cursor = task.cursor();
+            match task.with_plan(|p| p.first_after_cursor(now, cursor)) {
                 Some(at) => {
                     if task.transition(cur, word(gen, SCHEDULED)).is_ok() {
                         if self.timeline.insert(task, gen, at, self.due(task, at)) {
@@ -92,8 +93,12 @@ impl Core {
         }
     }
 
-    /// Gives `task` the plan `plan`, whose first instant is `at`.
-    pub(crate) fn reschedule(&self, task: &TaskRef, plan: Plan, at: i64) -> Result<(), ()> {
+    /// Gives `task` the plan `plan`. Its first instant is computed here,
+    /// under the guard, from a clock read taken after the guard and the
+    /// task's cursor read after the state word: a fire that started before
+    /// either is then seen (its cursor, or its `RUNNING` phase), so the new
+    /// plan never starts at or before an instant that already ran.
+    pub(crate) fn reschedule(&self, task: &TaskRef, plan: Plan) -> Result<(), ()> {
         let _guard = task.manage();
         self.registry.index_once(task);
         task.set_replan(plan);
@@ -103,6 +108,11 @@ impl Core {
                 return Err(());
             }
             let gen = gen_of(cur) + 1;
+            let first = || {
+                let now = self.clock.now_nanos();
+                let cursor = task.cursor();
+                task.with_plan(|p| p.first_after_cursor(now, cursor))
+            };
             match phase_of(cur) {
                 RUNNING => {
                     if task.transition(cur, cur | DIRTY).is_ok() {
@@ -110,7 +120,12 @@ impl Core {
                     }
                 }
                 IDLE => {
-                    if task.transition(cur, word(gen, Task::flags(cur))).is_ok() {
+                    // Paused (the only live IDLE state): stays paused and
+                    // unscheduled under the new plan; resume schedules it.
+                    // The phase must stay IDLE, or resume would take the task
+                    // for one with a live entry and never schedule it.
+                    let to = word(gen, IDLE | (Task::flags(cur) & !DIRTY));
+                    if task.transition(cur, to).is_ok() {
                         return Ok(());
                     }
                 }
@@ -121,6 +136,15 @@ impl Core {
                     }
                 }
                 phase => {
+                    let Some(at) = first() else {
+                        // No instant left after the last that ran (the end
+                        // of the representable range): the task is done.
+                        if task.transition(cur, word(gen, IDLE | REMOVED)).is_ok() {
+                            self.cleanup(task, phase == SCHEDULED);
+                            return Ok(());
+                        }
+                        continue;
+                    };
                     if task.transition(cur, word(gen, SCHEDULED)).is_ok() {
                         if phase == SCHEDULED && self.timeline.unlink(task) {
                             self.runner.wake();

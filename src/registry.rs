@@ -38,6 +38,12 @@ pub(crate) enum NameClaim {
     Taken,
 }
 
+/// What a replacing registration does with a task it took the name from.
+pub(crate) trait Displaced {
+    /// Removes `old`, whose name index entry this thread just took out.
+    fn displace(&self, old: &TaskRef);
+}
+
 impl Registry {
     pub(crate) fn new() -> Self {
         Registry {
@@ -46,30 +52,47 @@ impl Registry {
         }
     }
 
-    /// Claims `task`'s name for it. With `replace`, an existing holder is
-    /// returned so the caller can remove it.
-    pub(crate) fn claim_name(&self, task: &TaskRef, replace: bool) -> (NameClaim, Option<TaskRef>) {
+    /// Claims `task`'s name for it. With `replace`, each live holder met is
+    /// displaced: the thread whose `remove_if` takes the holder's entry out
+    /// (exactly one can) hands it to `displaced` to be removed, and tries
+    /// again. The name's entry is only ever taken out by the thread that
+    /// then removes its task, and only ever put in if absent, so two
+    /// replacers racing cannot both keep a task under one name: every task
+    /// that ever held the name is either still its holder or removed.
+    pub(crate) fn claim_name(
+        &self,
+        task: &TaskRef,
+        replace: bool,
+        displaced: &impl Displaced,
+    ) -> NameClaim {
         let Some(name) = task.name_arc().cloned() else {
-            return (NameClaim::Claimed, None);
+            return NameClaim::Claimed;
         };
         loop {
-            if replace {
-                let old = self.by_name.get(&name);
-                self.by_name.insert(name.clone(), task.clone());
-                return (NameClaim::Claimed, old.filter(|o| !Arc::ptr_eq(o, task)));
-            }
             let holder = self.by_name.get_or_insert(name.clone(), task.clone());
             if Arc::ptr_eq(&holder, task) {
-                return (NameClaim::Claimed, None);
+                return NameClaim::Claimed;
             }
-            if holder.is_removed() {
-                // A finished task whose clean-up has not reached the index
-                // yet: take its entry out and try again.
-                self.by_name
-                    .remove_if(&name, |cur| Arc::ptr_eq(cur, &holder));
-                continue;
+            let finished = holder.is_removed();
+            if !finished && !replace {
+                return NameClaim::Taken;
             }
-            return (NameClaim::Taken, None);
+            // A finished task whose clean-up has not reached the index yet,
+            // or a live one being replaced: take its entry out and try again.
+            #[cfg(cronlane_loom)]
+            if replace && crate::__loom::broken(&crate::__loom::BREAK_REPLACE) {
+                // Broken twin: read, then overwrite (two steps).
+                self.by_name.insert(name.clone(), task.clone());
+                displaced.displace(&holder);
+                return NameClaim::Claimed;
+            }
+            if self
+                .by_name
+                .remove_if(&name, |cur| Arc::ptr_eq(cur, &holder))
+                && !finished
+            {
+                displaced.displace(&holder);
+            }
         }
     }
 

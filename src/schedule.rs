@@ -214,6 +214,22 @@ impl Plan {
     pub(crate) fn is_once(&self) -> bool {
         matches!(self, Plan::Once(_))
     }
+
+    /// The first instant for a task (re)planned at `now` whose latest
+    /// started fire was scheduled at `cursor`: [`first`](Self::first), but
+    /// for a recurring plan never at or before `cursor`. Resume and
+    /// reschedule go through this, so that neither a clock that went back
+    /// nor a fire racing them can run an instant twice or out of order. A
+    /// one-shot plan is an explicit order for its instant and is not
+    /// clamped.
+    pub(crate) fn first_after_cursor(&self, now: i64, cursor: i64) -> Option<i64> {
+        let first = self.first(now)?;
+        if first > cursor || self.is_once() {
+            Some(first)
+        } else {
+            self.next_after(cursor)
+        }
+    }
 }
 
 impl fmt::Display for Plan {

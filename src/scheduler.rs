@@ -277,10 +277,13 @@ impl Scheduler {
     /// completes; the next fire follows the new schedule.
     pub fn reschedule(&self, key: impl TaskKey, schedule: Schedule) -> Result<(), Error> {
         let task = self.core.find(key.task_key())?;
+        // Validated here (a schedule that never fires is an error and
+        // changes nothing); the first instant is computed under the task's
+        // guard (see `Core::reschedule`).
         let now = self.core.clock.now_nanos();
-        let (plan, first) = schedule.resolve(now, self.core.tz)?;
+        let (plan, _) = schedule.resolve(now, self.core.tz)?;
         self.core
-            .reschedule(&task, plan, first)
+            .reschedule(&task, plan)
             .map_err(|()| key_error(&task))
     }
 
@@ -357,6 +360,14 @@ fn key_error(task: &Task) -> Error {
     match task.name() {
         Some(n) => Error::NoSuchName(n.to_string()),
         None => Error::NoSuchId(task.id),
+    }
+}
+
+impl crate::registry::Displaced for Core {
+    fn displace(&self, old: &TaskRef) {
+        // Replaced: the old task stops firing; a race with its own removal
+        // elsewhere is fine either way (exactly one of them cleans up).
+        let _ = self.remove(old);
     }
 }
 
@@ -489,18 +500,10 @@ impl Core {
         let name = name.map(std::sync::Arc::from);
         let task = TaskRef::new(Task::new(id, name, plan, callback, payload, policies));
         if task.name().is_some() {
-            match self.registry.claim_name(&task, replace) {
-                (NameClaim::Taken, _) => {
-                    self.gone.fetch_add(1, Ordering::AcqRel);
-                    let name = task.name().unwrap_or_default().to_owned();
-                    return Err(Error::DuplicateName(name));
-                }
-                (NameClaim::Claimed, Some(old)) => {
-                    // Replaced: the old task stops firing; a race with its
-                    // own removal elsewhere is fine either way.
-                    let _ = self.remove(&old);
-                }
-                (NameClaim::Claimed, None) => {}
+            if let NameClaim::Taken = self.registry.claim_name(&task, replace, self) {
+                self.gone.fetch_add(1, Ordering::AcqRel);
+                let name = task.name().unwrap_or_default().to_owned();
+                return Err(Error::DuplicateName(name));
             }
         }
         Ok(self.publish(task, first))
@@ -532,6 +535,7 @@ impl Core {
         let mut report = RunReport::default();
         let mut batch: Vec<Claimed> = Vec::new();
         loop {
+            let excursions = self.timeline.excursions();
             if !intake.is_spent() {
                 self.timeline
                     .drain(now, &self.registry, Some(&mut batch), &mut intake, BATCH);
@@ -544,7 +548,11 @@ impl Core {
                 self.runner.wake();
             }
             if batch.is_empty() {
-                if intake.is_spent() {
+                // Done, unless a run's view was off the timeline while we
+                // looked (another thread claiming from it or compacting it):
+                // then wait for it to come back and look again, so that
+                // every task due when this call began is fired.
+                if intake.is_spent() && self.timeline.quiet_since(excursions) {
                     break;
                 }
                 continue;

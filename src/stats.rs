@@ -154,6 +154,12 @@ pub(crate) struct Extras {
     pub(crate) running: AtomicU32,
     /// A plan set by `reschedule`; overrides the task's own once set.
     pub(crate) replan: SwapOption<Plan>,
+    /// The latest scheduled instant whose fire started (ran or was
+    /// decided: skipped, misfired); `i64::MIN` before the first. Written
+    /// (`fetch_max`) by the claim owner after `start` and before `finish`,
+    /// whose `AcqRel` CAS publishes it to any manager that later loads the
+    /// state word; see [`Plan::first_after_cursor`].
+    pub(crate) cursor: AtomicI64,
 }
 
 impl Extras {
@@ -170,6 +176,7 @@ impl Extras {
             streak: AtomicU32::new(0),
             running: AtomicU32::new(0),
             replan: SwapOption::empty(),
+            cursor: AtomicI64::new(i64::MIN),
         }
     }
 

@@ -397,6 +397,28 @@ impl Task {
         }
     }
 
+    /// The latest scheduled instant whose fire started (`i64::MIN` if none,
+    /// or if the task never needed its extras: a plain one-shot).
+    pub(crate) fn cursor(&self) -> i64 {
+        self.extras()
+            .map_or(i64::MIN, |e| e.cursor.load(Ordering::Relaxed))
+    }
+
+    /// Records that the fire scheduled at `scheduled` started (claim owner,
+    /// after `start`, before `finish`). A plain one-shot without extras
+    /// records nothing: it completes when it finishes, and a reschedule
+    /// during its run reaches `finish` with the instant that ran.
+    pub(crate) fn advance_cursor(&self, scheduled: i64) {
+        let extras = if self.is_once() {
+            self.extras()
+        } else {
+            Some(self.extras_or_init())
+        };
+        if let Some(e) = extras {
+            e.cursor.fetch_max(scheduled, Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn set_replan(&self, plan: Plan) {
         self.extras_or_init().replan.store(Some(Arc::new(plan)));
     }
@@ -457,7 +479,7 @@ impl Task {
     /// `next` (the plan's next instant, as the run policies chose it), or, if
     /// the task was rescheduled during the run, the new plan's first instant
     /// from `now`. `None` completes the task.
-    pub(crate) fn finish(&self, gen: u64, now: i64, next: Option<i64>) -> After {
+    pub(crate) fn finish(&self, gen: u64, ran: i64, now: i64, next: Option<i64>) -> After {
         let mut cur = self.load();
         #[cfg(cronlane_loom)]
         if crate::__loom::broken(&crate::__loom::BREAK_FINISH) {
@@ -478,7 +500,10 @@ impl Task {
                 }
             }
             let next = if cur & DIRTY != 0 {
-                self.with_plan(|p| p.first(now))
+                // Never at or before the instant that just ran (nor one
+                // that ran before it).
+                let cursor = self.cursor().max(ran);
+                self.with_plan(|p| p.first_after_cursor(now, cursor))
             } else {
                 // Computed by the caller from the plan in force during the
                 // run (a reschedule since would have set DIRTY).

@@ -49,6 +49,17 @@
 //!   new run, fences, and then looks for removed tasks in it
 //!   (`recheck`): one of the two sees the other, so a removal racing a
 //!   compaction is not left behind in the new run.
+//! * **Excursions**: a claimer that takes run views off the timeline to put
+//!   their rest back, and a compactor that takes a view off to rebuild it,
+//!   hold an *excursion* from before the view leaves the timeline until
+//!   what is left of it is back. `excursions` packs the number held now (low
+//!   32 bits) and the number ended so far (high 32 bits) in one word. A
+//!   `run_pending` that finds nothing due compares the word with the one it
+//!   read before it looked ([`Timeline::quiet_since`]): if an excursion was
+//!   under way or ended meanwhile, a due task may have been off the timeline
+//!   while it looked, so it waits for the excursions to end (short: nobody
+//!   runs a callback while holding one) and looks again. So every task due
+//!   when a `run_pending` began is fired by it, or by whoever holds it.
 //! * **Earliest hint**: `earliest` is a lower bound on the first fire instant
 //!   added since the runner last looked. Inserts lower it with `fetch_min`;
 //!   the runner resets it before it looks. An insert that lowers it tells its
@@ -248,8 +259,15 @@ pub(crate) struct Timeline {
     run_seq: AtomicU64,
     seq: AtomicU64,
     handover: AtomicUsize,
+    /// Excursions held (low 32 bits) and ended (high 32 bits); see the
+    /// ground rules.
+    excursions: AtomicU64,
     earliest: AtomicI64,
 }
+
+/// One excursion ended and no longer held, in one add.
+const EXCURSION_END: u64 = (1 << 32) - 1;
+const EXCURSIONS_HELD: u64 = (1 << 32) - 1;
 
 impl Timeline {
     pub(crate) fn new() -> Self {
@@ -261,6 +279,7 @@ impl Timeline {
             run_seq: AtomicU64::new(0),
             seq: AtomicU64::new(0),
             handover: AtomicUsize::new(0),
+            excursions: AtomicU64::new(0),
             earliest: AtomicI64::new(i64::MAX),
         }
     }
@@ -366,11 +385,15 @@ impl Timeline {
     /// lookup, so a lookup by id finds every task in one or the other.
     /// True if the hint was lowered.
     fn compact(&self, run: &Arc<Run>, start: usize) -> bool {
-        if start >= run.tasks.len()
-            || !self
-                .runs
-                .remove_if(&run.view_key(start), |v| Arc::ptr_eq(&v.run, run))
+        if start >= run.tasks.len() {
+            return false;
+        }
+        self.excursion_begins();
+        if !self
+            .runs
+            .remove_if(&run.view_key(start), |v| Arc::ptr_eq(&v.run, run))
         {
+            self.excursion_ends();
             return false;
         }
         let waiting = crate::task::word(0, crate::task::SCHEDULED);
@@ -386,8 +409,49 @@ impl Timeline {
             self.run_ids.remove_if(&run.key, |r| Arc::ptr_eq(r, run));
         }
         let lowered = self.publish_plain(live, true);
+        self.excursion_ends();
         self.run_ids.remove_if(&run.key, |r| Arc::ptr_eq(r, run));
         lowered
+    }
+
+    /// Before a view leaves the timeline to come back (see the ground
+    /// rules). `SeqCst`, with [`quiet_since`](Self::quiet_since)'s load: a
+    /// `run_pending` that missed the view (its removal came before the
+    /// look) reads a word that counts this excursion as held or ended.
+    fn excursion_begins(&self) {
+        self.excursions.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// After what is left of the view is back on the timeline.
+    fn excursion_ends(&self) {
+        #[cfg(cronlane_loom)]
+        if crate::__loom::broken(&crate::__loom::BREAK_EXCURSION) {
+            // Broken twin: ended, but counted as if it never began.
+            self.excursions.fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
+        self.excursions.fetch_add(EXCURSION_END, Ordering::SeqCst);
+    }
+
+    /// The excursion word, read before looking for due entries.
+    pub(crate) fn excursions(&self) -> u64 {
+        self.excursions.load(Ordering::SeqCst)
+    }
+
+    /// True if no excursion was held or ended since `before` was read
+    /// ([`excursions`](Self::excursions)): nothing due was off the timeline
+    /// while the caller looked. Otherwise waits until none is held, and the
+    /// caller looks again.
+    pub(crate) fn quiet_since(&self, before: u64) -> bool {
+        let now = self.excursions.load(Ordering::SeqCst);
+        if now == before && now & EXCURSIONS_HELD == 0 {
+            return true;
+        }
+        let mut backoff = Backoff::default();
+        while self.excursions.load(Ordering::SeqCst) & EXCURSIONS_HELD != 0 {
+            backoff.snooze();
+        }
+        false
     }
 
     /// The runs not used up yet that hold the task with this id: one (the
@@ -711,8 +775,20 @@ impl Timeline {
         // (a view put back during it would be met again).
         let mut rest: Vec<View> = Vec::new();
         let mut used_up: Vec<Arc<Run>> = Vec::new();
+        let mut away = false;
         self.runs.take_front(
-            |&(at, _), _| if at > now { Take::Stop } else { Take::Yes },
+            |&(at, _), _| {
+                if at > now {
+                    Take::Stop
+                } else {
+                    if !away {
+                        // Before the first view leaves the timeline.
+                        away = true;
+                        self.excursion_begins();
+                    }
+                    Take::Yes
+                }
+            },
             |_, view| {
                 let run = &view.run;
                 let mut i = view.start;
@@ -755,6 +831,9 @@ impl Timeline {
             view.run.start.store(view.start, Ordering::Release);
             self.runs.insert(view.key(), view);
             lowered |= self.lower_hint(at);
+        }
+        if away {
+            self.excursion_ends();
         }
         lowered
     }
