@@ -473,3 +473,37 @@ pub fn retirement_vs_open() {
     );
     assert_eq!(opened.get(), 1, "m7: the fire did not open its payload");
 }
+
+/// Model 13 (issue 12, item 9): a `run_pending` fires every task that was
+/// due when it began, even while another thread's removal compacts the run
+/// the task is in (the compactor holds the run's view off the timeline
+/// while it rebuilds it). A (due) and C (not due) in one run; one thread
+/// runs `run_pending` while the other removes C, which compacts the run
+/// (half of it is dead): A is fired by that `run_pending`, not left for a
+/// later one.
+pub fn run_pending_vs_compaction() {
+    let (s, clock) = scheduler();
+    let (a, c) = (Counter::new(), Counter::new());
+    once_counting(&s, SECOND, &a);
+    let c_id = once_counting(&s, SECOND * 3, &c);
+    s.run_pending(); // onto the timeline, as one run
+    clock.advance(SECOND);
+    let s2 = s.clone();
+    let mut removed = false;
+    race(
+        move || {
+            s2.run_pending();
+        },
+        || removed = s.remove(c_id).is_ok(),
+    );
+    assert!(removed, "m13: remove(C) did not find it");
+    assert_eq!(
+        a.get(),
+        1,
+        "m13: A, due when run_pending began, was not fired by it"
+    );
+    clock.advance(SECOND * 4);
+    s.run_pending();
+    assert_eq!((a.get(), c.get()), (1, 0), "m13: fires of (A, C)");
+    assert!(s.is_empty(), "m13: tasks left live");
+}

@@ -78,3 +78,8 @@ fn m11_compaction_vs_lookup_finds_both() {
 fn m12_compaction_vs_claim_fires_each_once() {
     model_with_runs(models::compaction_vs_claim);
 }
+
+#[test]
+fn m13_run_pending_vs_compaction_fires_what_was_due() {
+    model_with_runs(models::run_pending_vs_compaction);
+}

@@ -86,3 +86,8 @@ fn m11_compaction_vs_lookup() {
 fn m12_compaction_vs_claim() {
     stress(ITERATIONS, models::compaction_vs_claim);
 }
+
+#[test]
+fn m13_run_pending_vs_compaction() {
+    stress(ITERATIONS, models::run_pending_vs_compaction);
+}

@@ -4,9 +4,9 @@
 #![cfg(cronlane_loom)]
 
 use cronlane::__loom::{
-    BREAK_CLAIM, BREAK_COMPACT_ORDER, BREAK_FINISH, BREAK_HANDOVER, BREAK_POP, BREAK_PUBLISH,
-    BREAK_RECHECK, BREAK_RUN_LOOKUP, BREAK_RUN_REST, BREAK_SEAL_ORDER, BREAK_SHUTDOWN, BREAK_START,
-    BREAK_TAKE, BREAK_WAKE,
+    BREAK_CLAIM, BREAK_COMPACT_ORDER, BREAK_EXCURSION, BREAK_FINISH, BREAK_HANDOVER, BREAK_POP,
+    BREAK_PUBLISH, BREAK_RECHECK, BREAK_RUN_LOOKUP, BREAK_RUN_REST, BREAK_SEAL_ORDER,
+    BREAK_SHUTDOWN, BREAK_START, BREAK_TAKE, BREAK_WAKE,
 };
 use loom_tests::{broken, broken_with_runs, models};
 
@@ -137,4 +137,14 @@ fn m11_broken_compact_order_misses_a_task() {
 #[should_panic(expected = "m11: an entry was left on the timeline")]
 fn m11_broken_recheck_leaves_a_removed_task_in_a_run() {
     broken_with_runs(&[&BREAK_RECHECK], models::compaction_vs_lookup);
+}
+
+/// The excursion of a run's view (off the timeline while a compaction
+/// rebuilds it) is not counted as ended: a `run_pending` that looked while
+/// the view was away takes the timeline for quiet and returns with A, due
+/// when it began, unfired.
+#[test]
+#[should_panic(expected = "m13: A, due when run_pending began, was not fired by it")]
+fn m13_broken_excursion_leaves_a_due_task() {
+    broken_with_runs(&[&BREAK_EXCURSION], models::run_pending_vs_compaction);
 }
