@@ -47,6 +47,7 @@ mod timeline;
 pub use builder::SchedulerBuilder;
 pub use chrono_tz::Tz;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use cron::{CronExpr, Dialect};
 pub use dispatch::{Dispatcher, Executor, Job};
 pub use error::Error;
 pub use events::{Event, EventKind, Listener, SkipReason};

@@ -63,7 +63,7 @@ use std::fmt;
 /// for: that is where an anonymous task waits on the timeline until it is
 /// re-planned, so a lookup by id finds it there without an id index (see
 /// [`crate::registry`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TaskId {
     pub(crate) n: u64,
     pub(crate) first_at: i64,
@@ -77,6 +77,13 @@ impl TaskId {
     /// The id as a number.
     pub fn as_u64(self) -> u64 {
         self.n
+    }
+}
+
+/// Shows the number, as `Display` does: `TaskId(7)`.
+impl fmt::Debug for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TaskId({})", self.n)
     }
 }
 

@@ -291,3 +291,11 @@ fn run_pending_fires_every_due_task_while_removals_compact_runs() {
         assert!(s.is_empty(), "{} left", s.len());
     }
 }
+
+#[test]
+fn task_ids_debug_as_their_number() {
+    let (s, _clock) = manual();
+    let id = s.add(Schedule::every(SECOND)).run(|| ()).unwrap();
+    assert_eq!(format!("{id:?}"), format!("TaskId({})", id.as_u64()));
+    assert_eq!(format!("{id}"), format!("#{}", id.as_u64()));
+}
