@@ -86,3 +86,13 @@ pub static BREAK_REPLACE: AtomicBool = AtomicBool::new(false);
 /// counted as ended: a `run_pending` that looked while the view was away
 /// takes the word for quiet and returns with a due task unfired.
 pub static BREAK_EXCURSION: AtomicBool = AtomicBool::new(false);
+
+/// `Core::reschedule` stores the new plan before it moves the state word:
+/// a fire running meanwhile can compute its next instant from the new plan
+/// and finish without seeing `DIRTY` (a recurring task rescheduled to a
+/// one-shot during its run is then completed and removed).
+pub static BREAK_REPLAN_EARLY: AtomicBool = AtomicBool::new(false);
+
+/// The `IDLE` arm of `Core::reschedule` drops the `IDLE` phase (the bug of
+/// issue 12, item 1): resume finds a "scheduled" task with no entry.
+pub static BREAK_RESCHEDULE_IDLE: AtomicBool = AtomicBool::new(false);

@@ -98,24 +98,36 @@ impl Core {
     /// task's cursor read after the state word: a fire that started before
     /// either is then seen (its cursor, or its `RUNNING` phase), so the new
     /// plan never starts at or before an instant that already ran.
+    ///
+    /// The new plan is stored only *after* the state word has moved (to a
+    /// new generation, or `DIRTY`): a fire that reads the new plan then
+    /// always finds `DIRTY` (or its generation gone) when it finishes, and
+    /// never completes the task on a plan it was not running under (a
+    /// recurring task rescheduled to a one-shot during its run would
+    /// otherwise compute "no next instant" from the one-shot and be
+    /// removed). A finish that finds `DIRTY` takes this guard before it
+    /// reads the plan, so it reads the new one.
     pub(crate) fn reschedule(&self, task: &TaskRef, plan: Plan) -> Result<(), ()> {
         let _guard = task.manage();
         self.registry.index_once(task);
-        task.set_replan(plan);
+        #[cfg(cronlane_loom)]
+        let early = crate::__loom::broken(&crate::__loom::BREAK_REPLAN_EARLY);
+        #[cfg(not(cronlane_loom))]
+        let early = false;
+        if early {
+            // Broken twin: the plan is visible before the state word says so.
+            task.set_replan(plan.clone());
+        }
         loop {
             let cur = task.load();
             if cur & REMOVED != 0 {
                 return Err(());
             }
             let gen = gen_of(cur) + 1;
-            let first = || {
-                let now = self.clock.now_nanos();
-                let cursor = task.cursor();
-                task.with_plan(|p| p.first_after_cursor(now, cursor))
-            };
             match phase_of(cur) {
                 RUNNING => {
                     if task.transition(cur, cur | DIRTY).is_ok() {
+                        task.set_replan(plan);
                         return Ok(());
                     }
                 }
@@ -124,19 +136,28 @@ impl Core {
                     // unscheduled under the new plan; resume schedules it.
                     // The phase must stay IDLE, or resume would take the task
                     // for one with a live entry and never schedule it.
-                    let to = word(gen, IDLE | (Task::flags(cur) & !DIRTY));
+                    #[cfg(cronlane_loom)]
+                    let keep = !crate::__loom::broken(&crate::__loom::BREAK_RESCHEDULE_IDLE);
+                    #[cfg(not(cronlane_loom))]
+                    let keep = true;
+                    let phase = if keep { IDLE } else { 0 };
+                    let to = word(gen, phase | (Task::flags(cur) & !DIRTY));
                     if task.transition(cur, to).is_ok() {
+                        task.set_replan(plan);
                         return Ok(());
                     }
                 }
                 _ if cur & PAUSED != 0 => {
                     // Claimed while paused: stays paused, under the new plan.
                     if task.transition(cur, word(gen, IDLE | PAUSED)).is_ok() {
+                        task.set_replan(plan);
                         return Ok(());
                     }
                 }
                 phase => {
-                    let Some(at) = first() else {
+                    let now = self.clock.now_nanos();
+                    let cursor = task.cursor();
+                    let Some(at) = plan.first_after_cursor(now, cursor) else {
                         // No instant left after the last that ran (the end
                         // of the representable range): the task is done.
                         if task.transition(cur, word(gen, IDLE | REMOVED)).is_ok() {
@@ -146,6 +167,8 @@ impl Core {
                         continue;
                     };
                     if task.transition(cur, word(gen, SCHEDULED)).is_ok() {
+                        // Before the new entry exists: its claimer reads it.
+                        task.set_replan(plan);
                         if phase == SCHEDULED && self.timeline.unlink(task) {
                             self.runner.wake();
                         }

@@ -507,8 +507,13 @@ impl Task {
                 }
             }
             let next = if cur & DIRTY != 0 {
-                // Never at or before the instant that just ran (nor one
-                // that ran before it).
+                // Rescheduled during the run: wait for the rescheduler to
+                // have stored the new plan (it sets DIRTY first, then the
+                // plan, under the manage guard; see `Core::reschedule`).
+                // Rare, short, and no manager ever waits for a firing
+                // thread, so this cannot deadlock. Never at or before the
+                // instant that just ran (nor one that ran before it).
+                let _guard = self.manage();
                 let cursor = self.cursor().max(ran);
                 self.with_plan(|p| p.first_after_cursor(now, cursor))
             } else {

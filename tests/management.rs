@@ -299,3 +299,42 @@ fn task_ids_debug_as_their_number() {
     assert_eq!(format!("{id:?}"), format!("TaskId({})", id.as_u64()));
     assert_eq!(format!("{id}"), format!("#{}", id.as_u64()));
 }
+
+/// A recurring task rescheduled to a one-shot while it runs keeps its new
+/// plan: the run that was under way does not complete the task on the
+/// one-shot's "no next instant".
+#[test]
+fn rescheduling_a_running_recurring_task_to_a_one_shot_keeps_it() {
+    let (s, clock) = manual();
+    let fires: Fires = Arc::default();
+    let id = {
+        let fires = fires.clone();
+        s.add(Schedule::every(SECOND))
+            .run_with_context(move |ctx| {
+                let n = {
+                    let mut f = fires.lock().unwrap();
+                    f.push((ctx.id(), ctx.scheduled().timestamp_millis()));
+                    f.len()
+                };
+                if n == 1 {
+                    ctx.scheduler()
+                        .reschedule(
+                            ctx.id(),
+                            Schedule::once(t0() + chrono::Duration::seconds(5)),
+                        )
+                        .unwrap();
+                }
+            })
+            .unwrap()
+    };
+    clock.advance(SECOND);
+    s.run_pending();
+    assert_eq!(
+        s.next_fire(id).unwrap(),
+        Some(t0() + chrono::Duration::seconds(5))
+    );
+    clock.advance(4 * SECOND);
+    s.run_pending();
+    assert_eq!(fires.lock().unwrap().len(), 2);
+    assert!(s.is_empty());
+}
