@@ -88,8 +88,12 @@ impl Schedule {
         }
     }
 
-    /// For an interval: the instant of the first fire (later fires follow at
-    /// whole periods from it). No effect on other schedules.
+    /// For an interval: the anchor of its grid, `first + k * period` for
+    /// `k` = 0, 1, 2, ... The task first fires at the first grid instant at or
+    /// after registration: `first` itself when it is now or later (so
+    /// `starting_at(now)` fires at once, then every period), otherwise the
+    /// next instant of the grid. Any instant in the supported range (years
+    /// 1677–2262) may be the anchor. No effect on other schedules.
     #[must_use]
     pub fn starting_at(mut self, first: DateTime<Utc>) -> Schedule {
         if let Kind::Every { start, .. } = &mut self.kind {
@@ -186,27 +190,29 @@ pub(crate) enum Plan {
 
 impl Plan {
     /// The first fire instant for a task registered (or resumed, or
-    /// rescheduled) at `now`. A one-shot in the past fires at once.
+    /// rescheduled) at `now`. A one-shot in the past fires at once; an
+    /// interval fires at its first grid instant *at or after* `now` (the
+    /// anchor itself when it is not in the past); a cron plan at its first
+    /// instant strictly after `now`.
     pub(crate) fn first(&self, now: i64) -> Option<i64> {
         match self {
             Plan::Once(at) => Some(*at),
-            Plan::Every { anchor, .. } if *anchor > now => Some(*anchor),
-            _ => self.next_after(now),
+            Plan::Every { anchor, period } => grid_at_or_after(*anchor, *period, now),
+            Plan::Cron { .. } => self.next_after(now),
         }
     }
 
-    /// The fire instant strictly after `t`, if any.
+    /// The fire instant strictly after `t`, if any. For an interval `None`
+    /// only means that the next grid instant is past the end of the
+    /// representable range.
     #[inline]
     pub(crate) fn next_after(&self, t: i64) -> Option<i64> {
         match self {
             Plan::Once(_) => None,
-            Plan::Every { anchor, period } => {
-                if t < *anchor {
-                    return Some(*anchor);
-                }
-                let k = (t - anchor) / period + 1;
-                k.checked_mul(*period)?.checked_add(*anchor)
-            }
+            Plan::Every { anchor, period } => match t.checked_add(1) {
+                Some(t) => grid_at_or_after(*anchor, *period, t),
+                None => None,
+            },
             Plan::Cron { expr, tz } => expr.next_after(from_nanos(t), tz).and_then(to_nanos),
         }
     }
@@ -214,6 +220,19 @@ impl Plan {
     pub(crate) fn is_once(&self) -> bool {
         matches!(self, Plan::Once(_))
     }
+}
+
+/// The first instant of the grid `anchor + k * period` (`k` = 0, 1, 2, ...)
+/// at or after `t`: the anchor itself if `t <= anchor`. Computed in `i128`,
+/// where `t - anchor` cannot overflow whatever the two `i64`s are; `None`
+/// only when that instant is past `i64::MAX`.
+fn grid_at_or_after(anchor: i64, period: i64, t: i64) -> Option<i64> {
+    if t <= anchor {
+        return Some(anchor);
+    }
+    let (anchor, period) = (i128::from(anchor), i128::from(period));
+    let periods = (i128::from(t) - anchor + period - 1) / period;
+    i64::try_from(anchor + periods * period).ok()
 }
 
 impl fmt::Display for Plan {
@@ -242,7 +261,35 @@ mod tests {
         assert_eq!(p.next_after(1_000), Some(1_100));
         assert_eq!(p.next_after(1_099), Some(1_100));
         assert_eq!(p.next_after(1_100), Some(1_200));
-        assert_eq!(p.first(5_000), Some(5_100));
+        assert_eq!(p.first(5_000), Some(5_000), "on the grid: now");
+        assert_eq!(p.first(5_001), Some(5_100));
+        assert_eq!(p.first(0), Some(1_000), "before the anchor: the anchor");
+    }
+
+    #[test]
+    fn every_works_over_the_whole_range() {
+        let p = Plan::Every {
+            anchor: i64::MIN,
+            period: 1,
+        };
+        assert_eq!(p.first(i64::MIN), Some(i64::MIN));
+        assert_eq!(p.next_after(i64::MAX - 1), Some(i64::MAX));
+        assert_eq!(p.next_after(i64::MAX), None);
+        assert_eq!(p.first(i64::MAX), Some(i64::MAX));
+        let p = Plan::Every {
+            anchor: i64::MIN,
+            period: 1_000,
+        };
+        // i64::MIN = -9_223_372_036_854_776_000 + 192: the grid is 192 mod 1,000.
+        assert_eq!(p.next_after(0), Some(192));
+        assert_eq!(p.first(192), Some(192));
+        assert_eq!(p.first(193), Some(1_192));
+        let p = Plan::Every {
+            anchor: i64::MAX - 5,
+            period: 10,
+        };
+        assert_eq!(p.first(0), Some(i64::MAX - 5));
+        assert_eq!(p.next_after(i64::MAX - 5), None, "past the end");
     }
 
     #[test]
