@@ -1,5 +1,6 @@
 //! Time at its edges: interval grids anchored anywhere in the supported range
-//! (1677–2262) and an interval that starts at "now". All on a manual clock.
+//! (1677–2262), an interval that starts at "now", and lags of hours and years
+//! in the histograms. All on a manual clock.
 
 use chrono::{DateTime, Utc};
 use cronlane::{Error, ManualClock, Misfire, Schedule, Scheduler};
@@ -146,4 +147,71 @@ fn starting_at_in_the_past_or_future_picks_the_first_grid_instant_at_or_after_no
         .run(|| ())
         .unwrap();
     assert_eq!(s.next_fire(id).unwrap(), Some(at("2026-03-02T10:00:10Z")));
+}
+
+/// One run of a recurring task that starts `late` after its instant; returns
+/// (task p50, task max, scheduler p50) in nanoseconds.
+fn one_late_run(period: Duration, late: Duration) -> (u128, u128, u128) {
+    let (s, clock) = scheduler(at("2026-03-02T10:00:00Z"));
+    s.add(Schedule::every(period))
+        .name("late")
+        .run(|| ())
+        .unwrap();
+    clock.advance(period + late);
+    assert_eq!(s.run_pending().fired, 1);
+    let task = s.task_stats("late").unwrap().lag;
+    let all = s.stats().lag;
+    assert_eq!((task.count, all.count), (1, 1));
+    assert_eq!(task.max, late, "the maximum is exact");
+    assert_eq!(all.max, late);
+    (task.p50.as_nanos(), task.max.as_nanos(), all.p50.as_nanos())
+}
+
+#[test]
+fn a_two_hour_lag_is_measured_within_the_documented_precision() {
+    let late = 2 * HOUR;
+    let (task_p50, task_max, all_p50) = one_late_run(Duration::from_secs(24 * 3600), late);
+    assert!(task_p50 >= late.as_nanos() && task_p50 <= task_max);
+    assert!(all_p50 >= late.as_nanos());
+
+    // Three lags a minute apart (one bucket at either precision): p50 is read
+    // from the buckets, within a factor of 2 per task and 25 % overall.
+    let t0 = at("2026-03-02T10:00:00Z");
+    let (s, clock) = scheduler(t0);
+    let day = chrono::Duration::days(1);
+    s.add(Schedule::every(Duration::from_secs(24 * 3600)))
+        .name("daily")
+        .run(|| ())
+        .unwrap();
+    for (k, extra) in [(1, 0), (2, 60), (3, 120)] {
+        clock.set(t0 + day * k + chrono::Duration::seconds(7200 + extra));
+        assert_eq!(s.run_pending().fired, 1);
+    }
+    let task = s.task_stats("daily").unwrap().lag;
+    let all = s.stats().lag;
+    assert_eq!((task.count, all.count), (3, 3));
+    let median = (late + Duration::from_secs(60)).as_nanos() as f64;
+    let p50 = task.p50.as_nanos() as f64;
+    assert!(
+        p50 >= median && p50 <= 2.0 * median,
+        "task p50 {:?}",
+        task.p50
+    );
+    let p50 = all.p50.as_nanos() as f64;
+    assert!(
+        p50 >= median && p50 <= 1.25 * median,
+        "overall p50 {:?}",
+        all.p50
+    );
+    assert_eq!(all.max, late + Duration::from_secs(120));
+}
+
+#[test]
+fn a_one_year_lag_is_covered() {
+    let year = Duration::from_secs(365 * 24 * 3600);
+    let (task_p50, _, all_p50) = one_late_run(10 * year, year);
+    // Percentiles are upper bounds of their buckets, capped by the exact
+    // maximum: a histogram that saturates below a year reports less.
+    assert_eq!(task_p50, year.as_nanos());
+    assert_eq!(all_p50, year.as_nanos());
 }
