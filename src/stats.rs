@@ -256,7 +256,8 @@ pub struct TaskStats {
     pub runs: u64,
     /// Runs that returned `Err` or panicked, or whose payload did not open.
     pub failures: u64,
-    /// Fires skipped (overlap, misfire `Skip`, removed or paused after claim).
+    /// Instants that did not run: overlap, misfire, collapsed into a run of a
+    /// later instant, removed or paused after claim.
     pub skips: u64,
     /// Fires that started later than their grace period.
     pub misfires: u64,
