@@ -63,13 +63,15 @@ pub enum EventKind<'a> {
         /// Whether it runs anyway (policy `FireOnce` or `CatchUp`).
         runs: bool,
     },
-    /// Fires that did not run.
+    /// Fires that did not run. `scheduled` is the first of them.
     Skipped {
         /// Why.
         reason: SkipReason,
-        /// How many fires this event stands for (overlap skips can cover
-        /// several instants that passed during a long run; counted up to
-        /// 10,000).
+        /// How many instants this event stands for: several were due when
+        /// a fire started, or passed during a long run. Counted exactly for
+        /// intervals; for cron, up to 1,000 beyond the fire's own instant
+        /// (a clock jump of a year on a every-second expression is not
+        /// walked instant by instant).
         count: u64,
     },
 }
@@ -79,8 +81,14 @@ pub enum EventKind<'a> {
 pub enum SkipReason {
     /// It came due while the previous run was still going (overlap policy).
     Overlap,
-    /// It misfired under policy `Skip`, or beyond the catch-up cap.
+    /// It misfired: under policy `Skip`, beyond the catch-up cap, or an
+    /// older instant collapsed into the run of the latest one (`FireOnce`).
     Misfire,
+    /// Not late, but a later instant of the task was due too when the fire
+    /// started (instants closer together than the engine's pace, or a clock
+    /// step within the grace period): the run took the latest instant and
+    /// this one was superseded. Not under `CatchUp`, which runs each.
+    Collapsed,
     /// The task was removed, paused or rescheduled between claim and start.
     Cancelled,
 }

@@ -5,14 +5,18 @@
 //!
 //! 1. **start**: `CLAIMED` to `RUNNING`; a removal, pause or reschedule that
 //!    got in after the claim wins, and the fire is reported as skipped.
-//! 2. **misfire**: a fire later than its grace period is handled by the task's
-//!    [`Misfire`](crate::Misfire) policy (run once, skip, or catch up).
+//! 2. **misfire and collapse**: [`policy::decide`] says whether the fire runs
+//!    and for which instant — a fire later than its grace period is handled
+//!    by the task's [`Misfire`](crate::Misfire) policy (run once, skip, or
+//!    catch up), and when several instants are due at once the run is for
+//!    the latest of them — and reports, in one event, every instant that
+//!    will not run.
 //! 3. **overlap `Allow`**: the next fire is put on the timeline *before* the
 //!    callback, so another thread may start it while this one runs.
 //! 4. **callback**: payload opened (if any), panics caught, events emitted,
 //!    statistics recorded, all inside a `tracing` span named after the task.
 //! 5. **finish**: the next fire is computed (overlap `Skip` drops instants
-//!    that came due during the run, `Queue` keeps the first of them) and put
+//!    that came due during the run, `Queue` keeps the latest of them) and put
 //!    on the timeline, or the task completes.
 
 use crate::events::{emit, EventKind, SkipReason};
@@ -25,8 +29,8 @@ use crate::timeline::Claimed;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
-/// Most skipped instants counted for one report.
-const SKIP_COUNT_CAP: u64 = 10_000;
+/// Most skipped cron instants counted for one report (intervals: exact).
+const SKIP_COUNT_CAP: u64 = policy::CRON_COUNT_CAP;
 
 impl Core {
     /// Runs one claimed fire to the end. Without `call`, the fire is released
@@ -44,7 +48,7 @@ impl Core {
         } = claimed;
         if let Err(after) = task.start(gen) {
             self.after(&task, after);
-            self.skipped(&task, scheduled, SkipReason::Cancelled, 1);
+            self.skipped(&task, scheduled, SkipReason::Cancelled, 1, true);
             return Outcome::Skipped;
         }
         // This instant is decided now (run or skipped): nothing re-plans the
@@ -55,31 +59,46 @@ impl Core {
         let streak = task
             .extras()
             .map_or(0, |e| e.streak.load(Ordering::Relaxed));
-        let decision = policy::decide(
-            policies.misfire,
-            self.grace,
-            scheduled,
-            due,
-            started,
-            streak,
-        );
+        // No drift: the next instant follows a scheduled one (the latest due,
+        // or this one under catch-up), never the clock. One plan evaluation
+        // per fire when only this instant is due.
+        let decision = task.with_plan(|p| {
+            policy::decide(
+                p,
+                policies.misfire,
+                self.grace,
+                scheduled,
+                due,
+                started,
+                streak,
+            )
+        });
         if decision.misfired {
-            self.misfired(&task, scheduled, started - due, decision.run);
+            self.misfired(&task, scheduled, started.saturating_sub(due), decision.run);
         }
         if decision.streak != streak {
             task.extras_or_init()
                 .streak
                 .store(decision.streak, Ordering::Relaxed);
         }
-        // No drift: the next instant follows the scheduled one (or later, as
-        // the misfire policy decided). One plan evaluation per fire.
-        let mut next = task.with_plan(|p| p.next_after(decision.next_from));
+        if decision.skipped > 0 {
+            // Without a run, one of them is this fire's own outcome.
+            let own = !decision.run;
+            self.skipped(&task, scheduled, decision.reason, decision.skipped, own);
+        }
+        let mut next = decision.next;
         if !decision.run {
-            self.skipped(&task, scheduled, SkipReason::Misfire, 1);
             let after = task.finish(gen, scheduled, started, next);
             self.after(&task, after);
             return Outcome::Skipped;
         }
+        // The run is for the latest instant due (see `policy`).
+        let (scheduled, due) = if decision.scheduled == scheduled {
+            (scheduled, due)
+        } else {
+            task.advance_cursor(decision.scheduled);
+            (decision.scheduled, self.due(&task, decision.scheduled))
+        };
 
         if let Overlap::Allow { max } = policies.overlap {
             if next.is_some() {
@@ -89,7 +108,7 @@ impl Core {
                 let after = task.finish(gen, scheduled, started, next);
                 self.after(&task, after);
                 let outcome = if max.is_some_and(|m| running > m) {
-                    self.skipped(&task, scheduled, SkipReason::Overlap, 1);
+                    self.skipped(&task, scheduled, SkipReason::Overlap, 1, true);
                     Outcome::Skipped
                 } else {
                     self.run_callback(&task, scheduled, due, started)
@@ -101,7 +120,9 @@ impl Core {
 
         let outcome = self.run_callback(&task, scheduled, due, started);
         let mut now = started;
-        if next.is_some() && decision.streak == 0 {
+        // A catch-up (a streak, or an on-time instant whose successor was
+        // already due at the start) goes on from this instant instead.
+        if next.is_some_and(|n| n > started) && decision.streak == 0 {
             // Instants that came due while the callback ran.
             now = self.clock.now_nanos();
             if let Some(first) = next.filter(|&f| f <= now) {
@@ -109,13 +130,21 @@ impl Core {
                     // Skip them all: the next fire is the first after now.
                     Overlap::Skip => {
                         next = p.next_after(now);
-                        policy::instants_between(p, first - 1, now, SKIP_COUNT_CAP)
+                        p.count_in(first - 1, now, SKIP_COUNT_CAP)
                     }
-                    // Keep the first (it runs right after), skip the rest.
-                    _ => policy::instants_between(p, first, now, SKIP_COUNT_CAP),
+                    // Keep the latest (it runs right after, so it finds
+                    // nothing more to collapse), skip the ones before it.
+                    _ => match p.next_after(first) {
+                        Some(second) if second <= now => {
+                            let (last, earlier) = p.latest_due(first, second, now, SKIP_COUNT_CAP);
+                            next = Some(last);
+                            earlier
+                        }
+                        _ => 0,
+                    },
                 });
                 if skipped > 0 {
-                    self.skipped(&task, scheduled, SkipReason::Overlap, skipped);
+                    self.skipped(&task, scheduled, SkipReason::Overlap, skipped, false);
                 }
             }
         }
@@ -216,15 +245,17 @@ impl Core {
         self.notify(task, scheduled, EventKind::Misfired { late_by, runs });
     }
 
-    /// Reports fires that did not run. Skips counted in the run report are
-    /// the fire's own outcome; overlap skips of other instants are counted
-    /// here.
-    fn skipped(&self, task: &TaskRef, scheduled: i64, reason: SkipReason, count: u64) {
+    /// Reports `count` instants that did not run, in one event. With `own`,
+    /// one of them is this fire's own, returned as `Outcome::Skipped` and
+    /// counted in the run report (and from there in `stats()`); the others
+    /// are counted in `stats()` here.
+    fn skipped(&self, task: &TaskRef, scheduled: i64, reason: SkipReason, count: u64, own: bool) {
         task.extras_or_init()
             .skips
             .fetch_add(count, Ordering::Relaxed);
-        if reason == SkipReason::Overlap {
-            self.stats().skipped_extra(count);
+        let others = count - u64::from(own);
+        if others > 0 {
+            self.stats().skipped_extra(others);
         }
         self.notify(task, scheduled, EventKind::Skipped { reason, count });
     }

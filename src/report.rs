@@ -38,8 +38,9 @@ pub struct Stats {
     pub fired: u64,
     /// Callbacks that returned `Err` or panicked (or whose payload did not open).
     pub failed: u64,
-    /// Fires that did not run: cancelled after the claim, dropped by the
-    /// misfire policy, or skipped by the overlap policy.
+    /// Instants that did not run: cancelled after the claim, dropped by the
+    /// misfire policy, collapsed into a run of a later instant, or skipped
+    /// by the overlap policy.
     pub skipped: u64,
     /// Fires that started later than the grace period (run or not).
     pub misfired: u64,

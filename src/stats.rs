@@ -10,11 +10,21 @@
 //! one-shot that fires cleanly never allocates one, so the common fire path
 //! allocates nothing.
 //!
-//! Lag histograms are log-linear: the scheduler-wide one has 4 buckets per
-//! power of two (160 buckets, 1.3 KiB, at most 25% relative error per
-//! bucket); a task's own has 1 per power of two (42 buckets, 336 bytes,
-//! percentiles within a factor of 2). Both go up to 2^40 ns (about 18
-//! minutes; larger values land in the last bucket) and keep the exact maximum.
+//! Lag histograms are log-linear and cover every lag an `i64` of nanoseconds
+//! can hold (up to 2^63 ns, 292 years), each keeping the exact maximum:
+//!
+//! * the scheduler-wide one has 4 buckets per power of two (248 `u64`
+//!   buckets, 1,984 bytes, one per scheduler; at most 25 % relative error per
+//!   bucket);
+//! * a task's own has 1 bucket per power of two (64 `u32` buckets, 256
+//!   bytes, held inline in the task's `Extras` block; percentiles within a
+//!   factor of 2). Its counts stop at `u32::MAX` per bucket (4.29 billion
+//!   runs with lags within one power of two, 50 days of a 1 ms task): from
+//!   then on that task's `count` and percentiles understate. The
+//!   scheduler-wide counts are 64-bit.
+//!
+//! An `Extras` block is 360 bytes (the cursor included), in one allocation (measured with
+//! `size_of`, checked by a test below).
 
 use crate::clock::from_nanos;
 use crate::policy::{Misfire, Overlap};
@@ -24,8 +34,23 @@ use crate::sync::SwapOption;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
-/// The largest power of two (in ns) a histogram resolves.
-const MAX_EXP: u32 = 40;
+/// The largest power of two (in ns) below a lag: lags are `i64`
+/// nanoseconds, at most `2^63 - 1`.
+const MAX_EXP: u32 = 62;
+
+/// Sub-buckets per power of two, as a power of two: scheduler-wide (4).
+const FINE_SUB: u32 = 2;
+
+/// Sub-buckets per power of two, as a power of two: per task (1).
+const TASK_SUB: u32 = 0;
+
+/// Buckets of a histogram with `2^sub` buckets per power of two: exact
+/// values below `2^(sub+1)`, then `2^sub` per power up to `2^MAX_EXP`.
+const fn bucket_count(sub: u32) -> usize {
+    (1usize << (sub + 1)) + ((MAX_EXP - sub) as usize) * (1 << sub)
+}
+
+const TASK_BUCKETS: usize = bucket_count(TASK_SUB);
 
 /// Lag distribution summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,10 +65,59 @@ pub struct LagSummary {
     pub max: Duration,
 }
 
-/// A lock-free log-linear histogram of nanosecond values: `2^sub` buckets
-/// per power of two, exact below `2^(sub+1)`.
+/// The bucket of `v` with `2^sub` buckets per power of two.
+fn index(sub: u32, v: u64) -> usize {
+    let s = sub;
+    if v < 1 << (s + 1) {
+        return v as usize;
+    }
+    let e = 63 - v.leading_zeros(); // >= s + 1
+    let m = ((v >> (e - s)) & ((1 << s) - 1)) as usize;
+    let i = (1usize << (s + 1)) + ((e - s - 1) as usize) * (1 << s) + m;
+    // Only `v >= 2^63` (never a lag) would pass the last bucket.
+    i.min(bucket_count(sub) - 1)
+}
+
+/// The largest value that lands in bucket `i`.
+fn upper(sub: u32, i: usize) -> u64 {
+    let s = sub;
+    let exact = 1usize << (s + 1);
+    if i < exact {
+        return i as u64;
+    }
+    let j = i - exact;
+    let e = (j >> s) as u32 + s + 1;
+    let m = (j & ((1 << s) - 1)) as u64;
+    // At most (2^(s+1) << (MAX_EXP - s)) - 1 = 2^63 - 1.
+    (((1u64 << s) + m + 1) << (e - s)) - 1
+}
+
+/// Percentiles from bucket counts (upper bounds of buckets, capped by the
+/// exact maximum).
+fn summarize(sub: u32, counts: &[u64], max: u64) -> LagSummary {
+    let total: u64 = counts.iter().sum();
+    let pick = |q: f64| {
+        let rank = ((total as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return upper(sub, i).min(max);
+            }
+        }
+        max
+    };
+    LagSummary {
+        count: total,
+        p50: Duration::from_nanos(if total == 0 { 0 } else { pick(0.50) }),
+        p99: Duration::from_nanos(if total == 0 { 0 } else { pick(0.99) }),
+        max: Duration::from_nanos(max),
+    }
+}
+
+/// The scheduler-wide histogram: a lock-free log-linear histogram of
+/// nanosecond values, 4 buckets per power of two, exact below 8.
 pub(crate) struct Histogram {
-    sub: u32,
     buckets: Box<[AtomicU64]>,
     max: AtomicU64,
 }
@@ -51,52 +125,19 @@ pub(crate) struct Histogram {
 impl Histogram {
     /// The scheduler-wide resolution: 4 buckets per power of two.
     pub(crate) fn fine() -> Self {
-        Self::with_sub(2)
-    }
-
-    /// A task's resolution: 1 bucket per power of two.
-    pub(crate) fn coarse() -> Self {
-        Self::with_sub(0)
-    }
-
-    fn with_sub(sub: u32) -> Self {
-        let len = (1usize << (sub + 1)) + ((MAX_EXP - sub) as usize) * (1 << sub);
         Histogram {
-            sub,
-            buckets: (0..len).map(|_| AtomicU64::new(0)).collect(),
+            buckets: (0..bucket_count(FINE_SUB))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             max: AtomicU64::new(0),
         }
-    }
-
-    fn index(&self, v: u64) -> usize {
-        let s = self.sub;
-        if v < 1 << (s + 1) {
-            return v as usize;
-        }
-        let e = 63 - v.leading_zeros(); // >= s + 1
-        let m = ((v >> (e - s)) & ((1 << s) - 1)) as usize;
-        let i = (1usize << (s + 1)) + ((e - s - 1) as usize) * (1 << s) + m;
-        i.min(self.buckets.len() - 1)
-    }
-
-    /// The largest value that lands in bucket `i`.
-    fn upper(&self, i: usize) -> u64 {
-        let s = self.sub;
-        let exact = 1usize << (s + 1);
-        if i < exact {
-            return i as u64;
-        }
-        let j = i - exact;
-        let e = (j >> s) as u32 + s + 1;
-        let m = (j & ((1 << s) - 1)) as u64;
-        (((1u64 << s) + m + 1) << (e - s)) - 1
     }
 
     pub(crate) fn record(&self, nanos: i64) {
         let v = nanos.max(0) as u64;
         // One read-modify-write per record on the common path: the count is
         // the sum of the buckets, and the maximum is only written when beaten.
-        self.buckets[self.index(v)].fetch_add(1, Ordering::Relaxed);
+        self.buckets[index(FINE_SUB, v)].fetch_add(1, Ordering::Relaxed);
         if v > self.max.load(Ordering::Relaxed) {
             self.max.fetch_max(v, Ordering::Relaxed);
         }
@@ -108,25 +149,46 @@ impl Histogram {
             .iter()
             .map(|b| b.load(Ordering::Relaxed))
             .collect();
-        let total: u64 = counts.iter().sum();
-        let max = self.max.load(Ordering::Relaxed);
-        let pick = |q: f64| {
-            let rank = ((total as f64) * q).ceil().max(1.0) as u64;
-            let mut seen = 0;
-            for (i, c) in counts.iter().enumerate() {
-                seen += c;
-                if seen >= rank {
-                    return self.upper(i).min(max);
-                }
-            }
-            max
-        };
-        LagSummary {
-            count: total,
-            p50: Duration::from_nanos(if total == 0 { 0 } else { pick(0.50) }),
-            p99: Duration::from_nanos(if total == 0 { 0 } else { pick(0.99) }),
-            max: Duration::from_nanos(max),
+        summarize(FINE_SUB, &counts, self.max.load(Ordering::Relaxed))
+    }
+}
+
+/// A task's histogram: 1 bucket per power of two, `u32` counts held inline
+/// (no allocation of its own), saturating at `u32::MAX`.
+pub(crate) struct TaskHistogram {
+    buckets: [AtomicU32; TASK_BUCKETS],
+    max: AtomicU64,
+}
+
+impl TaskHistogram {
+    pub(crate) fn new() -> Self {
+        TaskHistogram {
+            buckets: [const { AtomicU32::new(0) }; TASK_BUCKETS],
+            max: AtomicU64::new(0),
         }
+    }
+
+    pub(crate) fn record(&self, nanos: i64) {
+        let v = nanos.max(0) as u64;
+        // A saturating add: one compare-and-swap, uncontended but for runs
+        // of one task that overlap. A wrapped bucket would move percentiles.
+        let _ = self.buckets[index(TASK_SUB, v)].fetch_update(
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+            |c| c.checked_add(1),
+        );
+        if v > self.max.load(Ordering::Relaxed) {
+            self.max.fetch_max(v, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn summary(&self) -> LagSummary {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| u64::from(b.load(Ordering::Relaxed)))
+            .collect();
+        summarize(TASK_SUB, &counts, self.max.load(Ordering::Relaxed))
     }
 }
 
@@ -147,7 +209,7 @@ pub(crate) struct Extras {
     pub(crate) misfires: AtomicU64,
     pub(crate) last_run: AtomicI64,
     pub(crate) last_error: SwapOption<String>,
-    pub(crate) lag: Histogram,
+    pub(crate) lag: TaskHistogram,
     /// Catch-up runs in a row (misfire policy `CatchUp`).
     pub(crate) streak: AtomicU32,
     /// Runs in progress (overlap policy `Allow`).
@@ -172,7 +234,7 @@ impl Extras {
             misfires: AtomicU64::new(0),
             last_run: AtomicI64::new(i64::MIN),
             last_error: SwapOption::empty(),
-            lag: Histogram::coarse(),
+            lag: TaskHistogram::new(),
             streak: AtomicU32::new(0),
             running: AtomicU32::new(0),
             replan: SwapOption::empty(),
@@ -201,7 +263,8 @@ pub struct TaskStats {
     pub runs: u64,
     /// Runs that returned `Err` or panicked, or whose payload did not open.
     pub failures: u64,
-    /// Fires skipped (overlap, misfire `Skip`, removed or paused after claim).
+    /// Instants that did not run: overlap, misfire, collapsed into a run of a
+    /// later instant, removed or paused after claim.
     pub skips: u64,
     /// Fires that started later than their grace period.
     pub misfires: u64,
@@ -218,24 +281,62 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buckets_are_monotonic_and_cover_their_values() {
-        for (h, err) in [(Histogram::fine(), 1.25), (Histogram::coarse(), 2.0)] {
-            assert_eq!(h.buckets.len(), if h.sub == 2 { 160 } else { 42 });
+    fn buckets_are_monotonic_and_cover_every_lag() {
+        assert_eq!(bucket_count(FINE_SUB), 248);
+        assert_eq!(TASK_BUCKETS, 64);
+        let top = i64::MAX as u64;
+        let year = 365 * 24 * 3600 * 1_000_000_000u64;
+        let wide: Vec<u64> = (0..63)
+            .flat_map(|e| [1u64 << e, (1u64 << e) + 1, (1u64 << e) * 3 / 2])
+            .chain((1..64).map(|e| (1u64 << e) - 1))
+            .chain([year, 2 * 3600 * 1_000_000_000, top])
+            .collect();
+        for (sub, err) in [(FINE_SUB, 1.25), (TASK_SUB, 2.0)] {
+            let mut values: Vec<u64> = (0..100_000u64).chain(wide.iter().copied()).collect();
+            values.sort_unstable();
             let mut last = 0;
-            for v in (0..100_000u64).chain([1 << 20, 1 << 30, (1 << 40) - 1]) {
-                let i = h.index(v);
+            for v in values {
+                let i = index(sub, v);
                 assert!(i >= last, "index not monotonic at {v}");
+                assert!(i < bucket_count(sub), "{v} past the last bucket");
                 last = i;
-                assert!(h.upper(i) >= v, "{v} above its bucket's upper bound");
+                assert!(upper(sub, i) >= v, "{v} above its bucket's upper bound");
                 assert!(
-                    h.upper(i) as f64 <= v as f64 * err + 1.0,
+                    upper(sub, i) as f64 <= v as f64 * err + 1.0,
                     "{v}: bucket too wide"
                 );
                 if i > 0 {
-                    assert!(h.upper(i - 1) < v, "{v} belongs in a lower bucket");
+                    assert!(upper(sub, i - 1) < v, "{v} belongs in a lower bucket");
                 }
             }
+            assert_eq!(
+                index(sub, top),
+                bucket_count(sub) - 1,
+                "the last bucket is used"
+            );
+            assert_eq!(upper(sub, bucket_count(sub) - 1), top);
         }
+    }
+
+    #[test]
+    fn a_task_histogram_saturates_instead_of_wrapping() {
+        let h = TaskHistogram::new();
+        h.buckets[index(TASK_SUB, 5)].store(u32::MAX - 1, Ordering::Relaxed);
+        for _ in 0..3 {
+            h.record(5);
+        }
+        h.record(1_000);
+        let s = h.summary();
+        assert_eq!(s.count, u64::from(u32::MAX) + 1);
+        assert_eq!(s.p50, Duration::from_nanos(7), "upper bound of [4, 8)");
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn an_extras_block_is_one_allocation_of_360_bytes() {
+        // The figure in the module doc and the README's "Memory" bullet.
+        assert_eq!(std::mem::size_of::<TaskHistogram>(), 264);
+        assert_eq!(std::mem::size_of::<Extras>(), 360);
     }
 
     #[test]

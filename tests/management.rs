@@ -338,3 +338,25 @@ fn rescheduling_a_running_recurring_task_to_a_one_shot_keeps_it() {
     assert_eq!(fires.lock().unwrap().len(), 2);
     assert!(s.is_empty());
 }
+
+/// An interval's first instant is "at or after now": resuming (or
+/// rescheduling onto the same grid) exactly at the instant that just ran
+/// must not run it again.
+#[test]
+fn resume_or_reschedule_on_the_instant_that_just_ran_does_not_rerun_it() {
+    let (s, clock) = manual();
+    let fires: Fires = Arc::default();
+    let id = recording(&s, Schedule::every(SECOND), &fires);
+    clock.advance(SECOND);
+    s.run_pending();
+    s.pause(id).unwrap();
+    s.resume(id).unwrap();
+    s.run_pending();
+    s.reschedule(id, Schedule::every(SECOND).starting_at(s.now()))
+        .unwrap();
+    s.run_pending();
+    assert_eq!(fires.lock().unwrap().len(), 1);
+    clock.advance(SECOND);
+    s.run_pending();
+    assert_eq!(fires.lock().unwrap().len(), 2);
+}

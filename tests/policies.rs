@@ -65,30 +65,33 @@ fn stall_run(policy: Misfire) -> (Vec<DateTime<Utc>>, cronlane::TaskStats) {
 #[test]
 fn ten_minute_stall_fire_once_collapses_into_one_run() {
     let (seen, stats) = stall_run(Misfire::FireOnce);
-    // 10:01, then one run for 10:02..10:11 (scheduled 10:02), then 10:12.
+    // 10:01, then one run for 10:02..10:11 (scheduled 10:11, the latest;
+    // 10:02..10:10 skipped and counted), then 10:12.
     assert_eq!(
         seen,
-        vec![t0() + secs(60), t0() + secs(120), t0() + secs(720)]
+        vec![t0() + secs(60), t0() + secs(660), t0() + secs(720)]
     );
-    assert_eq!((stats.runs, stats.misfires, stats.skips), (3, 1, 0));
+    assert_eq!((stats.runs, stats.misfires, stats.skips), (3, 1, 9));
 }
 
 #[test]
 fn ten_minute_stall_skip_drops_the_missed_fires() {
     let (seen, stats) = stall_run(Misfire::Skip);
     assert_eq!(seen, vec![t0() + secs(60), t0() + secs(720)]);
-    assert_eq!((stats.runs, stats.misfires, stats.skips), (2, 1, 1));
+    // 10:02..10:11 dropped, all ten counted.
+    assert_eq!((stats.runs, stats.misfires, stats.skips), (2, 1, 10));
 }
 
 #[test]
 fn ten_minute_stall_catch_up_runs_each_missed_fire_up_to_the_cap() {
     let (seen, stats) = stall_run(Misfire::CatchUp { max: 4 });
     // 10:01 on time; 10:02..10:05 caught up (4, oldest first); 10:06 is past
-    // the cap and dropped with the rest; then 10:12 on time.
+    // the cap and dropped with the rest (10:06..10:11, all six counted);
+    // then 10:12 on time.
     let mut want: Vec<_> = (1..=5).map(|m| t0() + secs(60 * m)).collect();
     want.push(t0() + secs(720));
     assert_eq!(seen, want);
-    assert_eq!((stats.runs, stats.misfires, stats.skips), (6, 5, 1));
+    assert_eq!((stats.runs, stats.misfires, stats.skips), (6, 5, 6));
 }
 
 #[test]
@@ -214,17 +217,18 @@ fn overlap_queue_runs_one_right_after_and_skips_the_rest() {
     let (s, clock) = manual(Misfire::FireOnce);
     let seen = slow_task(&s, &clock, Overlap::Queue, Duration::from_millis(2_500));
     clock.advance(Duration::from_secs(1));
-    s.run_pending(); // 10:00:01 runs until :03.5
-    s.run_pending(); // the queued :02 runs now (1.5 s late: a misfire, run once)
+    s.run_pending(); // 10:00:01 runs until :03.5; :02 skipped, :03 queued
+    s.run_pending(); // the queued :03 runs now (0.5 s late: on time)
     settle(&s);
     clock.advance(Duration::from_millis(500)); // :04
     settle(&s);
     assert_eq!(
         *seen.lock().unwrap(),
-        vec![t0() + secs(1), t0() + secs(2), t0() + secs(4)]
+        vec![t0() + secs(1), t0() + secs(3), t0() + secs(4)]
     );
     let st = s.task_stats("slow").unwrap();
-    assert_eq!((st.runs, st.skips, st.misfires), (3, 1, 1));
+    assert_eq!((st.runs, st.skips, st.misfires), (3, 1, 0));
+    assert_eq!(s.stats().skipped, 1, "each instant counted once");
 }
 
 /// Runs every job on a thread of its own: real overlap.
@@ -235,7 +239,7 @@ impl Executor for ThreadPerJob {
     }
 }
 
-fn allow_run(max: Option<u32>) -> (u32, cronlane::TaskStats) {
+fn allow_run(max: Option<u32>) -> (u32, cronlane::TaskStats, cronlane::Stats) {
     let clock = ManualClock::new(t0());
     let s = Scheduler::builder()
         .clock(clock.clone())
@@ -279,19 +283,21 @@ fn allow_run(max: Option<u32>) -> (u32, cronlane::TaskStats) {
     (
         entered.load(Ordering::SeqCst),
         s.task_stats("allow").unwrap(),
+        s.stats(),
     )
 }
 
 #[test]
 fn overlap_allow_runs_concurrently_up_to_the_limit() {
-    let (entered, _) = allow_run(None);
+    let (entered, _, _) = allow_run(None);
     assert_eq!(entered, 2, "two runs at once");
-    let (entered, stats) = allow_run(Some(1));
+    let (entered, stats, all) = allow_run(Some(1));
     assert_eq!(entered, 1);
     assert_eq!(
         stats.skips, 1,
         "the run over the limit is skipped and reported"
     );
+    assert_eq!(all.skipped, 1, "and counted once overall");
 }
 
 #[test]
@@ -434,9 +440,11 @@ fn statistics_per_task_and_overall() {
     assert_eq!(st.last_error.as_deref(), Some("odd run"));
     assert_eq!(st.last_run, Some(t0() + secs(12)));
     assert_eq!(st.lag.count, 10);
-    // Run every 1.25 s: scheduled 1, 2, 3, 4, 6, 7, 8, 9, 11, 12 s with lags
-    // 0.25 .. 1 s (1 s is still within the grace period).
-    assert_eq!(st.lag.max, Duration::from_secs(1));
+    // Run every 1.25 s: scheduled 1, 2, 3, 5, 6, 7, 8, 10, 11, 12 s with lags
+    // 0 .. 0.75 s; at 5 s and 10 s two instants were due, the later ran and
+    // 4 s and 9 s were collapsed into it (on time, counted as skipped).
+    assert_eq!(st.skips, 2);
+    assert_eq!(st.lag.max, Duration::from_millis(750));
     assert!(st.lag.p50 <= st.lag.p99 && st.lag.p99 <= st.lag.max);
     assert_eq!(s.stats().lag.count, 10);
 }
@@ -470,4 +478,196 @@ fn anonymous_one_shots_at_an_instant_keep_scheduler_and_task_policies() {
     // Jittered: strictly after the instant (the seed is fixed, so this is
     // deterministic), within the 30 s bound.
     assert!(next > t0() + secs(60) && next < t0() + secs(90), "{next}");
+}
+
+// Several instants already due when a fire starts (#12 items 8 and 12): the
+// callback runs once, for the latest of them (or, under `CatchUp`, for each
+// in turn); every instant that does not run is counted and reported.
+
+/// A scheduler whose listener keeps every `Skipped` and `Misfired` event.
+fn observed(policy: Misfire) -> (Scheduler, ManualClock, Arc<Mutex<Vec<Seen>>>) {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let ev = events.clone();
+    let clock = ManualClock::new(t0());
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .misfire(policy)
+        .listener(move |e: &Event<'_>| {
+            let name = e.name.unwrap_or("-").to_owned();
+            let seen = match &e.kind {
+                EventKind::Misfired { runs, .. } => Seen::Misfired(name, *runs),
+                EventKind::Skipped { reason, count } => Seen::Skipped(name, *reason, *count),
+                _ => return,
+            };
+            ev.lock().unwrap().push(seen);
+        })
+        .build();
+    (s, clock, events)
+}
+
+/// A named task on `schedule`; returns the scheduled instants it ran for.
+fn named(s: &Scheduler, name: &str, schedule: Schedule) -> Arc<Mutex<Vec<DateTime<Utc>>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    s.add(schedule)
+        .name(name)
+        .run_with_context(move |ctx| seen2.lock().unwrap().push(ctx.scheduled()))
+        .unwrap();
+    seen
+}
+
+fn ms(n: i64) -> chrono::Duration {
+    chrono::Duration::milliseconds(n)
+}
+
+#[test]
+fn instants_collapsed_within_the_grace_period_are_counted_and_reported() {
+    for policy in [Misfire::FireOnce, Misfire::Skip] {
+        let (s, clock, events) = observed(policy);
+        let seen = named(&s, "fast", Schedule::every(Duration::from_millis(1)));
+        clock.advance(Duration::from_secs(1)); // 1,000 instants due, the oldest 999 ms ago
+        assert_eq!(s.run_pending().fired, 1, "{policy:?}");
+        assert_eq!(*seen.lock().unwrap(), vec![t0() + secs(1)], "the latest");
+        let st = s.task_stats("fast").unwrap();
+        assert_eq!((st.runs, st.skips, st.misfires), (1, 999, 0), "{policy:?}");
+        assert_eq!(s.stats().skipped, 999, "{policy:?}");
+        assert_eq!(s.stats().misfired, 0, "{policy:?}");
+        assert_eq!(
+            *events.lock().unwrap(),
+            vec![Seen::Skipped("fast".into(), SkipReason::Collapsed, 999)],
+            "{policy:?}"
+        );
+        assert_eq!(s.next_fire("fast").unwrap(), Some(t0() + ms(1_001)));
+    }
+}
+
+#[test]
+fn fire_once_after_a_five_second_step_runs_the_latest_instant() {
+    let (s, clock, events) = observed(Misfire::FireOnce);
+    let seen = named(&s, "sec", Schedule::every(Duration::from_secs(1)));
+    clock.advance(Duration::from_secs(5)); // 1..=5 s due; 1 s is 4 s late
+    assert_eq!(s.run_pending().fired, 1);
+    assert_eq!(*seen.lock().unwrap(), vec![t0() + secs(5)]);
+    let st = s.task_stats("sec").unwrap();
+    assert_eq!((st.runs, st.misfires, st.skips), (1, 1, 4));
+    assert_eq!(st.last_run, Some(t0() + secs(5)));
+    assert_eq!((s.stats().misfired, s.stats().skipped), (1, 4));
+    assert_eq!(
+        *events.lock().unwrap(),
+        vec![
+            Seen::Misfired("sec".into(), true),
+            Seen::Skipped("sec".into(), SkipReason::Misfire, 4),
+        ]
+    );
+    assert_eq!(s.next_fire("sec").unwrap(), Some(t0() + secs(6)));
+}
+
+#[test]
+fn skip_after_a_five_second_step_runs_nothing_and_counts_all_five() {
+    let (s, clock, events) = observed(Misfire::Skip);
+    let seen = named(&s, "sec", Schedule::every(Duration::from_secs(1)));
+    clock.advance(Duration::from_secs(5));
+    let report = s.run_pending();
+    assert_eq!((report.fired, report.skipped), (0, 1), "one fire, skipped");
+    assert!(seen.lock().unwrap().is_empty());
+    let st = s.task_stats("sec").unwrap();
+    assert_eq!((st.runs, st.misfires, st.skips), (0, 1, 5));
+    assert_eq!((s.stats().misfired, s.stats().skipped), (1, 5));
+    assert_eq!(
+        *events.lock().unwrap(),
+        vec![
+            Seen::Misfired("sec".into(), false),
+            Seen::Skipped("sec".into(), SkipReason::Misfire, 5),
+        ]
+    );
+    assert_eq!(s.next_fire("sec").unwrap(), Some(t0() + secs(6)));
+}
+
+#[test]
+fn catch_up_after_a_five_second_step_runs_up_to_the_cap_and_counts_the_rest() {
+    let (s, clock, _events) = observed(Misfire::CatchUp { max: 2 });
+    let seen = named(&s, "sec", Schedule::every(Duration::from_secs(1)));
+    clock.advance(Duration::from_secs(5));
+    settle(&s);
+    // 1 s and 2 s caught up (oldest first); at 3 s the cap drops 3, 4 and 5 s.
+    assert_eq!(*seen.lock().unwrap(), vec![t0() + secs(1), t0() + secs(2)]);
+    let st = s.task_stats("sec").unwrap();
+    assert_eq!((st.runs, st.misfires, st.skips), (2, 3, 3));
+    assert_eq!(s.stats().skipped, 3);
+    assert_eq!(s.next_fire("sec").unwrap(), Some(t0() + secs(6)));
+}
+
+#[test]
+fn catch_up_runs_every_instant_within_the_grace_period() {
+    let (s, clock, events) = observed(Misfire::CatchUp { max: 1 });
+    let seen = named(&s, "fast", Schedule::every(Duration::from_millis(10)));
+    clock.advance(Duration::from_secs(1)); // 100 instants, none late
+    settle(&s);
+    let want: Vec<_> = (1..=100).map(|i| t0() + ms(10 * i)).collect();
+    assert_eq!(*seen.lock().unwrap(), want, "each ran, oldest first");
+    let st = s.task_stats("fast").unwrap();
+    assert_eq!((st.runs, st.misfires, st.skips), (100, 0, 0));
+    assert!(events.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_collapsed_run_that_overruns_counts_the_instants_due_during_it_once() {
+    let (s, clock, events) = observed(Misfire::FireOnce);
+    let seen = slow_task(&s, &clock, Overlap::Skip, Duration::from_millis(2_500));
+    clock.advance(Duration::from_secs(5)); // 1..=5 s due: runs 5 s until 7.5 s
+    s.run_pending();
+    clock.advance(Duration::from_millis(500)); // 8 s
+    settle(&s);
+    assert_eq!(*seen.lock().unwrap(), vec![t0() + secs(5), t0() + secs(8)]);
+    let st = s.task_stats("slow").unwrap();
+    // 1..=4 s collapsed (misfire), 6 and 7 s came due during the run.
+    assert_eq!((st.runs, st.misfires, st.skips), (2, 1, 6));
+    assert_eq!(s.stats().skipped, 6);
+    assert_eq!(
+        *events.lock().unwrap(),
+        vec![
+            Seen::Misfired("slow".into(), true),
+            Seen::Skipped("slow".into(), SkipReason::Misfire, 4),
+            Seen::Skipped("slow".into(), SkipReason::Overlap, 2),
+        ]
+    );
+}
+
+#[test]
+fn a_one_year_jump_is_counted_exactly_for_intervals_and_up_to_the_cap_for_cron() {
+    let year = Duration::from_secs(366 * 24 * 3600);
+    let ms_instants: u64 = 366 * 24 * 3600 * 1_000;
+    for (policy, runs, ms_skips, cron_skips) in [
+        (Misfire::FireOnce, 1, ms_instants - 1, 1_000),
+        (Misfire::Skip, 0, ms_instants, 1_001),
+    ] {
+        let (s, clock, _events) = observed(policy);
+        let fast = named(&s, "ms", Schedule::every(Duration::from_millis(1)));
+        let cron = named(&s, "cron", Schedule::cron("* * * * * *").unwrap());
+        clock.advance(year);
+        settle(&s);
+        let now = t0() + chrono::Duration::from_std(year).unwrap();
+        let want: Vec<_> = (0..runs).map(|_| now).collect();
+        assert_eq!(
+            *fast.lock().unwrap(),
+            want,
+            "{policy:?}: the latest instant"
+        );
+        assert_eq!(
+            *cron.lock().unwrap(),
+            want,
+            "{policy:?}: the latest instant"
+        );
+        let st = s.task_stats("ms").unwrap();
+        assert_eq!((st.runs, st.misfires, st.skips), (runs as u64, 1, ms_skips));
+        // Cron instants are counted up to 1,000 besides the claimed one.
+        let st = s.task_stats("cron").unwrap();
+        assert_eq!(
+            (st.runs, st.misfires, st.skips),
+            (runs as u64, 1, cron_skips)
+        );
+        assert_eq!(s.stats().skipped, ms_skips + cron_skips, "{policy:?}");
+        assert_eq!(s.next_fire("ms").unwrap(), Some(now + ms(1)));
+        assert_eq!(s.next_fire("cron").unwrap(), Some(now + secs(1)));
+    }
 }
