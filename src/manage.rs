@@ -8,7 +8,7 @@
 use crate::schedule::Plan;
 use crate::scheduler::Core;
 use crate::task::{
-    gen_of, phase_of, word, Task, TaskRef, DIRTY, IDLE, PAUSED, REMOVED, RUNNING, SCHEDULED,
+    gen_of, phase_of, word, TaskRef, DIRTY, IDLE, PAUSED, REMOVED, RUNNING, SCHEDULED,
 };
 
 impl Core {
@@ -110,7 +110,9 @@ impl Core {
                     }
                 }
                 IDLE => {
-                    if task.transition(cur, word(gen, Task::flags(cur))).is_ok() {
+                    // Stays idle (paused) under the new plan: `resume` puts
+                    // it on the timeline.
+                    if task.transition(cur, word(gen, IDLE | PAUSED)).is_ok() {
                         return Ok(());
                     }
                 }
