@@ -6,7 +6,11 @@
 //!   decided there, synchronously) and cleaned by whoever sets a task's
 //!   `REMOVED` bit. An entry is only ever removed if it still points at the
 //!   task being cleaned up, so a replacement under the same name survives the
-//!   clean-up of the task it replaced.
+//!   clean-up of the task it replaced. A task only ever enters the index by
+//!   `get_or_insert`; a replacement that finds another holder takes that
+//!   holder's entry out (`remove_if`, which succeeds for one thread only),
+//!   removes the holder if it did, and tries again: concurrent replacers
+//!   never leave two live tasks under one name.
 //! * The **id index** holds recurring tasks and re-planned one-shots. It is
 //!   written lazily, by the thread that drains a task from the intake queue
 //!   (recurring tasks), or by whoever re-plans a one-shot (a manager, a
@@ -46,30 +50,38 @@ impl Registry {
         }
     }
 
-    /// Claims `task`'s name for it. With `replace`, an existing holder is
-    /// returned so the caller can remove it.
-    pub(crate) fn claim_name(&self, task: &TaskRef, replace: bool) -> (NameClaim, Option<TaskRef>) {
+    /// Claims `task`'s name for it. With `replace`, each live holder taken
+    /// out of the index for it is handed to `displace` (the caller removes
+    /// it) before the next try: exactly one of several concurrent replacers
+    /// takes out a given holder, so none is left live under the name.
+    pub(crate) fn claim_name(
+        &self,
+        task: &TaskRef,
+        replace: bool,
+        mut displace: impl FnMut(&TaskRef),
+    ) -> NameClaim {
         let Some(name) = task.name_arc().cloned() else {
-            return (NameClaim::Claimed, None);
+            return NameClaim::Claimed;
         };
         loop {
-            if replace {
-                let old = self.by_name.get(&name);
-                self.by_name.insert(name.clone(), task.clone());
-                return (NameClaim::Claimed, old.filter(|o| !Arc::ptr_eq(o, task)));
-            }
             let holder = self.by_name.get_or_insert(name.clone(), task.clone());
             if Arc::ptr_eq(&holder, task) {
-                return (NameClaim::Claimed, None);
+                return NameClaim::Claimed;
             }
-            if holder.is_removed() {
+            if holder.is_removed() || replace {
                 // A finished task whose clean-up has not reached the index
-                // yet: take its entry out and try again.
-                self.by_name
+                // yet, or the task to replace: take its entry out and try
+                // again. Only the thread whose removal of the entry
+                // succeeded displaces the holder.
+                let out = self
+                    .by_name
                     .remove_if(&name, |cur| Arc::ptr_eq(cur, &holder));
+                if out && replace {
+                    displace(&holder);
+                }
                 continue;
             }
-            return (NameClaim::Taken, None);
+            return NameClaim::Taken;
         }
     }
 

@@ -489,18 +489,15 @@ impl Core {
         let name = name.map(std::sync::Arc::from);
         let task = TaskRef::new(Task::new(id, name, plan, callback, payload, policies));
         if task.name().is_some() {
-            match self.registry.claim_name(&task, replace) {
-                (NameClaim::Taken, _) => {
-                    self.gone.fetch_add(1, Ordering::AcqRel);
-                    let name = task.name().unwrap_or_default().to_owned();
-                    return Err(Error::DuplicateName(name));
-                }
-                (NameClaim::Claimed, Some(old)) => {
-                    // Replaced: the old task stops firing; a race with its
-                    // own removal elsewhere is fine either way.
-                    let _ = self.remove(&old);
-                }
-                (NameClaim::Claimed, None) => {}
+            // Replaced: the old task stops firing; a race with its own
+            // removal elsewhere is fine either way.
+            let displace = |old: &TaskRef| {
+                let _ = self.remove(old);
+            };
+            if let NameClaim::Taken = self.registry.claim_name(&task, replace, displace) {
+                self.gone.fetch_add(1, Ordering::AcqRel);
+                let name = task.name().unwrap_or_default().to_owned();
+                return Err(Error::DuplicateName(name));
             }
         }
         Ok(self.publish(task, first))
