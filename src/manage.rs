@@ -105,6 +105,11 @@ impl Core {
             let gen = gen_of(cur) + 1;
             match phase_of(cur) {
                 RUNNING => {
+                    #[cfg(cronlane_loom)]
+                    if crate::__loom::broken(&crate::__loom::BREAK_DIRTY) {
+                        // Broken twin: the fire's owner is not told.
+                        return Ok(());
+                    }
                     if task.transition(cur, cur | DIRTY).is_ok() {
                         return Ok(());
                     }
@@ -112,7 +117,15 @@ impl Core {
                 IDLE => {
                     // Stays idle (paused) under the new plan: `resume` puts
                     // it on the timeline.
-                    if task.transition(cur, word(gen, IDLE | PAUSED)).is_ok() {
+                    let to = word(gen, IDLE | PAUSED);
+                    #[cfg(cronlane_loom)]
+                    let to = if crate::__loom::broken(&crate::__loom::BREAK_RESCHEDULE_IDLE) {
+                        // Broken twin: the phase is dropped (the old bug).
+                        word(gen, crate::task::Task::flags(cur))
+                    } else {
+                        to
+                    };
+                    if task.transition(cur, to).is_ok() {
                         return Ok(());
                     }
                 }

@@ -64,6 +64,16 @@ impl Registry {
             return NameClaim::Claimed;
         };
         loop {
+            #[cfg(cronlane_loom)]
+            if replace && crate::__loom::broken(&crate::__loom::BREAK_REPLACE) {
+                // Broken twin: read the holder, then insert (two steps).
+                let old = self.by_name.get(&name);
+                self.by_name.insert(name.clone(), task.clone());
+                if let Some(old) = old.filter(|o| !Arc::ptr_eq(o, task)) {
+                    displace(&old);
+                }
+                return NameClaim::Claimed;
+            }
             let holder = self.by_name.get_or_insert(name.clone(), task.clone());
             if Arc::ptr_eq(&holder, task) {
                 return NameClaim::Claimed;
@@ -118,6 +128,12 @@ impl Registry {
                 .remove_if(&task.id.n, |cur| std::ptr::eq(&**cur, task));
         }
         if let Some(name) = task.name_arc() {
+            #[cfg(cronlane_loom)]
+            if crate::__loom::broken(&crate::__loom::BREAK_NAME_FORGET) {
+                // Broken twin: whoever holds the name loses it.
+                self.by_name.remove_if(name, |_| true);
+                return;
+            }
             self.by_name
                 .remove_if(name, |cur| std::ptr::eq(&**cur, task));
         }
