@@ -64,6 +64,31 @@ pub static BREAK_COMPACT_ORDER: AtomicBool = AtomicBool::new(false);
 /// (`Timeline::recheck`): one removed meanwhile may stay in the new run.
 pub static BREAK_RECHECK: AtomicBool = AtomicBool::new(false);
 
+/// `Task::finish` ignores a pause that came during the run and schedules
+/// the next generation: a task paused while it ran keeps firing.
+pub static BREAK_PAUSE_FINISH: AtomicBool = AtomicBool::new(false);
+
+/// `Core::reschedule` of a running task does not mark it `DIRTY`: the
+/// fire's owner puts back the next instant of the old plan.
+pub static BREAK_DIRTY: AtomicBool = AtomicBool::new(false);
+
+/// `Core::reschedule` of an idle (paused) task drops the `IDLE` phase, as
+/// before issue 12: `resume` then finds a "scheduled" task with no entry.
+pub static BREAK_RESCHEDULE_IDLE: AtomicBool = AtomicBool::new(false);
+
+/// `Registry::claim_name` with `replace` reads the old holder, then
+/// inserts, in two steps (as before issue 12): two replacers may both
+/// displace the same old task, and one of the new ones is orphaned.
+pub static BREAK_REPLACE: AtomicBool = AtomicBool::new(false);
+
+/// `Registry::forget` takes the name out of the index whoever holds it,
+/// not only if it still points at the task being cleaned up.
+pub static BREAK_NAME_FORGET: AtomicBool = AtomicBool::new(false);
+
+/// The intake drain leaves the hand-over (decrements the counter) before
+/// it publishes the plain one-shots it popped.
+pub static BREAK_HANDOVER_EARLY: AtomicBool = AtomicBool::new(false);
+
 /// Entries on `scheduler`'s timeline, stale ones included (what a model can
 /// not see through the API: an entry left behind for a removed task).
 pub fn timeline_len(scheduler: &crate::Scheduler) -> usize {
@@ -76,12 +101,6 @@ pub(crate) fn broken(switch: &AtomicBool) -> bool {
     switch.load(Ordering::Relaxed)
 }
 
-/// A replacing registration reads the name's holder and then overwrites
-/// the entry (two steps, not remove-if-still-there then insert-if-absent):
-/// two replacers racing can both displace the same old task and leave one
-/// of the new ones live but unnamed.
-pub static BREAK_REPLACE: AtomicBool = AtomicBool::new(false);
-
 /// An excursion (a run view off the timeline to be put back) is not
 /// counted as ended: a `run_pending` that looked while the view was away
 /// takes the word for quiet and returns with a due task unfired.
@@ -92,7 +111,3 @@ pub static BREAK_EXCURSION: AtomicBool = AtomicBool::new(false);
 /// and finish without seeing `DIRTY` (a recurring task rescheduled to a
 /// one-shot during its run is then completed and removed).
 pub static BREAK_REPLAN_EARLY: AtomicBool = AtomicBool::new(false);
-
-/// The `IDLE` arm of `Core::reschedule` drops the `IDLE` phase (the bug of
-/// issue 12, item 1): resume finds a "scheduled" task with no entry.
-pub static BREAK_RESCHEDULE_IDLE: AtomicBool = AtomicBool::new(false);

@@ -126,6 +126,12 @@ impl Core {
             let gen = gen_of(cur) + 1;
             match phase_of(cur) {
                 RUNNING => {
+                    #[cfg(cronlane_loom)]
+                    if crate::__loom::broken(&crate::__loom::BREAK_DIRTY) {
+                        // Broken twin: the fire's owner is not told.
+                        task.set_replan(plan);
+                        return Ok(());
+                    }
                     if task.transition(cur, cur | DIRTY).is_ok() {
                         task.set_replan(plan);
                         return Ok(());

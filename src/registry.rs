@@ -129,6 +129,12 @@ impl Registry {
                 .remove_if(&task.id.n, |cur| std::ptr::eq(&**cur, task));
         }
         if let Some(name) = task.name_arc() {
+            #[cfg(cronlane_loom)]
+            if crate::__loom::broken(&crate::__loom::BREAK_NAME_FORGET) {
+                // Broken twin: whoever holds the name loses it.
+                self.by_name.remove_if(name, |_| true);
+                return;
+            }
             self.by_name
                 .remove_if(name, |cur| std::ptr::eq(&**cur, task));
         }

@@ -521,9 +521,14 @@ impl Task {
                 // run (a reschedule since would have set DIRTY).
                 next
             };
+            #[cfg(cronlane_loom)]
+            let paused =
+                cur & PAUSED != 0 && !crate::__loom::broken(&crate::__loom::BREAK_PAUSE_FINISH);
+            #[cfg(not(cronlane_loom))]
+            let paused = cur & PAUSED != 0;
             let (to, after) = match next {
                 None => (word(gen, IDLE | REMOVED), After::Completed),
-                Some(_) if cur & PAUSED != 0 => (word(gen + 1, IDLE | PAUSED), After::Nothing),
+                Some(_) if paused => (word(gen + 1, IDLE | PAUSED), After::Nothing),
                 Some(at) => (
                     word(gen + 1, SCHEDULED),
                     After::Reschedule { at, gen: gen + 1 },

@@ -609,9 +609,18 @@ impl Timeline {
                 }
             }
         }
+        #[cfg(cronlane_loom)]
+        let early = handover && crate::__loom::broken(&crate::__loom::BREAK_HANDOVER_EARLY);
+        #[cfg(cronlane_loom)]
+        if early {
+            // Broken twin: out of the hand-over before publishing.
+            self.handover.fetch_sub(1, Ordering::SeqCst);
+        }
+        #[cfg(not(cronlane_loom))]
+        let early = false;
         // Registration lowered the hint for each of them already.
         let _ = self.publish_plain(plain, false);
-        if handover {
+        if handover && !early {
             self.handover.fetch_sub(1, Ordering::SeqCst);
         }
         moved

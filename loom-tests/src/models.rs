@@ -474,7 +474,297 @@ pub fn retirement_vs_open() {
     assert_eq!(opened.get(), 1, "m7: the fire did not open its payload");
 }
 
-/// Model 13 (issue 12, item 9): a `run_pending` fires every task that was
+/// The scheduled instants a task fired for, in seconds after [`t0`], in
+/// the order its callback ran. Observation only (a std mutex, which loom
+/// does not see): read after the joins, like [`Counter`].
+#[derive(Clone, Default)]
+struct Instants(std::sync::Arc<std::sync::Mutex<Vec<i64>>>);
+
+impl Instants {
+    fn new() -> Self {
+        Self::default()
+    }
+    fn push(&self, at: DateTime<Utc>) {
+        let secs = (at - t0()).num_seconds();
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(secs);
+    }
+    fn get(&self) -> Vec<i64> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// A recurring task every second from `t0 + 1 s` that logs the instant of
+/// each fire, moved onto the timeline (and into the id index); the clock
+/// is then moved to `t0 + 1 s`, so its first fire is due.
+fn every_second_logging(s: &Scheduler, clock: &ManualClock, log: &Instants) -> TaskId {
+    let log = log.clone();
+    let id = s
+        .add(Schedule::every(SECOND).starting_at(t0() + SECOND))
+        .run_with_context(move |ctx| log.push(ctx.scheduled()))
+        .expect("register");
+    s.run_pending(); // onto the timeline
+    clock.advance(SECOND);
+    id
+}
+
+/// Moves the clock on by one second and runs what is due, `steps` times.
+fn step_seconds(s: &Scheduler, clock: &ManualClock, steps: usize) {
+    for _ in 0..steps {
+        clock.advance(SECOND);
+        s.run_pending();
+    }
+}
+
+/// The fires of the race itself: the instant due during it (`t0 + 1 s`)
+/// at most once; what follows it in `fires` is returned.
+fn after_the_race(model: &str, fires: &[i64]) -> Vec<i64> {
+    let during = fires.iter().take_while(|&&at| at == 1).count();
+    assert!(
+        during <= 1,
+        "{model}: t0 + 1 s fired {during} times: {fires:?}"
+    );
+    fires[during..].to_vec()
+}
+
+/// Model 13: `pause` racing a fire of a recurring task (another thread in
+/// `run_pending` at its instant). Once `pause` has returned, no fire
+/// starts: moving time on fires nothing, and nothing waits on the
+/// timeline. `resume` brings it back: it then fires once per instant of
+/// its plan, none lost, none twice.
+pub fn pause_vs_fire() {
+    let (s, clock) = scheduler();
+    let log = Instants::new();
+    let id = every_second_logging(&s, &clock, &log);
+    let s2 = s.clone();
+    let mut paused = false;
+    race(
+        move || {
+            s2.run_pending();
+        },
+        || paused = s.pause(id).is_ok(),
+    );
+    assert!(paused, "m13: pause did not find the task");
+    let raced = log.get();
+    step_seconds(&s, &clock, 1); // t0 + 2 s, paused
+    assert_eq!(log.get(), raced, "m13: fired while paused");
+    #[cfg(cronlane_loom)]
+    assert_eq!(
+        cronlane::__loom::timeline_len(&s),
+        0,
+        "m13: a paused task has an entry on the timeline"
+    );
+    s.resume(id).expect("resume");
+    step_seconds(&s, &clock, 2); // t0 + 3 s and t0 + 4 s
+    let fires = log.get();
+    assert_eq!(
+        after_the_race("m13", &fires),
+        [3, 4],
+        "m13: fires after resume: {fires:?}"
+    );
+    assert_eq!(s.len(), 1, "m13: live tasks");
+}
+
+/// Model 14: `reschedule` (from every second on the `t0 + 1 s` grid to
+/// every 2 s from now, first at `t0 + 3 s`) racing a fire at `t0 + 1 s`.
+/// Whichever wins, the task fires each instant at most once and in order,
+/// and after the race exactly the new plan's instants (`t0 + 3 s`,
+/// `t0 + 5 s`): none of the old plan's, none lost; then one entry waits
+/// on the timeline. (Right after the race a stale entry may wait there
+/// too: a manager finds the entry to unlink through the task's slot key,
+/// which is best effort.)
+pub fn reschedule_vs_fire() {
+    let (s, clock) = scheduler();
+    let log = Instants::new();
+    let id = every_second_logging(&s, &clock, &log);
+    let s2 = s.clone();
+    let mut rescheduled = false;
+    race(
+        move || {
+            s2.run_pending();
+        },
+        || rescheduled = s.reschedule(id, Schedule::every(SECOND * 2)).is_ok(),
+    );
+    assert!(rescheduled, "m14: reschedule did not find the task");
+    step_seconds(&s, &clock, 4); // t0 + 2 s .. t0 + 5 s
+    let fires = log.get();
+    assert!(
+        fires.windows(2).all(|w| w[0] < w[1]),
+        "m14: an instant twice or out of order: {fires:?}"
+    );
+    assert_eq!(
+        after_the_race("m14", &fires),
+        [3, 5],
+        "m14: fires after reschedule: {fires:?}"
+    );
+    assert_eq!(s.len(), 1, "m14: live tasks");
+    #[cfg(cronlane_loom)]
+    assert_eq!(
+        cronlane::__loom::timeline_len(&s),
+        1,
+        "m14: entries on the timeline at the end"
+    );
+}
+
+/// Model 15: one thread pauses a recurring task, reschedules it (every
+/// second from now: first at `t0 + 2 s`) and resumes it, while another
+/// runs `run_pending` at its instant. The task is never lost: it fires at
+/// `t0 + 2 s` and `t0 + 3 s`, once each, and then has one entry on the
+/// timeline.
+pub fn pause_reschedule_resume_vs_fire() {
+    let (s, clock) = scheduler();
+    let log = Instants::new();
+    let id = every_second_logging(&s, &clock, &log);
+    let s2 = s.clone();
+    let mut managed = Ok(());
+    race(
+        move || {
+            s2.run_pending();
+        },
+        || {
+            managed = s
+                .pause(id)
+                .and_then(|()| s.reschedule(id, Schedule::every(SECOND)))
+                .and_then(|()| s.resume(id));
+        },
+    );
+    assert!(managed.is_ok(), "m15: {managed:?}");
+    step_seconds(&s, &clock, 2); // t0 + 2 s and t0 + 3 s
+    let fires = log.get();
+    assert_eq!(
+        after_the_race("m15", &fires),
+        [2, 3],
+        "m15: fires after resume: {fires:?}"
+    );
+    assert_eq!(s.len(), 1, "m15: live tasks");
+    #[cfg(cronlane_loom)]
+    assert_eq!(
+        cronlane::__loom::timeline_len(&s),
+        1,
+        "m15: entries on the timeline at the end"
+    );
+}
+
+/// Registers a task named `x` every second from `t0 + 1 s`, counting its
+/// fires, replacing whoever holds the name if `replace`.
+fn named_x(s: &Scheduler, replace: bool, n: &Counter) -> Result<TaskId, cronlane::Error> {
+    let n = n.clone();
+    let b = s
+        .add(Schedule::every(SECOND).starting_at(t0() + SECOND))
+        .name("x");
+    let b = if replace { b.replace_existing() } else { b };
+    b.run(move || n.inc())
+}
+
+/// Model 16: task O holds the name `x`; two threads each register a task
+/// named `x` with `.replace_existing()` (P and Q). Both succeed; afterwards
+/// exactly one live task is left, it holds the name, and only it fires:
+/// the displaced ones (O and one of P, Q) never fire again, and once the
+/// holder is removed by name nothing fires.
+pub fn two_replacers_of_one_name() {
+    let (s, clock) = scheduler();
+    let (o, p, q) = (Counter::new(), Counter::new(), Counter::new());
+    named_x(&s, false, &o).expect("register O");
+    s.run_pending(); // O onto the timeline
+    let (s2, p1) = (s.clone(), p.clone());
+    let replaced_p = Flag::new();
+    let replaced_p1 = replaced_p.clone();
+    let mut replaced_q = false;
+    race(
+        move || {
+            if named_x(&s2, true, &p1).is_ok() {
+                replaced_p1.raise();
+            }
+        },
+        || replaced_q = named_x(&s, true, &q).is_ok(),
+    );
+    let replaced = (replaced_p.is_raised(), replaced_q);
+    assert_eq!(replaced, (true, true), "m16: replacements (P, Q) succeeded");
+    assert_eq!(s.len(), 1, "m16: live tasks after two replacements");
+    let holder = s.info("x").expect("m16: nobody holds the name").id;
+    step_seconds(&s, &clock, 1); // t0 + 1 s
+    let fires = (o.get(), p.get(), q.get());
+    assert!(
+        fires == (0, 1, 0) || fires == (0, 0, 1),
+        "m16: fires of (O, P, Q): {fires:?}"
+    );
+    s.remove("x").expect("m16: remove the holder by name");
+    assert!(s.info(holder).is_err(), "m16: the holder is still listed");
+    step_seconds(&s, &clock, 1); // t0 + 2 s
+    assert_eq!(
+        (o.get(), p.get(), q.get()),
+        fires,
+        "m16: a displaced task fired after the holder was removed"
+    );
+    assert!(s.is_empty(), "m16: tasks left live");
+}
+
+/// Model 17: task O holds the name `x`; one thread removes `x` by name
+/// while another registers a new task N named `x` (no replacement). The
+/// removal always finds O; N is registered only if it found O removed.
+/// Never two live tasks; the name leads to the live task (N, or nobody);
+/// `len()` agrees with the listing; only N fires, if registered.
+pub fn register_vs_remove_of_one_name() {
+    let (s, clock) = scheduler();
+    let (o, n) = (Counter::new(), Counter::new());
+    named_x(&s, false, &o).expect("register O");
+    s.run_pending(); // O onto the timeline
+    let s2 = s.clone();
+    let removed = Flag::new();
+    let removed1 = removed.clone();
+    let mut registered = None;
+    race(
+        move || {
+            if s2.remove("x").is_ok() {
+                removed1.raise();
+            }
+        },
+        || registered = named_x(&s, false, &n).ok(),
+    );
+    assert!(removed.is_raised(), "m17: remove(\"x\") did not find O");
+    let live = usize::from(registered.is_some());
+    assert_eq!(
+        s.len(),
+        live,
+        "m17: live tasks (N registered: {registered:?})"
+    );
+    assert_eq!(s.tasks().len(), live, "m17: tasks listed");
+    assert_eq!(
+        s.info("x").ok().map(|i| i.id),
+        registered,
+        "m17: the task the name leads to"
+    );
+    step_seconds(&s, &clock, 1); // t0 + 1 s
+    assert_eq!((o.get(), n.get()), (0, live), "m17: fires of (O, N)");
+}
+
+/// Model 18: a plain anonymous one-shot waits in intake while one thread
+/// runs `run_pending` (which drains it onto the timeline: it is not due)
+/// and another removes it by id. The lookup, however it meets the drain,
+/// finds the task (`settle` waits for the hand-over until the drainer has
+/// published what it popped), so `remove` succeeds, and the task never
+/// fires.
+pub fn plain_handover_vs_remove() {
+    let (s, clock) = scheduler();
+    let n = Counter::new();
+    let id = once_counting(&s, SECOND, &n);
+    let s2 = s.clone();
+    let mut removed = false;
+    race(
+        move || {
+            s2.run_pending();
+        },
+        || removed = s.remove(id).is_ok(),
+    );
+    assert!(removed, "m18: remove missed a task in the hand-over");
+    assert_gone_for_good("m18", &s, &clock, &n);
+}
+/// Model 19 (issue 12, item 9): a `run_pending` fires every task that was
 /// due when it began, even while another thread's removal compacts the run
 /// the task is in (the compactor holds the run's view off the timeline
 /// while it rebuilds it). A (due) and C (not due) in one run; one thread
@@ -496,14 +786,14 @@ pub fn run_pending_vs_compaction() {
         },
         || removed = s.remove(c_id).is_ok(),
     );
-    assert!(removed, "m13: remove(C) did not find it");
+    assert!(removed, "m19: remove(C) did not find it");
     assert_eq!(
         a.get(),
         1,
-        "m13: A, due when run_pending began, was not fired by it"
+        "m19: A, due when run_pending began, was not fired by it"
     );
     clock.advance(SECOND * 4);
     s.run_pending();
-    assert_eq!((a.get(), c.get()), (1, 0), "m13: fires of (A, C)");
-    assert!(s.is_empty(), "m13: tasks left live");
+    assert_eq!((a.get(), c.get()), (1, 0), "m19: fires of (A, C)");
+    assert!(s.is_empty(), "m19: tasks left live");
 }

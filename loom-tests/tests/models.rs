@@ -80,6 +80,36 @@ fn m12_compaction_vs_claim_fires_each_once() {
 }
 
 #[test]
-fn m13_run_pending_vs_compaction_fires_what_was_due() {
+fn m13_pause_vs_fire_no_fire_after_pause_each_instant_once_after_resume() {
+    model(models::pause_vs_fire);
+}
+
+#[test]
+fn m14_reschedule_vs_fire_each_instant_once_in_order_none_lost() {
+    model(models::reschedule_vs_fire);
+}
+
+#[test]
+fn m15_pause_reschedule_resume_vs_fire_never_loses_the_task() {
+    model(models::pause_reschedule_resume_vs_fire);
+}
+
+#[test]
+fn m16_two_replacers_leave_one_live_holder() {
+    model(models::two_replacers_of_one_name);
+}
+
+#[test]
+fn m17_register_vs_remove_of_one_name_never_two_live() {
+    model(models::register_vs_remove_of_one_name);
+}
+
+#[test]
+fn m18_plain_handover_vs_remove_finds_the_task() {
+    model(models::plain_handover_vs_remove);
+}
+
+#[test]
+fn m19_run_pending_vs_compaction_fires_what_was_due() {
     model_with_runs(models::run_pending_vs_compaction);
 }

@@ -88,6 +88,36 @@ fn m12_compaction_vs_claim() {
 }
 
 #[test]
-fn m13_run_pending_vs_compaction() {
+fn m13_pause_vs_fire() {
+    stress(ITERATIONS, models::pause_vs_fire);
+}
+
+#[test]
+fn m14_reschedule_vs_fire() {
+    stress(ITERATIONS, models::reschedule_vs_fire);
+}
+
+#[test]
+fn m15_pause_reschedule_resume_vs_fire() {
+    stress(ITERATIONS, models::pause_reschedule_resume_vs_fire);
+}
+
+#[test]
+fn m16_two_replacers_of_one_name() {
+    stress(ITERATIONS, models::two_replacers_of_one_name);
+}
+
+#[test]
+fn m17_register_vs_remove_of_one_name() {
+    stress(ITERATIONS, models::register_vs_remove_of_one_name);
+}
+
+#[test]
+fn m18_plain_handover_vs_remove() {
+    stress(ITERATIONS, models::plain_handover_vs_remove);
+}
+
+#[test]
+fn m19_run_pending_vs_compaction() {
     stress(ITERATIONS, models::run_pending_vs_compaction);
 }

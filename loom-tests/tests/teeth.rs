@@ -8,6 +8,10 @@ use cronlane::__loom::{
     BREAK_PUBLISH, BREAK_RECHECK, BREAK_RUN_LOOKUP, BREAK_RUN_REST, BREAK_SEAL_ORDER,
     BREAK_SHUTDOWN, BREAK_START, BREAK_TAKE, BREAK_WAKE,
 };
+use cronlane::__loom::{
+    BREAK_DIRTY, BREAK_HANDOVER_EARLY, BREAK_NAME_FORGET, BREAK_PAUSE_FINISH, BREAK_REPLACE,
+    BREAK_RESCHEDULE_IDLE,
+};
 use loom_tests::{broken, broken_with_runs, models};
 
 /// Model 1's guarantee is held three times over (the timeline entry is
@@ -139,12 +143,68 @@ fn m11_broken_recheck_leaves_a_removed_task_in_a_run() {
     broken_with_runs(&[&BREAK_RECHECK], models::compaction_vs_lookup);
 }
 
+/// `finish` ignores a pause that came during the run: the paused task is
+/// put back on the timeline and fires again.
+#[test]
+#[should_panic(expected = "m13: fired while paused")]
+fn m13_broken_pause_finish_fires_while_paused() {
+    broken(&[&BREAK_PAUSE_FINISH], models::pause_vs_fire);
+}
+
+/// A reschedule during the run does not mark the task `DIRTY`: the fire's
+/// owner puts back the old plan's next instant (`t0 + 2 s`).
+#[test]
+#[should_panic(expected = "m14: fires after reschedule")]
+fn m14_broken_dirty_fires_the_old_plan() {
+    broken(&[&BREAK_DIRTY], models::reschedule_vs_fire);
+}
+
+/// The reschedule of a paused task drops its `IDLE` phase (the bug of
+/// issue 12): `resume` takes it for a claimed or running task and leaves
+/// it with no entry.
+#[test]
+#[should_panic(expected = "m15: fires after resume")]
+fn m15_broken_reschedule_idle_loses_the_task() {
+    broken(
+        &[&BREAK_RESCHEDULE_IDLE],
+        models::pause_reschedule_resume_vs_fire,
+    );
+}
+
+/// Replacement as a read of the holder and then an insert (the bug of
+/// issue 12): both replacers displace O, the later insert orphans the
+/// other replacer's task, still live and firing, reached by no name.
+#[test]
+#[should_panic(expected = "m16: live tasks after two replacements")]
+fn m16_broken_replace_orphans_a_task() {
+    broken(&[&BREAK_REPLACE], models::two_replacers_of_one_name);
+}
+
+/// O's clean-up takes the name out of the index although N holds it by
+/// then: N is live but the name leads nowhere.
+#[test]
+#[should_panic(expected = "m17: the task the name leads to")]
+fn m17_broken_name_forget_unnames_the_new_task() {
+    broken(
+        &[&BREAK_NAME_FORGET],
+        models::register_vs_remove_of_one_name,
+    );
+}
+
+/// The drainer leaves the hand-over before it publishes the plain
+/// one-shot it popped: `settle` returns early and `remove` misses it.
+#[test]
+#[should_panic(expected = "m18: remove missed a task in the hand-over")]
+fn m18_broken_handover_early_misses_a_plain_task() {
+    broken(&[&BREAK_HANDOVER_EARLY], models::plain_handover_vs_remove);
+}
+
 /// The excursion of a run's view (off the timeline while a compaction
 /// rebuilds it) is not counted as ended: a `run_pending` that looked while
 /// the view was away takes the timeline for quiet and returns with A, due
 /// when it began, unfired.
 #[test]
-#[should_panic(expected = "m13: A, due when run_pending began, was not fired by it")]
-fn m13_broken_excursion_leaves_a_due_task() {
+#[should_panic(expected = "m19: A, due when run_pending began, was not fired by it")]
+fn m19_broken_excursion_leaves_a_due_task() {
     broken_with_runs(&[&BREAK_EXCURSION], models::run_pending_vs_compaction);
 }
