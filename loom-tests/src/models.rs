@@ -797,3 +797,31 @@ pub fn run_pending_vs_compaction() {
     assert_eq!((a.get(), c.get()), (1, 0), "m19: fires of (A, C)");
     assert!(s.is_empty(), "m19: tasks left live");
 }
+
+/// Model 20: `reschedule` of a recurring task to a one-shot (at `t0 + 3 s`)
+/// racing its fire at `t0 + 1 s`. The fire never completes the task on the
+/// one-shot's "no next instant" (the new plan is stored only after the
+/// state word says so): `reschedule` finds the task, it fires at `t0 + 3 s`,
+/// once, and is then done.
+pub fn reschedule_to_one_shot_vs_fire() {
+    let (s, clock) = scheduler();
+    let log = Instants::new();
+    let id = every_second_logging(&s, &clock, &log);
+    let s2 = s.clone();
+    let mut rescheduled = false;
+    race(
+        move || {
+            s2.run_pending();
+        },
+        || rescheduled = s.reschedule(id, Schedule::once(t0() + SECOND * 3)).is_ok(),
+    );
+    assert!(rescheduled, "m20: reschedule did not find the task");
+    step_seconds(&s, &clock, 3); // t0 + 2 s .. t0 + 4 s
+    let fires = log.get();
+    assert_eq!(
+        after_the_race("m20", &fires),
+        [3],
+        "m20: fires after the reschedule: {fires:?}"
+    );
+    assert!(s.is_empty(), "m20: the one-shot is still live");
+}

@@ -113,3 +113,8 @@ fn m18_plain_handover_vs_remove_finds_the_task() {
 fn m19_run_pending_vs_compaction_fires_what_was_due() {
     model_with_runs(models::run_pending_vs_compaction);
 }
+
+#[test]
+fn m20_reschedule_to_one_shot_vs_fire_keeps_the_task() {
+    model(models::reschedule_to_one_shot_vs_fire);
+}

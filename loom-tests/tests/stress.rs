@@ -121,3 +121,8 @@ fn m18_plain_handover_vs_remove() {
 fn m19_run_pending_vs_compaction() {
     stress(ITERATIONS, models::run_pending_vs_compaction);
 }
+
+#[test]
+fn m20_reschedule_to_one_shot_vs_fire() {
+    stress(ITERATIONS, models::reschedule_to_one_shot_vs_fire);
+}

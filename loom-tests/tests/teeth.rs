@@ -5,8 +5,8 @@
 
 use cronlane::__loom::{
     BREAK_CLAIM, BREAK_COMPACT_ORDER, BREAK_EXCURSION, BREAK_FINISH, BREAK_HANDOVER, BREAK_POP,
-    BREAK_PUBLISH, BREAK_RECHECK, BREAK_RUN_LOOKUP, BREAK_RUN_REST, BREAK_SEAL_ORDER,
-    BREAK_SHUTDOWN, BREAK_START, BREAK_TAKE, BREAK_WAKE,
+    BREAK_PUBLISH, BREAK_RECHECK, BREAK_REPLAN_EARLY, BREAK_RUN_LOOKUP, BREAK_RUN_REST,
+    BREAK_SEAL_ORDER, BREAK_SHUTDOWN, BREAK_START, BREAK_TAKE, BREAK_WAKE,
 };
 use cronlane::__loom::{
     BREAK_DIRTY, BREAK_HANDOVER_EARLY, BREAK_NAME_FORGET, BREAK_PAUSE_FINISH, BREAK_REPLACE,
@@ -207,4 +207,16 @@ fn m18_broken_handover_early_misses_a_plain_task() {
 #[should_panic(expected = "m19: A, due when run_pending began, was not fired by it")]
 fn m19_broken_excursion_leaves_a_due_task() {
     broken_with_runs(&[&BREAK_EXCURSION], models::run_pending_vs_compaction);
+}
+
+/// The new plan is stored before the state word moves: the fire computes
+/// "no next instant" from the one-shot, finishes without `DIRTY` and
+/// completes the task, so `reschedule` no longer finds it.
+#[test]
+#[should_panic(expected = "m20: reschedule did not find the task")]
+fn m20_broken_replan_order_loses_the_task() {
+    broken(
+        &[&BREAK_REPLAN_EARLY],
+        models::reschedule_to_one_shot_vs_fire,
+    );
 }
