@@ -5,8 +5,8 @@
 //! error has changed nothing.
 
 use crate::cron::CronError;
+use crate::id::TaskId;
 use crate::seal::{KeyError, SealError};
-use crate::task::TaskId;
 
 /// Everything that can go wrong when talking to a [`Scheduler`](crate::Scheduler).
 #[derive(Debug, thiserror::Error)]

@@ -14,9 +14,9 @@
 //! ```
 //!
 //! The path of a task: `register` pushes it on a lock-free intake queue
-//! ([`timeline`](crate::timeline) module docs); `run_pending` drains the queue
+//! ([`timeline`](crate::engine::timeline) module docs); `run_pending` drains the queue
 //! into a skiplist keyed by fire instant, claims due entries with an atomic
-//! state transition per task ([`task`](crate::task) module docs), runs the
+//! state transition per task ([`task`](crate::engine::task) module docs), runs the
 //! callbacks through the [`Dispatcher`], and puts recurring tasks back.
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
@@ -24,41 +24,39 @@
 #[cfg(cronlane_loom)]
 #[doc(hidden)]
 pub mod __loom;
-mod builder;
+// Layers, bottom to top (a module names only modules above it in this
+// list; see `docs/architecture.md`): sync, clock, id, cron, seal, error,
+// schedule, policy, stats, engine, store, run, api.
+mod api;
 mod clock;
 pub mod cron;
-mod dispatch;
+mod engine;
 mod error;
-mod events;
-mod fire;
-mod manage;
+mod id;
 mod policy;
-mod registry;
-mod report;
-mod runner;
+mod run;
 mod schedule;
-mod scheduler;
 mod seal;
 mod stats;
 mod sync;
-mod task;
-mod timeline;
 
-pub use builder::SchedulerBuilder;
+pub use api::builder::SchedulerBuilder;
+pub use api::scheduler::{Scheduler, TaskBuilder};
 pub use chrono_tz::Tz;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cron::{CronExpr, Dialect};
-pub use dispatch::{Dispatcher, Executor, Job};
+pub use engine::task::{FireContext, TaskResult};
 pub use error::Error;
-pub use events::{Event, EventKind, Listener, SkipReason};
-pub use policy::{Misfire, Overlap, DEFAULT_MISFIRE_GRACE};
-pub use report::{RunReport, Stats, TaskInfo, TaskState};
-pub use runner::{RunnerHandle, DROP_SHUTDOWN_TIMEOUT, MAX_PARK, SPIN_WINDOW};
+pub use id::TaskId;
+pub use id::{KeyRef, TaskKey};
+pub use policy::{Misfire, Overlap, SkipReason, DEFAULT_MISFIRE_GRACE};
+pub use run::dispatch::{Dispatcher, Executor, Job};
+pub use run::events::{Event, EventKind, Listener};
+pub use run::report::{RunReport, Stats, TaskInfo, TaskState};
+pub use run::runner::{RunnerHandle, DROP_SHUTDOWN_TIMEOUT, MAX_PARK, SPIN_WINDOW};
 pub use schedule::Schedule;
-pub use scheduler::{KeyRef, Scheduler, TaskBuilder, TaskKey};
 pub use seal::{Key, KeyError, KeyRing, ResealReport, SealError, SealStats, DEFAULT_KEYS_VAR};
 pub use stats::{LagSummary, TaskStats};
-pub use task::{FireContext, TaskId, TaskResult};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -51,7 +51,6 @@
 //!   amount of work per task (above; cron searches give up after a bounded
 //!   window), and catch-up is capped.
 
-use crate::events::SkipReason;
 use crate::schedule::Plan;
 use std::time::Duration;
 
@@ -207,6 +206,23 @@ pub(crate) fn jitter(seed: u64, task: u64, scheduled: i64, max: i64) -> i64 {
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^= x >> 31;
     (x % (max as u64 + 1)) as i64
+}
+
+/// Why a fire was skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// It came due while the previous run was still going (overlap policy).
+    Overlap,
+    /// It misfired: under policy `Skip`, beyond the catch-up cap, or an
+    /// older instant collapsed into the run of the latest one (`FireOnce`).
+    Misfire,
+    /// Not late, but a later instant of the task was due too when the fire
+    /// started (instants closer together than the engine's pace, or a clock
+    /// step within the grace period): the run took the latest instant and
+    /// this one was superseded. Not under `CatchUp`, which runs each.
+    Collapsed,
+    /// The task was removed, paused or rescheduled between claim and start.
+    Cancelled,
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@
 //!   a new ring; firing threads borrow whichever ring is current and never
 //!   wait. The ring is `None` only on a scheduler built without keys, and a
 //!   production scheduler then refuses payload tasks at registration
-//!   ([`Error::NoKey`]), so a sealed payload always finds a ring.
+//!   (`Error::NoKey`), so a sealed payload always finds a ring.
 //! * Each sealed payload sits in a [`Swap`] slot. Its associated data is
 //!   fixed at registration. Only *re-sealing* writes the slot, and only with
 //!   a compare-and-swap against the record it opened, so two re-sealers (a
@@ -53,11 +53,9 @@ mod record;
 pub use key::{Key, KeyError, KeyRing, DEFAULT_KEYS_VAR};
 pub use record::SealError;
 
-use crate::error::Error;
-use crate::scheduler::{Scheduler, TaskKey};
+use crate::id::TaskId;
 use crate::sync::{Arc, AtomicU64, Ordering, Swap, SwapOption};
-use crate::task::TaskId;
-use record::Record;
+pub(crate) use record::Record;
 use std::fmt;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -104,9 +102,9 @@ impl Opened<'_> {
 
 /// The scheduler's sealing state: key ring and counters.
 pub(crate) struct Sealer {
-    ring: SwapOption<KeyRing>,
-    open_failures: AtomicU64,
-    resealed: AtomicU64,
+    pub(crate) ring: SwapOption<KeyRing>,
+    pub(crate) open_failures: AtomicU64,
+    pub(crate) resealed: AtomicU64,
 }
 
 impl Sealer {
@@ -136,14 +134,14 @@ impl Sealer {
         test_mode: bool,
         id: TaskId,
         name: Option<&str>,
-    ) -> Result<Payload, Error> {
+    ) -> Result<Payload, SealError> {
         if test_mode {
             return Ok(Payload::Clear(Zeroizing::new(plaintext)));
         }
         let aad = record::binding(id, name);
         let sealed = self.ring.with(|ring| match ring {
-            Some(ring) => Record::seal(ring.current(), &aad, &plaintext).map_err(Error::from),
-            None => Err(Error::NoKey),
+            Some(ring) => Record::seal(ring.current(), &aad, &plaintext),
+            None => Err(SealError::NoKey),
         });
         plaintext.zeroize();
         Ok(Payload::Sealed {
@@ -245,123 +243,4 @@ pub struct ResealReport {
     /// Payloads that did not open (unknown key id, or altered); left as they
     /// were.
     pub unreadable: usize,
-}
-
-/// One payload's fate in [`Scheduler::reseal_payloads`].
-enum Step {
-    Current,
-    Unreadable,
-    Resealed,
-    Retry,
-}
-
-/// Sealing and key management.
-impl Scheduler {
-    /// Replaces the key ring. New payloads are sealed with its current key;
-    /// records sealed with a key it still holds keep opening, and are
-    /// re-sealed with the current key the next time they are opened (or all
-    /// at once by [`reseal_payloads`](Self::reseal_payloads)). Firing
-    /// threads never wait for this.
-    ///
-    /// To retire key *k*: rotate to a ring whose current key is new and that
-    /// still holds *k*; call `reseal_payloads()`; once
-    /// [`payloads_sealed_with(k)`](Self::payloads_sealed_with) is 0, rotate
-    /// to a ring without *k*.
-    pub fn rotate_keys(&self, ring: KeyRing) {
-        self.core().seal.ring.store(Some(Arc::new(ring)));
-    }
-
-    /// How many live tasks hold a payload sealed with key `key_id`.
-    pub fn payloads_sealed_with(&self, key_id: u32) -> usize {
-        self.core()
-            .live_tasks()
-            .iter()
-            .filter(|t| match t.payload() {
-                Some(Payload::Sealed { record, .. }) => record.load().key_id() == Some(key_id),
-                _ => false,
-            })
-            .count()
-    }
-
-    /// Re-seals now, with the current key, every live payload sealed with an
-    /// older one. Runs concurrently with firing; a payload that does not open
-    /// is left as it is and counted in [`ResealReport::unreadable`].
-    ///
-    /// Fails with [`Error::NoKey`] on a production scheduler without a ring,
-    /// or [`Error::Seal`] if the random generator fails.
-    pub fn reseal_payloads(&self) -> Result<ResealReport, Error> {
-        let core = self.core();
-        let mut report = ResealReport::default();
-        for task in core.live_tasks() {
-            let Some(Payload::Sealed { aad, record: slot }) = task.payload() else {
-                continue;
-            };
-            loop {
-                let rec = slot.load();
-                let step = core.seal.ring.with(|ring| {
-                    let ring = ring.ok_or(Error::NoKey)?;
-                    if rec.key_id() == Some(ring.current_id()) {
-                        return Ok(Step::Current);
-                    }
-                    let Ok(plain) = rec.open(ring, aad) else {
-                        return Ok(Step::Unreadable);
-                    };
-                    let new = Record::seal(ring.current(), aad, &plain)?;
-                    if slot.compare_and_swap(&rec, Arc::new(new)) {
-                        core.seal.resealed.fetch_add(1, Ordering::Relaxed);
-                        Ok(Step::Resealed)
-                    } else {
-                        // A fire re-sealed it meanwhile: look again.
-                        Ok::<_, Error>(Step::Retry)
-                    }
-                })?;
-                match step {
-                    Step::Current => report.current += 1,
-                    Step::Unreadable => report.unreadable += 1,
-                    Step::Resealed => report.resealed += 1,
-                    Step::Retry => continue,
-                }
-                break;
-            }
-        }
-        Ok(report)
-    }
-
-    /// Counters of the sealing layer since the scheduler was built.
-    pub fn seal_stats(&self) -> SealStats {
-        let s = &self.core().seal;
-        SealStats {
-            open_failures: s.open_failures.load(Ordering::Relaxed),
-            resealed: s.resealed.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Test hook, outside semver: the task's sealed record bytes (`None` for
-    /// no payload or a test-mode payload).
-    #[doc(hidden)]
-    pub fn __sealed_record(&self, key: impl TaskKey) -> Result<Option<Vec<u8>>, Error> {
-        let task = self.core().find(key.task_key())?;
-        Ok(match task.payload() {
-            Some(Payload::Sealed { record, .. }) => Some(record.load().as_bytes().to_vec()),
-            _ => None,
-        })
-    }
-
-    /// Test hook, outside semver: replaces the task's sealed record with
-    /// `bytes` (false if the task has no sealed payload).
-    #[doc(hidden)]
-    pub fn __replace_sealed_record(
-        &self,
-        key: impl TaskKey,
-        bytes: Vec<u8>,
-    ) -> Result<bool, Error> {
-        let task = self.core().find(key.task_key())?;
-        Ok(match task.payload() {
-            Some(Payload::Sealed { record, .. }) => {
-                record.store(Arc::new(Record::from_bytes(bytes)));
-                true
-            }
-            _ => false,
-        })
-    }
 }

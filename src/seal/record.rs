@@ -18,7 +18,7 @@
 //! [`Zeroizing`] buffer.
 
 use super::key::{Key, KeyRing};
-use crate::task::TaskId;
+use crate::id::TaskId;
 use chacha20poly1305::{AeadInOut, Tag, XNonce};
 use std::fmt;
 use zeroize::{Zeroize, Zeroizing};

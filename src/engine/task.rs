@@ -51,47 +51,12 @@
 //! [`Task::removed_after_publish`].
 
 use crate::clock::from_nanos;
+use crate::id::TaskId;
 use crate::schedule::Plan;
 use crate::stats::{Extras, Policies};
 use crate::sync::{fence, Arc, AtomicBool, AtomicI64, AtomicU64, Backoff, Ordering};
 use chrono::{DateTime, Utc};
 use std::fmt;
-
-/// A task's identity, unique within one scheduler for its lifetime.
-///
-/// Besides the number it carries the instant the task was first scheduled
-/// for: that is where an anonymous task waits on the timeline until it is
-/// re-planned, so a lookup by id finds it there without an id index (see
-/// [`crate::registry`]).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TaskId {
-    pub(crate) n: u64,
-    pub(crate) first_at: i64,
-}
-
-impl TaskId {
-    pub(crate) fn new(n: u64, first_at: i64) -> TaskId {
-        TaskId { n, first_at }
-    }
-
-    /// The id as a number.
-    pub fn as_u64(self) -> u64 {
-        self.n
-    }
-}
-
-/// Shows the number, as `Display` does: `TaskId(7)`.
-impl fmt::Debug for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TaskId({})", self.n)
-    }
-}
-
-impl fmt::Display for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.n)
-    }
-}
 
 /// A callback's verdict: `()` or `Result<(), E>` for any displayable `E`.
 pub trait TaskResult {
@@ -118,7 +83,11 @@ pub struct FireContext<'a> {
     pub(crate) task: &'a Task,
     pub(crate) scheduled: i64,
     pub(crate) started: i64,
-    pub(crate) scheduler: &'a crate::sync::HandleArc<crate::scheduler::Core>,
+    /// Whoever runs the callback (the `run` layer lends its shared core);
+    /// opaque to the engine. [`FireContext::scheduler`] (in the `api`
+    /// layer) turns it back into a handle. A borrow, so building a context
+    /// costs nothing per fire.
+    pub(crate) host: &'a (dyn std::any::Any + Send + Sync),
     pub(crate) payload: Option<&'a [u8]>,
 }
 
@@ -138,12 +107,6 @@ impl FireContext<'_> {
     /// The instant the callback actually started (by the scheduler's clock).
     pub fn started(&self) -> DateTime<Utc> {
         from_nanos(self.started)
-    }
-    /// A handle to the scheduler running this task: register, remove or
-    /// reschedule tasks (this one included) from inside a callback. Changes
-    /// take effect for the next `run_pending`.
-    pub fn scheduler(&self) -> crate::Scheduler {
-        crate::Scheduler::from_core(self.scheduler.clone())
     }
     /// The task's payload, opened for this fire (`None` if it has none). In
     /// production mode these bytes live in a buffer that is wiped as soon as
@@ -248,7 +211,7 @@ impl Cold {
 }
 
 /// The key of a task's first timeline entry (see
-/// [`crate::timeline::Timeline::probe`]).
+/// [`crate::engine::timeline::Timeline::probe`]).
 #[inline]
 pub(crate) fn initial_slot(id: TaskId) -> (i64, u64) {
     (id.first_at, id.n << 1)
@@ -376,7 +339,7 @@ impl Task {
 
     /// A plain anonymous one-shot, as registered and not managed since: no
     /// name, payload, policies or id-index entry. Only such tasks go into
-    /// timeline runs (see [`crate::timeline`]).
+    /// timeline runs (see [`crate::engine::timeline`]).
     pub(crate) fn is_plain_once(&self) -> bool {
         self.cold.get().is_none_or(|c| {
             c.name.is_none()

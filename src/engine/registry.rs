@@ -13,17 +13,18 @@
 //!   released fire), so registration stays a queue push and a one-shot's fire
 //!   pays no index removal. A one-shot waiting at its first timeline entry is
 //!   found there instead: its `TaskId` carries that entry's key
-//!   ([`Timeline::probe`](crate::timeline::Timeline::probe)). A one-shot that
+//!   ([`Timeline::probe`](crate::engine::timeline::Timeline::probe)). A one-shot that
 //!   is already due when drained is claimed on the spot: by the time anyone
 //!   could look it up, its fire is under way, and it is not found by id.
 //!   Lookups by id that miss first wait for the intake hand-over to settle
-//!   (see [`Timeline::settle`](crate::timeline::Timeline::settle)).
+//!   (see [`Timeline::settle`](crate::engine::timeline::Timeline::settle)).
 //! * Publishing into either index is followed by
 //!   [`Task::removed_after_publish`]: if the task was removed meanwhile, the
 //!   publisher takes its entry back itself.
 
+use crate::engine::task::{Task, TaskRef};
+use crate::id::TaskId;
 use crate::sync::{Arc, OrderedMap};
-use crate::task::{Task, TaskId, TaskRef};
 
 pub(crate) struct Registry {
     by_id: OrderedMap<u64, TaskRef>,

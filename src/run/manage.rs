@@ -3,13 +3,13 @@
 //! Pause, resume and reschedule of one task are serialised by the task's
 //! `manage` guard (firing threads never take it; `remove` needs none); each
 //! then settles its race with firing threads by CAS on the task's state
-//! word. See the ground rules in [`crate::task`].
+//! word. See the ground rules in [`crate::engine::task`].
 
-use crate::schedule::Plan;
-use crate::scheduler::Core;
-use crate::task::{
+use crate::engine::task::{
     gen_of, phase_of, word, Task, TaskRef, DIRTY, IDLE, PAUSED, REMOVED, RUNNING, SCHEDULED,
 };
+use crate::run::core::Core;
+use crate::schedule::Plan;
 
 impl Core {
     /// Removal takes no `manage` guard: it is one `fetch_or` that every

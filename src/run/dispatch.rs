@@ -9,9 +9,9 @@
 //!
 //! No allocation per fire: a job is a few words moved by value.
 
-use crate::scheduler::Core;
+use crate::engine::timeline::Claimed;
+use crate::run::core::Core;
 use crate::sync::HandleArc as Arc;
-use crate::timeline::Claimed;
 use crossbeam_channel::{Receiver, Sender};
 use std::fmt;
 use std::sync::OnceLock;

@@ -1,9 +1,10 @@
 //! What the engine reports: run reports, totals, task snapshots.
 
 use crate::clock::from_nanos;
+use crate::engine::task::{phase_of, Task, TaskRef, CLAIMED, PAUSED, REMOVED, RUNNING, SCHEDULED};
+use crate::id::TaskId;
 use crate::stats::LagSummary;
 use crate::sync::{AtomicU64, Ordering};
-use crate::task::{phase_of, Task, TaskId, TaskRef, CLAIMED, PAUSED, REMOVED, RUNNING, SCHEDULED};
 use chrono::{DateTime, Utc};
 
 /// What one call of [`Scheduler::run_pending`] did.

@@ -65,10 +65,10 @@
 //!   the runner resets it before it looks. An insert that lowers it tells its
 //!   caller to wake the runner.
 
-use crate::registry::Registry;
+use crate::engine::registry::Registry;
+use crate::engine::task::TaskRef;
 use crate::sync::{Arc, AtomicI64, AtomicU64, AtomicUsize, Backoff, Ordering};
 use crate::sync::{OrderedMap, Queue, Take};
-use crate::task::TaskRef;
 
 /// A fire owned by the thread that claimed it.
 pub(crate) struct Claimed {
@@ -142,7 +142,7 @@ const _: () = assert!(BLOCK <= 1 << 16, "block offsets are u16");
 
 impl Run {
     /// The task with this id, if the run holds it (passed or not).
-    fn find(&self, id: crate::task::TaskId) -> Option<&TaskRef> {
+    fn find(&self, id: crate::id::TaskId) -> Option<&TaskRef> {
         let key = (id.first_at, offset(id.n));
         let (mut lo, mut hi) = (0, self.ats.len());
         while lo < hi {
@@ -159,7 +159,7 @@ impl Run {
     /// The timeline key of a view of this run starting at `start`: the
     /// first-entry key of the task there.
     fn view_key(&self, start: usize) -> (i64, u64) {
-        crate::task::initial_slot(self.tasks[start].id)
+        crate::engine::task::initial_slot(self.tasks[start].id)
     }
 }
 
@@ -325,7 +325,7 @@ impl Timeline {
     /// own id, `(first_at, n << 1)`, so that [`probe`](Self::probe) finds it
     /// from the `TaskId` alone.
     fn insert_initial(&self, task: &TaskRef, scheduled: i64) -> bool {
-        let (at, seq) = crate::task::initial_slot(task.id);
+        let (at, seq) = crate::engine::task::initial_slot(task.id);
         self.put(task, 0, scheduled, at, seq)
     }
 
@@ -358,7 +358,7 @@ impl Timeline {
         let unlinked = self
             .map
             .remove_if(&key, |slot| crate::sync::Arc::ptr_eq(&slot.task, task));
-        if unlinked || key != crate::task::initial_slot(task.id) {
+        if unlinked || key != crate::engine::task::initial_slot(task.id) {
             return false;
         }
         // Every run that holds it: while a compaction rebuilds a run, the
@@ -396,7 +396,7 @@ impl Timeline {
             self.excursion_ends();
             return false;
         }
-        let waiting = crate::task::word(0, crate::task::SCHEDULED);
+        let waiting = crate::engine::task::word(0, crate::engine::task::SCHEDULED);
         let live: Vec<(i64, u64, TaskRef)> = (start..run.tasks.len())
             .filter(|&i| run.tasks[i].load() == waiting)
             .map(|i| (run.ats[i], run.tasks[i].id.n, run.tasks[i].clone()))
@@ -457,7 +457,7 @@ impl Timeline {
     /// The runs not used up yet that hold the task with this id: one (the
     /// first), or more while a compaction rebuilds its run (allocated only
     /// then).
-    fn runs_of(&self, id: crate::task::TaskId) -> (Option<Arc<Run>>, Vec<Arc<Run>>) {
+    fn runs_of(&self, id: crate::id::TaskId) -> (Option<Arc<Run>>, Vec<Arc<Run>>) {
         let (mut first, mut more) = (None, Vec::new());
         self.each_run_holding(id, |run, _| {
             match first {
@@ -473,7 +473,7 @@ impl Timeline {
     /// id (and the task), in `run_ids` order, until it returns false.
     fn each_run_holding(
         &self,
-        id: crate::task::TaskId,
+        id: crate::id::TaskId,
         mut f: impl FnMut(&Arc<Run>, &TaskRef) -> bool,
     ) {
         let block = id.n / BLOCK;
@@ -492,9 +492,9 @@ impl Timeline {
     /// The task with this id, if it still waits at its first entry (the one
     /// drained from intake): anonymous one-shots are found this way, with
     /// no id index to keep up to date on every fire.
-    pub(crate) fn probe(&self, id: crate::task::TaskId) -> Option<TaskRef> {
+    pub(crate) fn probe(&self, id: crate::id::TaskId) -> Option<TaskRef> {
         self.map
-            .get(&crate::task::initial_slot(id))
+            .get(&crate::engine::task::initial_slot(id))
             .map(|slot| slot.task)
             .filter(|t| t.id == id)
             .or_else(|| self.find_in_runs(id))
@@ -505,7 +505,7 @@ impl Timeline {
     /// run has already passed may be found too: it is claimed (removal then
     /// still wins over a fire that has not started), stale (re-planned, and
     /// the same task the id index holds) or done (removed, filtered out).
-    fn find_in_runs(&self, id: crate::task::TaskId) -> Option<TaskRef> {
+    fn find_in_runs(&self, id: crate::id::TaskId) -> Option<TaskRef> {
         let mut found = None;
         self.each_run_holding(id, |_, task| {
             found = Some(task.clone());
@@ -525,7 +525,7 @@ impl Timeline {
         });
         // Through `run_ids`, not the views: a view being claimed is off the
         // timeline for a moment, a run stays in `run_ids` until used up.
-        let waiting = crate::task::word(0, crate::task::SCHEDULED);
+        let waiting = crate::engine::task::word(0, crate::engine::task::SCHEDULED);
         self.run_ids.for_each(|_, run| {
             for t in run.tasks.iter() {
                 if t.load() == waiting && !t.in_registry() {
@@ -601,7 +601,7 @@ impl Timeline {
             // Still the registration's generation and scheduled? Then the entry
             // is live; otherwise a manager has already re-planned the task.
             debug_assert_eq!(at, task.id.first_at);
-            if task.load() == crate::task::word(0, crate::task::SCHEDULED) {
+            if task.load() == crate::engine::task::word(0, crate::engine::task::SCHEDULED) {
                 if scheduled == at && task.is_plain_once() {
                     plain.push((at, task.id.n, task));
                 } else {
@@ -703,7 +703,7 @@ impl Timeline {
     /// A remover marks its task and then (fence) looks for its run; this
     /// thread has published `run` and then (fence) looks at its tasks. One
     /// of the two sees the other (the store-buffering pattern of
-    /// [`Task::removed_after_publish`](crate::task::Task::removed_after_publish)),
+    /// [`Task::removed_after_publish`](crate::engine::task::Task::removed_after_publish)),
     /// so a task removed while its run was being rebuilt is counted dead in
     /// the new run by one of them. True if a compaction lowered the hint.
     fn recheck(&self, run: &Arc<Run>) -> bool {

@@ -1,17 +1,18 @@
 //! [`SchedulerBuilder`]: the one way to configure a [`Scheduler`].
 
+use crate::api::scheduler::Scheduler;
 use crate::clock::{Clock, SystemClock};
-use crate::dispatch::Dispatcher;
+use crate::engine::registry::Registry;
+use crate::engine::timeline::Timeline;
 use crate::error::Error;
-use crate::events::Listener;
 use crate::policy::{Misfire, DEFAULT_MISFIRE_GRACE};
-use crate::registry::Registry;
-use crate::report::StatsCells;
-use crate::runner::RunnerSignal;
-use crate::scheduler::{Core, Scheduler};
+use crate::run::core::Core;
+use crate::run::dispatch::Dispatcher;
+use crate::run::events::Listener;
+use crate::run::report::StatsCells;
+use crate::run::runner::RunnerSignal;
 use crate::stats::Histogram;
 use crate::sync::{AtomicU64, AtomicUsize, HandleArc as Arc};
-use crate::timeline::Timeline;
 use chrono_tz::Tz;
 use std::time::Duration;
 

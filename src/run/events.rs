@@ -7,7 +7,7 @@
 //! callback.
 
 use crate::clock::from_nanos;
-use crate::task::TaskId;
+use crate::id::TaskId;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -76,22 +76,7 @@ pub enum EventKind<'a> {
     },
 }
 
-/// Why a fire was skipped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SkipReason {
-    /// It came due while the previous run was still going (overlap policy).
-    Overlap,
-    /// It misfired: under policy `Skip`, beyond the catch-up cap, or an
-    /// older instant collapsed into the run of the latest one (`FireOnce`).
-    Misfire,
-    /// Not late, but a later instant of the task was due too when the fire
-    /// started (instants closer together than the engine's pace, or a clock
-    /// step within the grace period): the run took the latest instant and
-    /// this one was superseded. Not under `CatchUp`, which runs each.
-    Collapsed,
-    /// The task was removed, paused or rescheduled between claim and start.
-    Cancelled,
-}
+use crate::policy::SkipReason;
 
 pub(crate) fn emit(
     listener: &dyn Listener,

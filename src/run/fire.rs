@@ -19,13 +19,14 @@
 //!    that came due during the run, `Queue` keeps the latest of them) and put
 //!    on the timeline, or the task completes.
 
-use crate::events::{emit, EventKind, SkipReason};
+use crate::engine::task::{word, After, FireContext, TaskRef, CLAIMED, SCHEDULED};
+use crate::engine::timeline::Claimed;
+use crate::policy::SkipReason;
 use crate::policy::{self, Overlap};
-use crate::report::Outcome;
-use crate::scheduler::Core;
+use crate::run::core::Core;
+use crate::run::events::{emit, EventKind};
+use crate::run::report::Outcome;
 use crate::sync::{HandleArc as Arc, Ordering};
-use crate::task::{word, After, FireContext, TaskRef, CLAIMED, SCHEDULED};
-use crate::timeline::Claimed;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
@@ -197,7 +198,7 @@ impl Core {
             task,
             scheduled,
             started,
-            scheduler: self,
+            host: self,
             payload: opened.as_ref().map(crate::seal::Opened::bytes),
         };
         let result = catch_unwind(AssertUnwindSafe(|| task.run_callback(&ctx)));

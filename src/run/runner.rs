@@ -15,7 +15,7 @@
 //!   that is running is waited for, up to the caller's timeout.
 
 use crate::error::Error;
-use crate::scheduler::Core;
+use crate::run::core::Core;
 use crate::sync::{
     current_thread, park_timeout, yield_now, AtomicBool, HandleArc as Arc, JoinHandle, Ordering,
     SwapOption, Thread, ThreadBuilder,

@@ -1,0 +1,198 @@
+//! The shared state behind every `Scheduler` handle, and `run_pending`'s
+//! three phases: collect due fires, run them through the dispatcher, put
+//! recurring tasks back.
+
+use crate::clock::Clock;
+use crate::engine::registry::Registry;
+use crate::engine::task::TaskRef;
+use crate::engine::timeline::{Claimed, Timeline};
+use crate::error::Error;
+use crate::id::{KeyRef, TaskId};
+use crate::policy::Misfire;
+use crate::run::dispatch::{Dispatch, Job};
+use crate::run::events::Listener;
+use crate::run::report::{RunReport, StatsCells};
+use crate::run::runner::RunnerSignal;
+use crate::stats::Histogram;
+use crate::sync::{AtomicU64, AtomicUsize, HandleArc as Arc, Ordering};
+use chrono_tz::Tz;
+
+/// How many fires one pass of `run_pending` collects before running them.
+const BATCH: usize = 1024;
+
+/// The shared state behind every [`Scheduler`] handle.
+pub(crate) struct Core {
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) timeline: Timeline,
+    pub(crate) registry: Registry,
+    pub(crate) dispatch: Dispatch,
+    pub(crate) tz: Tz,
+    pub(crate) test_mode: bool,
+    pub(crate) seal: crate::seal::Sealer,
+    /// The next task id; ids start at 1, so `next_id - 1` ids were taken.
+    pub(crate) next_id: AtomicU64,
+    /// Tasks that took an id and are not live: removed, finished, or whose
+    /// registration failed after taking it. `len()` is `next_id - 1 - gone`:
+    /// registration pays no counter of its own besides the id.
+    pub(crate) gone: AtomicU64,
+    /// Jobs handed to a pool or executor and not finished.
+    pub(crate) jobs: AtomicUsize,
+    pub(crate) stats: StatsCells,
+    pub(crate) runner: RunnerSignal,
+    /// Misfire grace period, nanoseconds.
+    pub(crate) grace: i64,
+    /// Default misfire policy.
+    pub(crate) misfire: Misfire,
+    /// Jitter seed.
+    pub(crate) seed: u64,
+    pub(crate) listener: Option<Arc<dyn Listener>>,
+    /// Fire lag of every run.
+    pub(crate) lag: Histogram,
+}
+
+impl Core {
+    pub(crate) fn find(&self, key: KeyRef<'_>) -> Result<TaskRef, Error> {
+        match key {
+            KeyRef::Name(name) => self
+                .registry
+                .by_name(name)
+                .ok_or_else(|| Error::NoSuchName(name.to_owned())),
+            KeyRef::Id(id) => {
+                let look = || self.timeline.probe(id).or_else(|| self.registry.by_id(id));
+                if let Some(t) = look() {
+                    return Ok(t);
+                }
+                // It may still be in the intake queue: settle and look again.
+                self.timeline.settle(self.clock.now_nanos(), &self.registry);
+                look().ok_or(Error::NoSuchId(id))
+            }
+        }
+    }
+
+    pub(crate) fn stats(&self) -> &StatsCells {
+        &self.stats
+    }
+
+    /// Every live task once, ordered by id (settles the intake first).
+    pub(crate) fn live_tasks(&self) -> Vec<TaskRef> {
+        self.timeline.settle(self.clock.now_nanos(), &self.registry);
+        let mut out = Vec::new();
+        self.registry.for_each(|t| out.push(t.clone()));
+        self.registry
+            .for_each_named_unindexed(|t| out.push(t.clone()));
+        self.timeline.for_each_unindexed(|t| out.push(t.clone()));
+        out.retain(|t| !t.is_removed());
+        out.sort_by_key(|t| t.id);
+        out.dedup_by_key(|t| t.id);
+        out
+    }
+
+    /// Called once per task, by whoever set `REMOVED`; `unlink` when the
+    /// task may still have an entry on the timeline.
+    pub(crate) fn cleanup(&self, task: &TaskRef, unlink: bool) {
+        if unlink && self.timeline.unlink(task) {
+            self.runner.wake();
+        }
+        self.registry.forget(task);
+        self.gone.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Live tasks (see [`Core::gone`]).
+    pub(crate) fn live(&self) -> usize {
+        // `gone` first: every task counted in it took its id before (and
+        // that happened before its clean-up), so the later read of
+        // `next_id` covers it and `taken >= gone`. A task cleaned up twice (a
+        // protocol bug) would break that: wrapping makes it show as an
+        // absurd count, which the loom models check, instead of hiding it.
+        let gone = self.gone.load(Ordering::Acquire);
+        let taken = self.next_id.load(Ordering::Acquire) - 1;
+        usize::try_from(taken.wrapping_sub(gone)).unwrap_or(usize::MAX)
+    }
+
+    pub(crate) fn job_started(&self) {
+        self.jobs.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn job_ended(&self) {
+        self.jobs.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn jobs_in_flight(&self) -> usize {
+        self.jobs.load(Ordering::Acquire)
+    }
+
+    /// Puts a new task in the intake (first scheduled at `first`) and wakes
+    /// the runner if it is due sooner than anything the runner knows of.
+    #[inline]
+    pub(crate) fn publish(&self, task: TaskRef, first: i64) -> TaskId {
+        let id = task.id;
+        if self.timeline.push_new(task, first) {
+            self.runner.wake();
+        }
+        id
+    }
+
+    /// The three phases, batch by batch: collect due fires, run them, put
+    /// recurring tasks back (done by each fire's `finish`). With `stop`, fires
+    /// not yet started when it is raised are released, not lost.
+    pub(crate) fn run_pending(
+        self: &Arc<Self>,
+        stop: Option<&std::sync::atomic::AtomicBool>,
+    ) -> RunReport {
+        let now = self.clock.now_nanos();
+        let limit = self.timeline.seq_limit();
+        // Only what was registered before this call: callbacks' registrations
+        // wait for the next one.
+        let mut intake = self.timeline.intake_budget();
+        let mut report = RunReport::default();
+        let mut batch: Vec<Claimed> = Vec::new();
+        loop {
+            let excursions = self.timeline.excursions();
+            if !intake.is_spent() {
+                self.timeline
+                    .drain(now, &self.registry, Some(&mut batch), &mut intake, BATCH);
+            }
+            // A run's rest went back under an instant the runner may have
+            // missed while it was off the timeline: wake it, unless this
+            // is the runner (the only caller with `stop`), which looks at
+            // the timeline again before it parks.
+            if self.timeline.claim_due(now, limit, &mut batch, BATCH) && stop.is_none() {
+                self.runner.wake();
+            }
+            if batch.is_empty() {
+                // Done, unless a run's view was off the timeline while we
+                // looked (another thread claiming from it or compacting it):
+                // then wait for it to come back and look again, so that
+                // every task due when this call began is fired.
+                if intake.is_spent() && self.timeline.quiet_since(excursions) {
+                    break;
+                }
+                continue;
+            }
+            for claimed in batch.drain(..) {
+                if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Acquire)) {
+                    self.release(claimed);
+                    report.skipped += 1;
+                    continue;
+                }
+                self.dispatch(claimed, &mut report);
+            }
+        }
+        self.stats.add(&report);
+        report
+    }
+
+    fn dispatch(self: &Arc<Self>, claimed: Claimed, report: &mut RunReport) {
+        match &self.dispatch {
+            Dispatch::Inline => report.add(self.execute(claimed, true)),
+            Dispatch::Pool(pool) => {
+                report.dispatched += 1;
+                pool.submit(Job::new(self.clone(), claimed));
+            }
+            Dispatch::Executor(e) => {
+                report.dispatched += 1;
+                e.execute(Job::new(self.clone(), claimed));
+            }
+        }
+    }
+}
