@@ -216,8 +216,8 @@ pub(crate) struct Extras {
     pub(crate) running: AtomicU32,
     /// A plan set by `reschedule`; overrides the task's own once set.
     pub(crate) replan: SwapOption<Plan>,
-    /// The latest scheduled instant whose fire started (ran or was
-    /// decided: skipped, misfired); `i64::MIN` before the first. Written
+    /// The latest scheduled instant whose run started (instants skipped
+    /// without a run leave it); `i64::MIN` before the first. Written
     /// (`fetch_max`) by the claim owner after `start` and before `finish`,
     /// whose `AcqRel` CAS publishes it to any manager that later loads the
     /// state word; see [`Plan::first_after_cursor`].

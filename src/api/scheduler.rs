@@ -14,7 +14,7 @@ use crate::api::builder::SchedulerBuilder;
 use crate::engine::registry::NameClaim;
 use crate::engine::task::{Callback, FireContext, Task, TaskRef, TaskResult};
 use crate::error::Error;
-use crate::id::{TaskId, TaskKey};
+use crate::id::{KeyRef, TaskId, TaskKey};
 use crate::policy::{Misfire, Overlap};
 use crate::run::core::Core;
 use crate::run::dispatch::Dispatcher;
@@ -181,14 +181,18 @@ impl Scheduler {
     /// never starts another run; a run already in progress completes.
     pub fn remove(&self, key: impl TaskKey) -> Result<(), Error> {
         let task = self.core.find(key.task_key())?;
-        self.core.remove(&task).map_err(|()| key_error(&task))
+        self.core
+            .remove(&task)
+            .map_err(|()| key_error(key.task_key()))
     }
 
     /// Pauses a task: it will not fire until [`resume`](Self::resume)d.
     /// Pausing a paused task is a no-op.
     pub fn pause(&self, key: impl TaskKey) -> Result<(), Error> {
         let task = self.core.find(key.task_key())?;
-        self.core.pause(&task).map_err(|()| key_error(&task))
+        self.core
+            .pause(&task)
+            .map_err(|()| key_error(key.task_key()))
     }
 
     /// Resumes a paused task: a recurring task fires next at its first
@@ -196,7 +200,9 @@ impl Scheduler {
     /// one-shot whose instant passed fires at once.
     pub fn resume(&self, key: impl TaskKey) -> Result<(), Error> {
         let task = self.core.find(key.task_key())?;
-        self.core.resume(&task).map_err(|()| key_error(&task))
+        self.core
+            .resume(&task)
+            .map_err(|()| key_error(key.task_key()))
     }
 
     /// Gives a task a new schedule, effective from now. A run in progress
@@ -210,7 +216,7 @@ impl Scheduler {
         let (plan, _) = schedule.resolve(now, self.core.tz)?;
         self.core
             .reschedule(&task, plan)
-            .map_err(|()| key_error(&task))
+            .map_err(|()| key_error(key.task_key()))
     }
 
     /// The task's next fire instant (`None` while paused or running).
@@ -222,7 +228,7 @@ impl Scheduler {
     /// A snapshot of one task.
     pub fn info(&self, key: impl TaskKey) -> Result<TaskInfo, Error> {
         let task = self.core.find(key.task_key())?;
-        info(&task).ok_or_else(|| key_error(&task))
+        info(&task).ok_or_else(|| key_error(key.task_key()))
     }
 
     /// One task's statistics: runs, failures, skips, misfires, last run, last
@@ -282,10 +288,13 @@ impl fmt::Debug for Scheduler {
     }
 }
 
-fn key_error(task: &Task) -> Error {
-    match task.name() {
-        Some(n) => Error::NoSuchName(n.to_string()),
-        None => Error::NoSuchId(task.id),
+/// The error for a key whose task was found but is gone by the time the
+/// call acts on it (removed or finished meanwhile): named as the caller
+/// named it, by id or by name.
+fn key_error(key: KeyRef<'_>) -> Error {
+    match key {
+        KeyRef::Name(n) => Error::NoSuchName(n.to_owned()),
+        KeyRef::Id(id) => Error::NoSuchId(id),
     }
 }
 

@@ -52,9 +52,6 @@ impl Core {
             self.skipped(&task, scheduled, SkipReason::Cancelled, 1, true);
             return Outcome::Skipped;
         }
-        // This instant is decided now (run or skipped): nothing re-plans the
-        // task to it, or before it, again.
-        task.advance_cursor(scheduled);
         let started = self.clock.now_nanos();
         let policies = task.policies();
         let streak = task
@@ -94,10 +91,14 @@ impl Core {
             return Outcome::Skipped;
         }
         // The run is for the latest instant due (see `policy`).
+        // The cursor: the latest instant whose run started. Written before
+        // `finish` (whose CAS publishes it to managers), so nothing re-plans
+        // the task at or before it (see `Plan::first_after_cursor`).
+        // Instants skipped without a run leave it where it was.
+        task.advance_cursor(decision.scheduled);
         let (scheduled, due) = if decision.scheduled == scheduled {
             (scheduled, due)
         } else {
-            task.advance_cursor(decision.scheduled);
             (decision.scheduled, self.due(&task, decision.scheduled))
         };
 
