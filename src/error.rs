@@ -57,6 +57,12 @@ pub enum Error {
     #[error("a runner is already started for this scheduler")]
     RunnerAlreadyStarted,
 
+    /// The runner of an earlier [`RunnerHandle::shutdown`](crate::RunnerHandle::shutdown)
+    /// that timed out is still inside a callback; `start` succeeds once that
+    /// callback has returned and the old runner thread has exited.
+    #[error("the runner that was shut down is still finishing a callback; start again once it has returned")]
+    RunnerStillStopping,
+
     /// The operating system refused to start a thread.
     #[error("cannot start thread: {0}")]
     Spawn(String),

@@ -96,3 +96,60 @@ fn dropping_the_handle_stops_firing() {
     // A new runner can start after the old one stopped.
     s.start().unwrap().shutdown(PATIENCE).unwrap();
 }
+
+/// Issue 12, item 7: a shutdown that timed out (the runner stuck in a
+/// callback) left the runner registered after its thread had exited, and
+/// every later `start()` said `RunnerAlreadyStarted`. The runner thread now
+/// clears its own registration when it exits.
+#[test]
+fn start_works_again_once_a_timed_out_runner_has_exited() {
+    let s = Scheduler::builder().build();
+    let (entered_tx, entered_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let release_rx = std::sync::Mutex::new(release_rx);
+    s.add(Schedule::after(Duration::ZERO))
+        .run(move || {
+            let _ = entered_tx.send(());
+            let _ = release_rx.lock().unwrap().recv();
+        })
+        .unwrap();
+    let runner = s.start().unwrap();
+    entered_rx
+        .recv_timeout(PATIENCE)
+        .expect("callback did not start");
+    let r = runner.shutdown(Duration::from_millis(20));
+    assert!(matches!(r, Err(Error::ShutdownTimeout(_))), "{r:?}");
+    // Still inside the callback: `start` refuses, and says why.
+    let early = s.start();
+    assert!(
+        matches!(early, Err(Error::RunnerStillStopping)),
+        "{early:?}"
+    );
+    release_tx.send(()).unwrap();
+    // Bounded polling of `start` itself: it refuses while the old runner is
+    // still inside the callback (or on its way out), and must succeed once
+    // the old thread is gone.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let runner = loop {
+        match s.start() {
+            Ok(runner) => break runner,
+            Err(e) => {
+                assert!(matches!(e, Error::RunnerStillStopping), "{e}");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "start still fails {PATIENCE:?} after the old runner's callback returned: {e}"
+                );
+                std::thread::yield_now();
+            }
+        }
+    };
+    let (tx, rx) = mpsc::channel();
+    s.add(Schedule::after(Duration::ZERO))
+        .run(move || {
+            let _ = tx.send(());
+        })
+        .unwrap();
+    rx.recv_timeout(PATIENCE)
+        .expect("the new runner did not fire");
+    runner.shutdown(PATIENCE).unwrap();
+}

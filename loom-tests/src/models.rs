@@ -382,8 +382,9 @@ pub fn shutdown_vs_wake() {
     let registrar = thread::spawn(move || {
         once_counting(&s1, SECOND * 3600, &n1);
     });
-    // A branch point before shutdown (its `stop` flag is not a loom
-    // object), so that loom also runs the runner to its park first.
+    // A branch point before shutdown, so that loom also runs the runner to
+    // its park first (needed while `stop` was a std atomic; kept so the
+    // model explores what it always did).
     let _ = s.len();
     runner
         .shutdown(Duration::from_secs(5))

@@ -137,7 +137,7 @@ impl Core {
     /// not yet started when it is raised are released, not lost.
     pub(crate) fn run_pending(
         self: &Arc<Self>,
-        stop: Option<&std::sync::atomic::AtomicBool>,
+        stop: Option<&crate::sync::AtomicBool>,
     ) -> RunReport {
         let now = self.clock.now_nanos();
         let limit = self.timeline.seq_limit();
@@ -170,7 +170,7 @@ impl Core {
                 continue;
             }
             for claimed in batch.drain(..) {
-                if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Acquire)) {
+                if stop.is_some_and(|s| s.load(Ordering::Acquire)) {
                     self.release(claimed);
                     report.skipped += 1;
                     continue;

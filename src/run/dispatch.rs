@@ -8,19 +8,51 @@
 //! rescheduled as if the run had happened.
 //!
 //! No allocation per fire: a job is a few words moved by value.
+//!
+//! # Ground rules
+//!
+//! * A pool's queue is bounded: a thread that calls `run_pending` waits
+//!   while it is full (back-pressure), because the pool's workers drain it.
+//! * A worker thread never waits on a pool's queue. A callback may call
+//!   `ctx.scheduler().run_pending()` (the README promises that this does not
+//!   deadlock); on a worker, that call's fires go to the queue only if there
+//!   is room, and otherwise run there and then, on the worker. A worker that
+//!   waited could wait forever: the only threads that drain the queue are
+//!   the workers, and every one of them may be inside such a call. Running
+//!   inline is back-pressure too (the callback's `run_pending` returns once
+//!   its fires ran).
+//! * A user [`Executor`] is held to the same rule; see its documentation.
 
 use crate::engine::timeline::Claimed;
 use crate::run::core::Core;
 use crate::sync::HandleArc as Arc;
+use crossbeam_channel::TrySendError;
 use crossbeam_channel::{Receiver, Sender};
+use std::cell::Cell;
 use std::fmt;
 use std::sync::OnceLock;
+
+thread_local! {
+    /// Set on the worker threads of every pool: they never wait on a
+    /// pool's queue (see the ground rules).
+    static WORKER: Cell<bool> = const { Cell::new(false) };
+}
 
 /// Runs jobs somewhere else than the thread calling `run_pending`.
 ///
 /// Each job handed to [`execute`](Executor::execute) must be run (or
 /// dropped, which releases it) exactly once. Blocking inside `execute` is how
 /// an executor applies back-pressure; a job must never be silently discarded.
+///
+/// # Re-entrant calls
+///
+/// A callback may call `ctx.scheduler().run_pending()`, so `execute` may be
+/// called from inside a job, on one of the executor's own threads. Such a
+/// call must not wait for capacity that only the executor's own threads can
+/// free: they may all be inside such calls, and none would return. When
+/// `execute` is called on one of its own threads and has no room, an
+/// executor runs the job there and then ([`Job::run`]) or queues it without
+/// a bound. [`Dispatcher::pool`] does the first.
 pub trait Executor: Send + Sync + 'static {
     /// Runs `job`, now or later, on any thread.
     fn execute(&self, job: Job);
@@ -98,7 +130,9 @@ impl Dispatcher {
 
     /// Callbacks run on `threads` worker threads fed through a bounded queue
     /// (`threads * 256` jobs). When the queue is full, `run_pending` waits:
-    /// back-pressure, never a dropped fire. `threads` is at least 1.
+    /// back-pressure, never a dropped fire. A `run_pending` called by a
+    /// callback (on a worker) never waits for the queue: when it is full,
+    /// that call runs the fire on the worker itself. `threads` is at least 1.
     pub fn pool(threads: usize) -> Dispatcher {
         let threads = threads.max(1);
         Dispatcher {
@@ -172,6 +206,7 @@ impl Pool {
             let spawned = std::thread::Builder::new()
                 .name(format!("cronlane-worker-{i}"))
                 .spawn(move || {
+                    WORKER.with(|w| w.set(true));
                     while let Ok(job) = rx.recv() {
                         job.run();
                     }
@@ -190,6 +225,15 @@ impl Pool {
             // No worker could start: run it here rather than block forever
             // on a queue nobody drains.
             job.run();
+            return;
+        }
+        if WORKER.with(Cell::get) {
+            // A callback's `run_pending` on a worker: never wait for the
+            // queue, which only workers drain (see the ground rules).
+            match self.tx.try_send(job) {
+                Ok(()) => {}
+                Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => job.run(),
+            }
             return;
         }
         if let Err(e) = self.tx.send(job) {

@@ -13,6 +13,15 @@
 //! * Shutdown raises `stop` and unparks. Fires the runner has claimed but not
 //!   started are released back to the timeline, never dropped; a callback
 //!   that is running is waited for, up to the caller's timeout.
+//! * **Registration**: `start` takes `active` (a CAS: one runner per
+//!   scheduler) and then publishes the runner's `stop` flag; the runner
+//!   thread publishes itself in `thread`. The runner thread, and only it,
+//!   gives all three back, as the last thing it does (also when its loop
+//!   panics): `thread`, `stop`, then `active`, and only then does it tell
+//!   `shutdown` it has finished. So a `start` after a
+//!   `shutdown` that returned `Ok` succeeds, and so does a `start` after a
+//!   `shutdown` that timed out, once the old thread has left its callback;
+//!   until then `start` says [`Error::RunnerStillStopping`].
 
 use crate::error::Error;
 use crate::run::core::Core;
@@ -37,7 +46,11 @@ pub const DROP_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How registering threads reach the runner.
 pub(crate) struct RunnerSignal {
+    /// A runner is registered (its thread has not exited).
     active: AtomicBool,
+    /// The registered runner's stop flag: raised, it tells `start` that the
+    /// runner is on its way out rather than running.
+    stop: SwapOption<AtomicBool>,
     thread: SwapOption<Thread>,
 }
 
@@ -45,8 +58,17 @@ impl RunnerSignal {
     pub(crate) fn new() -> Self {
         RunnerSignal {
             active: AtomicBool::new(false),
+            stop: SwapOption::empty(),
             thread: SwapOption::empty(),
         }
+    }
+
+    /// Gives the registration back (the runner thread, as it exits).
+    fn clear(&self) {
+        self.thread.store(None);
+        self.stop.store(None);
+        // Release: a `start` that takes `active` sees the fields above reset.
+        self.active.store(false, Ordering::Release);
     }
 
     /// Unparks the runner, if there is one.
@@ -68,7 +90,7 @@ impl RunnerSignal {
 /// dropping it does the same with [`DROP_SHUTDOWN_TIMEOUT`].
 pub struct RunnerHandle {
     core: Arc<Core>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: crate::sync::Arc<AtomicBool>,
     done: std::sync::Arc<(Mutex<bool>, Condvar)>,
     join: Option<JoinHandle<()>>,
 }
@@ -81,23 +103,30 @@ impl RunnerHandle {
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
-            return Err(Error::RunnerAlreadyStarted);
+            let stopping = core
+                .runner
+                .stop
+                .with(|stop| stop.is_some_and(|s| s.load(Ordering::Acquire)));
+            return Err(if stopping {
+                Error::RunnerStillStopping
+            } else {
+                Error::RunnerAlreadyStarted
+            });
         }
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = crate::sync::Arc::new(AtomicBool::new(false));
+        core.runner.stop.store(Some(stop.clone()));
         let done = std::sync::Arc::new((Mutex::new(false), Condvar::new()));
         let (c, s, d) = (core.clone(), stop.clone(), done.clone());
         let spawned = ThreadBuilder::new()
             .name("cronlane-runner".into())
             .spawn(move || {
+                // Whatever happens in the loop, the registration is given
+                // back and `shutdown` told, in that order (ground rules).
+                let _exit = Exit { core: &c, done: &d };
                 c.runner
                     .thread
                     .store(Some(crate::sync::Arc::new(current_thread())));
                 run(&c, &s);
-                let (lock, cv) = &*d;
-                if let Ok(mut finished) = lock.lock() {
-                    *finished = true;
-                }
-                cv.notify_all();
             });
         match spawned {
             Ok(join) => Ok(RunnerHandle {
@@ -107,6 +136,7 @@ impl RunnerHandle {
                 join: Some(join),
             }),
             Err(e) => {
+                core.runner.stop.store(None);
                 core.runner.active.store(false, Ordering::Release);
                 Err(Error::Spawn(e.to_string()))
             }
@@ -124,7 +154,8 @@ impl RunnerHandle {
             return Ok(());
         };
         let deadline = Instant::now() + timeout;
-        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        // Release: the runner's Acquire load of `stop` sees what came before.
+        self.stop.store(true, Ordering::Release);
         #[cfg(cronlane_loom)]
         let unpark = !crate::__loom::broken(&crate::__loom::BREAK_SHUTDOWN);
         #[cfg(not(cronlane_loom))]
@@ -153,8 +184,8 @@ impl RunnerHandle {
         drop(finished);
         #[cfg(not(cronlane_loom))]
         let _ = join.join();
-        self.core.runner.thread.store(None);
-        self.core.runner.active.store(false, Ordering::Release);
+        // The runner thread gave its registration back before `finished`
+        // (clearing it here could clear a runner started since).
         // Jobs handed to a pool or executor: wait for them too.
         while self.core.jobs_in_flight() > 0 {
             if Instant::now() >= deadline {
@@ -182,8 +213,29 @@ impl std::fmt::Debug for RunnerHandle {
     }
 }
 
-fn run(core: &Arc<Core>, stop: &std::sync::atomic::AtomicBool) {
-    let stopped = || stop.load(std::sync::atomic::Ordering::Acquire);
+/// Run by the runner thread as it exits, by return or by panic: gives the
+/// registration back, then tells `shutdown` the thread has finished.
+struct Exit<'a> {
+    core: &'a Core,
+    done: &'a (Mutex<bool>, Condvar),
+}
+
+impl Drop for Exit<'_> {
+    fn drop(&mut self) {
+        self.core.runner.clear();
+        let (lock, cv) = self.done;
+        let mut finished = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *finished = true;
+        drop(finished);
+        cv.notify_all();
+    }
+}
+
+fn run(core: &Arc<Core>, stop: &AtomicBool) {
+    // Acquire pairs with `shutdown`'s Release store.
+    let stopped = || stop.load(Ordering::Acquire);
     while !stopped() {
         // Reset the hint before looking, so that anything inserted after the
         // look lowers it again and unparks us (see the ground rules).
