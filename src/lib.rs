@@ -14,9 +14,9 @@
 //! ```
 //!
 //! The path of a task: `register` pushes it on a lock-free intake queue
-//! ([`timeline`](crate::engine::timeline) module docs); `run_pending` drains the queue
+//! (see `docs/architecture.md`); `run_pending` drains the queue
 //! into a skiplist keyed by fire instant, claims due entries with an atomic
-//! state transition per task ([`task`](crate::engine::task) module docs), runs the
+//! state transition per task, runs the
 //! callbacks through the [`Dispatcher`], and puts recurring tasks back.
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]

@@ -7,7 +7,7 @@ use crate::stats::LagSummary;
 use crate::sync::{AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 
-/// What one call of [`Scheduler::run_pending`] did.
+/// What one call of [`Scheduler::run_pending`](crate::Scheduler::run_pending) did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RunReport {
     /// Callbacks that ran and returned `Ok` (inline dispatch).
@@ -18,7 +18,7 @@ pub struct RunReport {
     /// rescheduled in between.
     pub skipped: u64,
     /// Fires handed to a worker pool or executor; their outcome shows in
-    /// [`Scheduler::stats`].
+    /// [`Scheduler::stats`](crate::Scheduler::stats).
     pub dispatched: u64,
 }
 
@@ -114,7 +114,7 @@ pub enum TaskState {
     Paused,
 }
 
-/// A snapshot of one task, from [`Scheduler::tasks`] or [`Scheduler::info`].
+/// A snapshot of one task, from [`Scheduler::tasks`](crate::Scheduler::tasks) or [`Scheduler::info`](crate::Scheduler::info).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskInfo {
     /// The task's id.

@@ -17,7 +17,7 @@
 //!
 //! # Ground rules
 //!
-//! * The key ring sits in a [`SwapOption`]: [`Scheduler::rotate_keys`] stores
+//! * The key ring sits in a [`SwapOption`]: [`Scheduler::rotate_keys`](crate::Scheduler::rotate_keys) stores
 //!   a new ring; firing threads borrow whichever ring is current and never
 //!   wait. The ring is `None` only on a scheduler built without keys, and a
 //!   production scheduler then refuses payload tasks at registration
@@ -25,7 +25,7 @@
 //! * Each sealed payload sits in a [`Swap`] slot. Its associated data is
 //!   fixed at registration. Only *re-sealing* writes the slot, and only with
 //!   a compare-and-swap against the record it opened, so two re-sealers (a
-//!   fire and [`Scheduler::reseal_payloads`]) never overwrite each other's
+//!   fire and [`Scheduler::reseal_payloads`](crate::Scheduler::reseal_payloads)) never overwrite each other's
 //!   newer record with an older one, and every stored record opens to the
 //!   same plaintext.
 //! * A firing thread loads the **record first, then the ring**. A record
@@ -221,18 +221,18 @@ impl Sealer {
     }
 }
 
-/// Counters of the sealing layer, from [`Scheduler::seal_stats`].
+/// Counters of the sealing layer, from [`Scheduler::seal_stats`](crate::Scheduler::seal_stats).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SealStats {
     /// Fires whose payload did not open (each also counts as a failed run).
     pub open_failures: u64,
     /// Payloads re-sealed with the current key (on use or by
-    /// [`Scheduler::reseal_payloads`]).
+    /// [`Scheduler::reseal_payloads`](crate::Scheduler::reseal_payloads)).
     pub resealed: u64,
 }
 
-/// What [`Scheduler::reseal_payloads`] did.
+/// What [`Scheduler::reseal_payloads`](crate::Scheduler::reseal_payloads) did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ResealReport {
