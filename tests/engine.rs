@@ -314,8 +314,16 @@ fn panics_and_errors_are_counted_and_others_fire() {
     for pass in 1..=3u64 {
         clock.advance(Duration::from_secs(1));
         let r = s.run_pending();
-        assert_eq!((r.fired, r.failed), (1, 2), "pass {pass}");
-        assert_eq!(s.stats().failed, 2 * pass);
+        assert_eq!(
+            (r.fired, r.succeeded, r.failed),
+            (3, 1, 2),
+            "pass {pass}: fired counts every started callback"
+        );
+        let st = s.stats();
+        assert_eq!(
+            (st.fired, st.succeeded, st.failed),
+            (3 * pass, pass, 2 * pass)
+        );
     }
     assert_eq!(ok.load(Ordering::SeqCst), 3);
     let panics = s.info("panics").unwrap();

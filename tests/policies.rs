@@ -412,7 +412,10 @@ fn the_listener_receives_every_event_exactly_once() {
     want.sort_by_key(|e| format!("{e:?}"));
     assert_eq!(got, want);
     let st = s.stats();
-    assert_eq!((st.fired, st.failed, st.skipped, st.misfired), (1, 2, 1, 1));
+    assert_eq!(
+        (st.fired, st.succeeded, st.failed, st.skipped, st.misfired),
+        (3, 1, 2, 1, 1)
+    );
     assert_eq!(st.lag.count, 3);
 }
 

@@ -105,7 +105,7 @@ fn tampering_with_any_byte_fails_the_fire_and_the_engine_goes_on() {
             clock.advance(SECOND);
             let r = s.run_pending();
             rounds += 1;
-            assert_eq!((r.fired, r.failed), (1, 1), "byte {i} flip {flip:#x}");
+            assert_eq!((r.succeeded, r.failed), (1, 1), "byte {i} flip {flip:#x}");
         }
     }
     // Truncated records fail too.
@@ -142,7 +142,7 @@ fn a_payload_moved_to_another_task_is_refused() {
     s.__replace_sealed_record("b", a_record.clone()).unwrap();
     clock.advance(SECOND);
     let r = s.run_pending();
-    assert_eq!((r.fired, r.failed), (1, 1));
+    assert_eq!((r.succeeded, r.failed), (1, 1));
     assert_eq!(*a.lock().unwrap(), vec![b"for a".to_vec()]);
     assert!(b.lock().unwrap().is_empty());
 
@@ -177,7 +177,7 @@ fn unknown_key_id_fails_the_fire_counted_and_the_engine_goes_on() {
     for _ in 0..2 {
         clock.advance(SECOND);
         let r = s.run_pending();
-        assert_eq!((r.fired, r.failed), (1, 1));
+        assert_eq!((r.succeeded, r.failed), (1, 1));
     }
     assert!(old.lock().unwrap().is_empty());
     assert_eq!(new.lock().unwrap().len(), 2);
@@ -209,7 +209,7 @@ fn one_shot_whose_payload_fails_is_consumed_like_any_failed_run() {
     s.rotate_keys(ring(&[2]));
     clock.advance(SECOND);
     let r = s.run_pending();
-    assert_eq!((r.fired, r.failed), (0, 1));
+    assert_eq!((r.succeeded, r.failed), (0, 1));
     assert!(s.is_empty());
 }
 
@@ -318,7 +318,7 @@ fn rotation_while_other_threads_fire() {
         s.seal_stats().resealed > 0,
         "no re-seal raced with the fires"
     );
-    assert_eq!(ok.load(Ordering::Relaxed), stats.fired);
+    assert_eq!(ok.load(Ordering::Relaxed), stats.succeeded);
     assert!(stats.fired >= TASKS as u64, "fired {}", stats.fired);
     // Retire everything but the current key.
     s.reseal_payloads().unwrap();

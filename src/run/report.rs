@@ -10,9 +10,12 @@ use chrono::{DateTime, Utc};
 /// What one call of [`Scheduler::run_pending`](crate::Scheduler::run_pending) did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RunReport {
-    /// Callbacks that ran and returned `Ok` (inline dispatch).
+    /// Callbacks started (inline dispatch): `succeeded + failed`.
     pub fired: u64,
-    /// Callbacks that returned `Err` or panicked (inline dispatch).
+    /// Callbacks that returned `Ok` (inline dispatch).
+    pub succeeded: u64,
+    /// Callbacks that returned `Err` or panicked, or whose payload did not
+    /// open (inline dispatch).
     pub failed: u64,
     /// Fires claimed but not started because the task was removed, paused or
     /// rescheduled in between.
@@ -25,8 +28,14 @@ pub struct RunReport {
 impl RunReport {
     pub(crate) fn add(&mut self, o: Outcome) {
         match o {
-            Outcome::Fired => self.fired += 1,
-            Outcome::Failed => self.failed += 1,
+            Outcome::Fired => {
+                self.fired += 1;
+                self.succeeded += 1;
+            }
+            Outcome::Failed => {
+                self.fired += 1;
+                self.failed += 1;
+            }
             Outcome::Skipped => self.skipped += 1,
         }
     }
@@ -35,8 +44,10 @@ impl RunReport {
 /// Totals since the scheduler was built.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Callbacks that returned `Ok`.
+    /// Callbacks started: `succeeded + failed`.
     pub fired: u64,
+    /// Callbacks that returned `Ok`.
+    pub succeeded: u64,
     /// Callbacks that returned `Err` or panicked (or whose payload did not open).
     pub failed: u64,
     /// Instants that did not run: cancelled after the claim, dropped by the
@@ -51,7 +62,7 @@ pub struct Stats {
 
 #[derive(Default)]
 pub(crate) struct StatsCells {
-    fired: AtomicU64,
+    succeeded: AtomicU64,
     failed: AtomicU64,
     skipped: AtomicU64,
     misfired: AtomicU64,
@@ -59,9 +70,12 @@ pub(crate) struct StatsCells {
 
 impl StatsCells {
     pub(crate) fn snapshot(&self, lag: LagSummary) -> Stats {
+        let succeeded = self.succeeded.load(Ordering::Relaxed);
+        let failed = self.failed.load(Ordering::Relaxed);
         Stats {
-            fired: self.fired.load(Ordering::Relaxed),
-            failed: self.failed.load(Ordering::Relaxed),
+            fired: succeeded + failed,
+            succeeded,
+            failed,
             skipped: self.skipped.load(Ordering::Relaxed),
             misfired: self.misfired.load(Ordering::Relaxed),
             lag,
@@ -76,7 +90,7 @@ impl StatsCells {
     }
     pub(crate) fn record(&self, o: Outcome) {
         let cell = match o {
-            Outcome::Fired => &self.fired,
+            Outcome::Fired => &self.succeeded,
             Outcome::Failed => &self.failed,
             Outcome::Skipped => &self.skipped,
         };
@@ -84,7 +98,7 @@ impl StatsCells {
     }
     pub(crate) fn add(&self, r: &RunReport) {
         for (cell, n) in [
-            (&self.fired, r.fired),
+            (&self.succeeded, r.succeeded),
             (&self.failed, r.failed),
             (&self.skipped, r.skipped),
         ] {
