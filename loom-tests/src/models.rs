@@ -799,7 +799,7 @@ pub fn run_pending_vs_compaction() {
     assert!(s.is_empty(), "m19: tasks left live");
 }
 
-/// Model 20: `reschedule` of a recurring task to a one-shot (at `t0 + 3 s`)
+/// Model 23: `reschedule` of a recurring task to a one-shot (at `t0 + 3 s`)
 /// racing its fire at `t0 + 1 s`. The fire never completes the task on the
 /// one-shot's "no next instant" (the new plan is stored only after the
 /// state word says so): `reschedule` finds the task, it fires at `t0 + 3 s`,
@@ -816,13 +816,13 @@ pub fn reschedule_to_one_shot_vs_fire() {
         },
         || rescheduled = s.reschedule(id, Schedule::once(t0() + SECOND * 3)).is_ok(),
     );
-    assert!(rescheduled, "m20: reschedule did not find the task");
+    assert!(rescheduled, "m23: reschedule did not find the task");
     step_seconds(&s, &clock, 3); // t0 + 2 s .. t0 + 4 s
     let fires = log.get();
     assert_eq!(
-        after_the_race("m20", &fires),
+        after_the_race("m23", &fires),
         [3],
-        "m20: fires after the reschedule: {fires:?}"
+        "m23: fires after the reschedule: {fires:?}"
     );
-    assert!(s.is_empty(), "m20: the one-shot is still live");
+    assert!(s.is_empty(), "m23: the one-shot is still live");
 }

@@ -115,6 +115,6 @@ fn m19_run_pending_vs_compaction_fires_what_was_due() {
 }
 
 #[test]
-fn m20_reschedule_to_one_shot_vs_fire_keeps_the_task() {
+fn m23_reschedule_to_one_shot_vs_fire_keeps_the_task() {
     model(models::reschedule_to_one_shot_vs_fire);
 }

@@ -123,6 +123,6 @@ fn m19_run_pending_vs_compaction() {
 }
 
 #[test]
-fn m20_reschedule_to_one_shot_vs_fire() {
+fn m23_reschedule_to_one_shot_vs_fire() {
     stress(ITERATIONS, models::reschedule_to_one_shot_vs_fire);
 }

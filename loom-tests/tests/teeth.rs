@@ -213,8 +213,8 @@ fn m19_broken_excursion_leaves_a_due_task() {
 /// "no next instant" from the one-shot, finishes without `DIRTY` and
 /// completes the task, so `reschedule` no longer finds it.
 #[test]
-#[should_panic(expected = "m20: reschedule did not find the task")]
-fn m20_broken_replan_order_loses_the_task() {
+#[should_panic(expected = "m23: reschedule did not find the task")]
+fn m23_broken_replan_order_loses_the_task() {
     broken(
         &[&BREAK_REPLAN_EARLY],
         models::reschedule_to_one_shot_vs_fire,
