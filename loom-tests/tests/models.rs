@@ -78,3 +78,18 @@ fn m11_compaction_vs_lookup_finds_both() {
 fn m12_compaction_vs_claim_fires_each_once() {
     model_with_runs(models::compaction_vs_claim);
 }
+
+#[test]
+fn m20_shutdown_puts_claimed_fires_back() {
+    model(models::shutdown_puts_claimed_fires_back);
+}
+
+#[test]
+fn m21_compaction_wakes_the_runner() {
+    model_with_runs(models::compaction_wakes_the_runner);
+}
+
+#[test]
+fn m22_overlap_allow_max_never_exceeds_max() {
+    model(models::overlap_allow_max);
+}
