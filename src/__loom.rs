@@ -111,3 +111,20 @@ pub static BREAK_EXCURSION: AtomicBool = AtomicBool::new(false);
 /// and finish without seeing `DIRTY` (a recurring task rescheduled to a
 /// one-shot during its run is then completed and removed).
 pub static BREAK_REPLAN_EARLY: AtomicBool = AtomicBool::new(false);
+
+/// `Core::release` drops the claimed fire instead of putting it back: a fire
+/// the runner claimed but had not started when `stop` was raised is lost.
+pub static BREAK_RELEASE: AtomicBool = AtomicBool::new(false);
+
+/// `Timeline::compact` reports "hint not lowered" even when republishing
+/// the run lowered it, so the remover that compacted does not wake the
+/// runner.
+pub static BREAK_COMPACT_HINT: AtomicBool = AtomicBool::new(false);
+
+/// `Overlap::Allow { max }`: the `running` counter is decremented before the
+/// callback instead of after it.
+pub static BREAK_OVERLAP_EARLY: AtomicBool = AtomicBool::new(false);
+
+/// `Overlap::Allow { max }`: a fire over `max` runs anyway (the check of the
+/// `running` counter is skipped).
+pub static BREAK_OVERLAP_CHECK: AtomicBool = AtomicBool::new(false);

@@ -212,8 +212,9 @@ pub(crate) struct Extras {
     pub(crate) lag: TaskHistogram,
     /// Catch-up runs in a row (misfire policy `CatchUp`).
     pub(crate) streak: AtomicU32,
-    /// Runs in progress (overlap policy `Allow`).
-    pub(crate) running: AtomicU32,
+    /// Runs in progress (overlap policy `Allow`). Part of a protocol (at
+    /// most `max` callbacks at once), so from the sync facade: loom sees it.
+    pub(crate) running: crate::sync::AtomicU32,
     /// A plan set by `reschedule`; overrides the task's own once set.
     pub(crate) replan: SwapOption<Plan>,
     /// The latest scheduled instant whose run started (instants skipped
@@ -236,7 +237,7 @@ impl Extras {
             last_error: SwapOption::empty(),
             lag: TaskHistogram::new(),
             streak: AtomicU32::new(0),
-            running: AtomicU32::new(0),
+            running: crate::sync::AtomicU32::new(0),
             replan: SwapOption::empty(),
             cursor: AtomicI64::new(i64::MIN),
         }

@@ -21,14 +21,14 @@
 
 #[cfg(not(cronlane_loom))]
 pub(crate) use std::sync::atomic::{
-    fence, AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering,
+    fence, AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering,
 };
 #[cfg(not(cronlane_loom))]
 pub(crate) use std::sync::Arc;
 
 #[cfg(cronlane_loom)]
 pub(crate) use loom::sync::atomic::{
-    fence, AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering,
+    fence, AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering,
 };
 #[cfg(cronlane_loom)]
 pub(crate) use loom::sync::Arc;

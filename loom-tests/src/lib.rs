@@ -304,3 +304,76 @@ impl Default for Notify {
         Self::new()
     }
 }
+
+/// How many model threads are inside a section at once, and the most ever
+/// seen. Entering and leaving are loom-visible atomics, so loom runs other
+/// threads between them (a second thread may enter meanwhile); the most
+/// seen is an observation, read only after the join, like a [`Counter`].
+#[derive(Clone)]
+pub struct Gauge {
+    #[cfg(cronlane_loom)]
+    inside: loom::sync::Arc<loom::sync::atomic::AtomicUsize>,
+    #[cfg(not(cronlane_loom))]
+    inside: std::sync::Arc<AtomicUsize>,
+    most: std::sync::Arc<AtomicUsize>,
+}
+
+impl Gauge {
+    /// Nobody inside, none seen.
+    pub fn new() -> Self {
+        Gauge {
+            inside: Default::default(),
+            most: Default::default(),
+        }
+    }
+    /// One more thread inside.
+    pub fn enter(&self) {
+        let now = self.inside.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+    }
+    /// One thread fewer inside.
+    pub fn leave(&self) {
+        self.inside.fetch_sub(1, Ordering::SeqCst);
+    }
+    /// The most threads inside at once so far.
+    pub fn most(&self) -> usize {
+        self.most.load(Ordering::SeqCst)
+    }
+}
+
+impl Default for Gauge {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Holds a loom object (a clock, a [`Notify`]) on the stack of a model
+/// thread that may be the one where loom reports a deadlock. That report
+/// is a panic; loom has stopped scheduling by then, so dropping a loom
+/// object while the thread unwinds panics again and aborts the whole test
+/// binary (a broken twin expecting the deadlock then takes every test of
+/// the binary down with it). While the thread panics, this leaks the object
+/// instead; otherwise it drops it as usual.
+pub struct KeepOnPanic<T>(Option<T>);
+
+impl<T> KeepOnPanic<T> {
+    /// Holds `value`.
+    pub fn new(value: T) -> Self {
+        KeepOnPanic(Some(value))
+    }
+}
+
+impl<T> std::ops::Deref for KeepOnPanic<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.0.as_ref().expect("held until dropped")
+    }
+}
+
+impl<T> Drop for KeepOnPanic<T> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            std::mem::forget(self.0.take());
+        }
+    }
+}

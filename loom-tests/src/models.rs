@@ -475,6 +475,151 @@ pub fn retirement_vs_open() {
     assert_eq!(opened.get(), 1, "m7: the fire did not open its payload");
 }
 
+/// Model 20: shutdown puts claimed fires back. One-shots A and B, both due,
+/// are claimed by the runner in one batch; the first callback tells the
+/// main thread, which shuts the runner down meanwhile. A fire the runner
+/// claimed but had not started when `stop` was raised is released back to
+/// the timeline, never dropped: after `shutdown`, one `run_pending` fires
+/// what the runner did not, so each fires exactly once and nothing is left.
+pub fn shutdown_puts_claimed_fires_back() {
+    let (s, _clock) = scheduler();
+    let (a, b) = (Counter::new(), Counter::new());
+    let started = Notify::new();
+    for n in [&a, &b] {
+        let (n, started) = (n.clone(), started.clone());
+        s.add(Schedule::once(t0()))
+            .run(move || {
+                n.inc();
+                started.notify();
+            })
+            .expect("register");
+    }
+    let runner = s.start().expect("start the runner");
+    started.wait();
+    runner
+        .shutdown(Duration::from_secs(5))
+        .expect("shutdown returns");
+    s.run_pending();
+    assert_eq!(
+        (a.get(), b.get()),
+        (1, 1),
+        "m20: fires of (A, B) after shutdown and run_pending"
+    );
+    assert!(s.is_empty(), "m20: a one-shot is still live");
+    #[cfg(cronlane_loom)]
+    assert_eq!(
+        cronlane::__loom::timeline_len(&s),
+        0,
+        "m20: an entry was left on the timeline"
+    );
+}
+
+/// Model 21 (run with timeline runs on): a compaction that lowers the
+/// earliest hint wakes the runner. One-shots B (t0 + 1 s, due) and A
+/// (t0 + 2 s) wait in one run; the runner starts while the main thread
+/// removes A, which compacts the run (half of it is dead) and so takes the
+/// run's view off the timeline for a moment: a runner that looks then sees
+/// nothing and parks. Republishing B lowers the hint, and the remover must
+/// wake the runner, or B never fires (loom reports the main thread's wait
+/// as a deadlock).
+pub fn compaction_wakes_the_runner() {
+    // Loom may report the deadlock on this thread (see `KeepOnPanic`).
+    let (s, clock) = scheduler();
+    let clock = crate::KeepOnPanic::new(clock);
+    let (a, b) = (Counter::new(), Counter::new());
+    let fired = crate::KeepOnPanic::new(Notify::new());
+    let (b1, fired1) = (b.clone(), fired.clone());
+    s.add(Schedule::once(t0() + SECOND))
+        .run(move || {
+            b1.inc();
+            fired1.notify();
+        })
+        .expect("register B");
+    let a_id = once_counting(&s, SECOND * 2, &a);
+    s.run_pending(); // both onto the timeline, as one run
+    clock.advance(SECOND);
+    let runner = s.start().expect("start the runner");
+    let removed = s.remove(a_id).is_ok();
+    fired.wait();
+    runner
+        .shutdown(Duration::from_secs(5))
+        .expect("shutdown after the fire");
+    assert!(removed, "m21: remove(A) did not find it");
+    // A view the runner held while A was removed stays (stale) until the
+    // clock passes A's instant: move it there.
+    clock.advance(SECOND * 5);
+    s.run_pending();
+    assert_eq!((a.get(), b.get()), (0, 1), "m21: fires of (A, B)");
+    assert!(s.is_empty(), "m21: a task is still live");
+    #[cfg(cronlane_loom)]
+    assert_eq!(
+        cronlane::__loom::timeline_len(&s),
+        0,
+        "m21: an entry was left on the timeline"
+    );
+}
+
+/// Model 22: `Overlap::Allow { max: 1 }` with two threads firing. A
+/// recurring task (every second from t0 + 1 s) puts its next fire on the
+/// timeline before its callback runs; the callback of the t0 + 1 s fire
+/// moves the clock to t0 + 2 s, so the other thread's `run_pending` may
+/// take the next fire while the first callback still runs. Never more than
+/// one callback of the task at once; each instant runs once or is skipped
+/// and counted (never lost, never twice), and the task goes on: t0 + 3 s
+/// fires once.
+pub fn overlap_allow_max() {
+    let (s, clock) = scheduler();
+    let inside = crate::Gauge::new();
+    let runs: std::sync::Arc<std::sync::Mutex<Vec<DateTime<Utc>>>> = Default::default();
+    let (inside1, runs1, clock1) = (inside.clone(), runs.clone(), clock.clone());
+    let id = s
+        .add(Schedule::every(SECOND).starting_at(t0() + SECOND))
+        .overlap(cronlane::Overlap::Allow { max: Some(1) })
+        .run_with_context(move |ctx| {
+            inside1.enter();
+            if ctx.scheduled() == t0() + SECOND {
+                clock1.set(t0() + SECOND * 2);
+            }
+            runs1
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(ctx.scheduled());
+            inside1.leave();
+        })
+        .expect("register");
+    s.run_pending(); // onto the timeline
+    clock.advance(SECOND);
+    two_threads_run_pending(&s);
+    s.run_pending(); // t0 + 2 s, if neither thread took it
+    let at = |k: u32| t0() + SECOND * k;
+    let count = |k: u32| {
+        runs.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|&&t| t == at(k))
+            .count()
+    };
+    assert!(
+        inside.most() <= 1,
+        "m22: {} callbacks of the task ran at once (max 1)",
+        inside.most()
+    );
+    let skips = s.task_stats(id).expect("stats").skips;
+    assert_eq!(
+        (count(1), count(2) + skips as usize),
+        (1, 1),
+        "m22: runs at t0 + 1 s, runs and skips at t0 + 2 s"
+    );
+    assert_eq!(
+        s.next_fire(id).expect("live"),
+        Some(at(3)),
+        "m22: the next fire"
+    );
+    clock.set(at(3));
+    s.run_pending();
+    assert_eq!(count(3), 1, "m22: runs at t0 + 3 s");
+}
+
 /// The scheduled instants a task fired for, in seconds after [`t0`], in
 /// the order its callback ran. Observation only (a std mutex, which loom
 /// does not see): read after the joins, like [`Counter`].

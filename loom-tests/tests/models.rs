@@ -80,6 +80,21 @@ fn m12_compaction_vs_claim_fires_each_once() {
 }
 
 #[test]
+fn m20_shutdown_puts_claimed_fires_back() {
+    model(models::shutdown_puts_claimed_fires_back);
+}
+
+#[test]
+fn m21_compaction_wakes_the_runner() {
+    model_with_runs(models::compaction_wakes_the_runner);
+}
+
+#[test]
+fn m22_overlap_allow_max_never_exceeds_max() {
+    model(models::overlap_allow_max);
+}
+
+#[test]
 fn m13_pause_vs_fire_no_fire_after_pause_each_instant_once_after_resume() {
     model(models::pause_vs_fire);
 }

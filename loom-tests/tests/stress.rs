@@ -88,6 +88,21 @@ fn m12_compaction_vs_claim() {
 }
 
 #[test]
+fn m20_shutdown_puts_claimed_fires_back() {
+    stress(RUNNER_ITERATIONS, models::shutdown_puts_claimed_fires_back);
+}
+
+#[test]
+fn m21_compaction_wakes_the_runner() {
+    stress(RUNNER_ITERATIONS, models::compaction_wakes_the_runner);
+}
+
+#[test]
+fn m22_overlap_allow_max() {
+    stress(ITERATIONS, models::overlap_allow_max);
+}
+
+#[test]
 fn m13_pause_vs_fire() {
     stress(ITERATIONS, models::pause_vs_fire);
 }

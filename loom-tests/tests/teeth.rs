@@ -143,6 +143,49 @@ fn m11_broken_recheck_leaves_a_removed_task_in_a_run() {
     broken_with_runs(&[&BREAK_RECHECK], models::compaction_vs_lookup);
 }
 
+/// Shutdown's release drops the claimed fire: the fire the runner had not
+/// started when `stop` was raised is lost.
+#[test]
+#[should_panic(expected = "m20: fires of (A, B)")]
+fn m20_broken_release_drops_a_claimed_fire() {
+    broken(
+        &[&cronlane::__loom::BREAK_RELEASE],
+        models::shutdown_puts_claimed_fires_back,
+    );
+}
+
+/// A compaction that lowered the hint says it did not: nobody wakes the
+/// runner, which parked while the run's view was off the timeline.
+#[test]
+#[should_panic(expected = "deadlock")]
+fn m21_broken_compact_hint_leaves_the_runner_parked() {
+    broken_with_runs(
+        &[&cronlane::__loom::BREAK_COMPACT_HINT],
+        models::compaction_wakes_the_runner,
+    );
+}
+
+/// `running` decremented before the callback: a second run starts while
+/// the first one's callback still runs.
+#[test]
+#[should_panic(expected = "m22: 2 callbacks of the task ran at once")]
+fn m22_broken_overlap_early_decrement_runs_two_at_once() {
+    broken(
+        &[&cronlane::__loom::BREAK_OVERLAP_EARLY],
+        models::overlap_allow_max,
+    );
+}
+
+/// The check against `max` skipped: the same.
+#[test]
+#[should_panic(expected = "m22: 2 callbacks of the task ran at once")]
+fn m22_broken_overlap_check_runs_two_at_once() {
+    broken(
+        &[&cronlane::__loom::BREAK_OVERLAP_CHECK],
+        models::overlap_allow_max,
+    );
+}
+
 /// `finish` ignores a pause that came during the run: the paused task is
 /// put back on the timeline and fires again.
 #[test]

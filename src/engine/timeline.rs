@@ -411,6 +411,10 @@ impl Timeline {
         let lowered = self.publish_plain(live, true);
         self.excursion_ends();
         self.run_ids.remove_if(&run.key, |r| Arc::ptr_eq(r, run));
+        #[cfg(cronlane_loom)]
+        if crate::__loom::broken(&crate::__loom::BREAK_COMPACT_HINT) {
+            return false;
+        }
         lowered
     }
 

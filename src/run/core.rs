@@ -135,10 +135,7 @@ impl Core {
     /// The three phases, batch by batch: collect due fires, run them, put
     /// recurring tasks back (done by each fire's `finish`). With `stop`, fires
     /// not yet started when it is raised are released, not lost.
-    pub(crate) fn run_pending(
-        self: &Arc<Self>,
-        stop: Option<&crate::sync::AtomicBool>,
-    ) -> RunReport {
+    pub(crate) fn run_pending(self: &Arc<Self>, stop: Option<&RunnerSignal>) -> RunReport {
         let now = self.clock.now_nanos();
         let limit = self.timeline.seq_limit();
         // Only what was registered before this call: callbacks' registrations
@@ -170,7 +167,7 @@ impl Core {
                 continue;
             }
             for claimed in batch.drain(..) {
-                if stop.is_some_and(|s| s.load(Ordering::Acquire)) {
+                if stop.is_some_and(RunnerSignal::stop_raised) {
                     self.release(claimed);
                     report.skipped += 1;
                     continue;

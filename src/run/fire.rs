@@ -106,16 +106,33 @@ impl Core {
             if next.is_some() {
                 // Next fire first, then this run: runs may overlap.
                 let extras = task.extras_or_init();
+                // The count of runs of this task from before its callback
+                // until after it: the one whose increment takes it over
+                // `max` skips, so at most `max` callbacks run at once. (An
+                // RMW reads the latest value whatever its ordering; AcqRel
+                // orders the callbacks of two runs that follow each other.)
                 let running = extras.running.fetch_add(1, Ordering::AcqRel) + 1;
                 let after = task.finish(gen, scheduled, started, next);
                 self.after(&task, after);
-                let outcome = if max.is_some_and(|m| running > m) {
+                #[cfg(cronlane_loom)]
+                let (early, check) = (
+                    crate::__loom::broken(&crate::__loom::BREAK_OVERLAP_EARLY),
+                    !crate::__loom::broken(&crate::__loom::BREAK_OVERLAP_CHECK),
+                );
+                #[cfg(not(cronlane_loom))]
+                let (early, check) = (false, true);
+                if early {
+                    extras.running.fetch_sub(1, Ordering::AcqRel);
+                }
+                let outcome = if check && max.is_some_and(|m| running > m) {
                     self.skipped(&task, scheduled, SkipReason::Overlap, 1, true);
                     Outcome::Skipped
                 } else {
                     self.run_callback(&task, scheduled, due, started)
                 };
-                extras.running.fetch_sub(1, Ordering::AcqRel);
+                if !early {
+                    extras.running.fetch_sub(1, Ordering::AcqRel);
+                }
                 return outcome;
             }
         }
@@ -283,6 +300,12 @@ impl Core {
     /// Puts a claimed, not started fire back as it was (a new generation of
     /// the same entry), unless the task was removed, paused or rescheduled.
     pub(crate) fn release(&self, claimed: Claimed) {
+        #[cfg(cronlane_loom)]
+        if crate::__loom::broken(&crate::__loom::BREAK_RELEASE) {
+            // The twin: the claim is dropped, the task left `CLAIMED` with
+            // no entry anywhere.
+            return;
+        }
         let Claimed {
             task,
             scheduled,

@@ -10,23 +10,26 @@
 //!   it looks at intake and timeline, an insert made after the look lowers
 //!   the hint and unparks; `unpark` before `park` leaves a token, so the
 //!   wake-up is never lost.
-//! * Shutdown raises `stop` and unparks. Fires the runner has claimed but not
+//! * Shutdown raises `STOP` and unparks. Fires the runner has claimed but not
 //!   started are released back to the timeline, never dropped; a callback
 //!   that is running is waited for, up to the caller's timeout.
-//! * **Registration**: `start` takes `active` (a CAS: one runner per
-//!   scheduler) and then publishes the runner's `stop` flag; the runner
-//!   thread publishes itself in `thread`. The runner thread, and only it,
-//!   gives all three back, as the last thing it does (also when its loop
-//!   panics): `thread`, `stop`, then `active`, and only then does it tell
-//!   `shutdown` it has finished. So a `start` after a
-//!   `shutdown` that returned `Ok` succeeds, and so does a `start` after a
-//!   `shutdown` that timed out, once the old thread has left its callback;
-//!   until then `start` says [`Error::RunnerStillStopping`].
+//! * **Registration** is one word, `state`: a generation, `ACTIVE` and
+//!   `STOP`. `start` takes it with a CAS (not `ACTIVE` to `ACTIVE` with the
+//!   next generation: one runner per scheduler); the runner thread publishes
+//!   itself in `thread`. Only that handle's `shutdown` raises `STOP`, and
+//!   only while its own generation is registered (a CAS). The runner thread,
+//!   and only it, gives the registration back, as the last thing it does
+//!   (also when its loop panics): `thread`, then `state` (generation kept,
+//!   flags cleared), and only then does it tell `shutdown` it has finished.
+//!   So a `start` after a `shutdown` that returned `Ok` succeeds, and so
+//!   does a `start` after a `shutdown` that timed out, once the old thread
+//!   has left its callback; until then `start` says
+//!   [`Error::RunnerStillStopping`].
 
 use crate::error::Error;
 use crate::run::core::Core;
 use crate::sync::{
-    current_thread, park_timeout, yield_now, AtomicBool, HandleArc as Arc, JoinHandle, Ordering,
+    current_thread, park_timeout, yield_now, AtomicU64, HandleArc as Arc, JoinHandle, Ordering,
     SwapOption, Thread, ThreadBuilder,
 };
 use std::sync::{Condvar, Mutex};
@@ -44,37 +47,78 @@ pub const SPIN_WINDOW: Duration = Duration::from_micros(200);
 /// How long dropping a [`RunnerHandle`] waits for running callbacks.
 pub const DROP_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How registering threads reach the runner.
+/// `state`: a runner is registered (its thread has not exited).
+const ACTIVE: u64 = 1;
+/// `state`: its `shutdown` has asked it to stop.
+const STOP: u64 = 2;
+/// `state`: the generation, counted by `start`, above the flags.
+const GEN: u64 = 4;
+
+/// How registering threads (and `run_pending`) reach the runner.
 pub(crate) struct RunnerSignal {
-    /// A runner is registered (its thread has not exited).
-    active: AtomicBool,
-    /// The registered runner's stop flag: raised, it tells `start` that the
-    /// runner is on its way out rather than running.
-    stop: SwapOption<AtomicBool>,
+    /// Generation and flags (see the ground rules).
+    state: AtomicU64,
     thread: SwapOption<Thread>,
 }
 
 impl RunnerSignal {
     pub(crate) fn new() -> Self {
         RunnerSignal {
-            active: AtomicBool::new(false),
-            stop: SwapOption::empty(),
+            state: AtomicU64::new(0),
             thread: SwapOption::empty(),
         }
     }
 
-    /// Gives the registration back (the runner thread, as it exits).
-    fn clear(&self) {
+    /// Registers a new runner; its generation's `state` word (`ACTIVE`).
+    fn register(&self) -> Result<u64, Error> {
+        let mut cur = self.state.load(Ordering::Acquire);
+        loop {
+            if cur & ACTIVE != 0 {
+                return Err(if cur & STOP != 0 {
+                    Error::RunnerStillStopping
+                } else {
+                    Error::RunnerAlreadyStarted
+                });
+            }
+            let mine = (cur & !(GEN - 1)).wrapping_add(GEN) | ACTIVE;
+            // Acquire: see the old runner's clean-up, done before its
+            // Release store of the cleared word.
+            match self
+                .state
+                .compare_exchange(cur, mine, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Ok(mine),
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// Asks the runner registered as `mine` to stop; does nothing if it has
+    /// exited already. Release pairs with the runner's Acquire loads.
+    fn raise_stop(&self, mine: u64) {
+        let _ = self
+            .state
+            .compare_exchange(mine, mine | STOP, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Whether the registered runner was asked to stop (the runner's loop,
+    /// and `run_pending` on the runner, before each fire).
+    #[inline]
+    pub(crate) fn stop_raised(&self) -> bool {
+        self.state.load(Ordering::Acquire) & STOP != 0
+    }
+
+    /// Gives the registration `mine` back (the runner thread, as it exits).
+    fn clear(&self, mine: u64) {
         self.thread.store(None);
-        self.stop.store(None);
-        // Release: a `start` that takes `active` sees the fields above reset.
-        self.active.store(false, Ordering::Release);
+        // Release: a `start` that takes the word sees `thread` reset.
+        self.state.store(mine & !(GEN - 1), Ordering::Release);
     }
 
     /// Unparks the runner, if there is one.
     #[inline]
     pub(crate) fn wake(&self) {
-        if self.active.load(Ordering::Acquire) {
+        if self.state.load(Ordering::Acquire) & ACTIVE != 0 {
             if let Some(t) = self.thread.load() {
                 #[cfg(cronlane_loom)]
                 if crate::__loom::broken(&crate::__loom::BREAK_WAKE) {
@@ -90,54 +134,41 @@ impl RunnerSignal {
 /// dropping it does the same with [`DROP_SHUTDOWN_TIMEOUT`].
 pub struct RunnerHandle {
     core: Arc<Core>,
-    stop: crate::sync::Arc<AtomicBool>,
+    /// This runner's registration (`state` word while it runs).
+    mine: u64,
     done: std::sync::Arc<(Mutex<bool>, Condvar)>,
     join: Option<JoinHandle<()>>,
 }
 
 impl RunnerHandle {
     pub(crate) fn start(core: Arc<Core>) -> Result<RunnerHandle, Error> {
-        if core
-            .runner
-            .active
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            let stopping = core
-                .runner
-                .stop
-                .with(|stop| stop.is_some_and(|s| s.load(Ordering::Acquire)));
-            return Err(if stopping {
-                Error::RunnerStillStopping
-            } else {
-                Error::RunnerAlreadyStarted
-            });
-        }
-        let stop = crate::sync::Arc::new(AtomicBool::new(false));
-        core.runner.stop.store(Some(stop.clone()));
+        let mine = core.runner.register()?;
         let done = std::sync::Arc::new((Mutex::new(false), Condvar::new()));
-        let (c, s, d) = (core.clone(), stop.clone(), done.clone());
+        let (c, d) = (core.clone(), done.clone());
         let spawned = ThreadBuilder::new()
             .name("cronlane-runner".into())
             .spawn(move || {
                 // Whatever happens in the loop, the registration is given
                 // back and `shutdown` told, in that order (ground rules).
-                let _exit = Exit { core: &c, done: &d };
+                let _exit = Exit {
+                    core: &c,
+                    mine,
+                    done: &d,
+                };
                 c.runner
                     .thread
                     .store(Some(crate::sync::Arc::new(current_thread())));
-                run(&c, &s);
+                run(&c);
             });
         match spawned {
             Ok(join) => Ok(RunnerHandle {
                 core,
-                stop,
+                mine,
                 done,
                 join: Some(join),
             }),
             Err(e) => {
-                core.runner.stop.store(None);
-                core.runner.active.store(false, Ordering::Release);
+                core.runner.clear(mine);
                 Err(Error::Spawn(e.to_string()))
             }
         }
@@ -154,8 +185,7 @@ impl RunnerHandle {
             return Ok(());
         };
         let deadline = Instant::now() + timeout;
-        // Release: the runner's Acquire load of `stop` sees what came before.
-        self.stop.store(true, Ordering::Release);
+        self.core.runner.raise_stop(self.mine);
         #[cfg(cronlane_loom)]
         let unpark = !crate::__loom::broken(&crate::__loom::BREAK_SHUTDOWN);
         #[cfg(not(cronlane_loom))]
@@ -199,6 +229,13 @@ impl RunnerHandle {
 
 impl Drop for RunnerHandle {
     fn drop(&mut self) {
+        // A loom model that failed unwinds its threads after loom has
+        // stopped scheduling them: touching a loom object then aborts the
+        // test binary instead of failing the model.
+        #[cfg(cronlane_loom)]
+        if std::thread::panicking() {
+            return;
+        }
         if let Err(e) = self.stop_and_wait(DROP_SHUTDOWN_TIMEOUT) {
             tracing::warn!("cronlane: runner dropped: {e}");
         }
@@ -217,12 +254,18 @@ impl std::fmt::Debug for RunnerHandle {
 /// registration back, then tells `shutdown` the thread has finished.
 struct Exit<'a> {
     core: &'a Core,
+    mine: u64,
     done: &'a (Mutex<bool>, Condvar),
 }
 
 impl Drop for Exit<'_> {
     fn drop(&mut self) {
-        self.core.runner.clear();
+        // See `RunnerHandle::drop` (a failed loom model unwinding).
+        #[cfg(cronlane_loom)]
+        if std::thread::panicking() {
+            return;
+        }
+        self.core.runner.clear(self.mine);
         let (lock, cv) = self.done;
         let mut finished = lock
             .lock()
@@ -233,14 +276,13 @@ impl Drop for Exit<'_> {
     }
 }
 
-fn run(core: &Arc<Core>, stop: &AtomicBool) {
-    // Acquire pairs with `shutdown`'s Release store.
-    let stopped = || stop.load(Ordering::Acquire);
+fn run(core: &Arc<Core>) {
+    let stopped = || core.runner.stop_raised();
     while !stopped() {
         // Reset the hint before looking, so that anything inserted after the
         // look lowers it again and unparks us (see the ground rules).
         core.timeline.take_hint();
-        core.run_pending(Some(stop));
+        core.run_pending(Some(&core.runner));
         if stopped() {
             break;
         }
