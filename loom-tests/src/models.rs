@@ -515,13 +515,13 @@ pub fn shutdown_puts_claimed_fires_back() {
 }
 
 /// Model 21 (run with timeline runs on): a compaction that lowers the
-/// earliest hint wakes the runner. One-shots B (t0 + 1 s, due) and A
-/// (t0 + 2 s) wait in one run; the runner starts while the main thread
-/// removes A, which compacts the run (half of it is dead) and so takes the
-/// run's view off the timeline for a moment: a runner that looks then sees
-/// nothing and parks. Republishing B lowers the hint, and the remover must
-/// wake the runner, or B never fires (loom reports the main thread's wait
-/// as a deadlock).
+/// earliest hint wakes the runner. One-shots B (t0 + 1 s) and A (t0 + 2 s)
+/// wait in one run; the runner starts while neither is due and parks (B is
+/// a second away). The main thread moves the clock to B's instant (which
+/// tells nobody) and removes A, which compacts the run (half of it is dead)
+/// and republishes B: that lowers the hint, and the remover must wake the
+/// runner, or B never fires (loom reports the main thread's wait as a
+/// deadlock). A runner that had not parked yet finds B due by itself.
 pub fn compaction_wakes_the_runner() {
     // Loom may report the deadlock on this thread (see `KeepOnPanic`).
     let (s, clock) = scheduler();
@@ -537,8 +537,8 @@ pub fn compaction_wakes_the_runner() {
         .expect("register B");
     let a_id = once_counting(&s, SECOND * 2, &a);
     s.run_pending(); // both onto the timeline, as one run
-    clock.advance(SECOND);
     let runner = s.start().expect("start the runner");
+    clock.advance(SECOND);
     let removed = s.remove(a_id).is_ok();
     fired.wait();
     runner

@@ -155,18 +155,8 @@ fn m20_broken_release_drops_a_claimed_fire() {
 }
 
 /// A compaction that lowered the hint says it did not: nobody wakes the
-/// runner, which parked while the run's view was off the timeline.
-///
-/// Ignored: it lost its teeth when `run_pending` learned to wait out run
-/// excursions (issue 12, item 9; model 19). In this model the runner's
-/// pass either claims B before the compaction takes the view, or meets the
-/// excursion, waits for it and claims B itself, so no interleaving needs
-/// the wake-up any more. The wake-up still matters for a runner parked on
-/// an instant that is not due yet while a compaction republishes an
-/// earlier one; a model for that needs a runner that parks on a manual
-/// clock's future instant, which is left for later (see docs/loom.md).
+/// runner, parked while B was a second away, after the clock reached B.
 #[test]
-#[ignore = "survives since run_pending waits out excursions; see the doc comment"]
 #[should_panic(expected = "deadlock")]
 fn m21_broken_compact_hint_leaves_the_runner_parked() {
     broken_with_runs(
