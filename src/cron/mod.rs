@@ -25,11 +25,12 @@
 //!
 //! Module map: `lex` (fields, macros), `parse` (text to bitsets), `field`
 //! (bitsets and calendar arithmetic), `eval` (next-fire search and DST),
-//! `explain`, `error`.
+//! `zone` (offsets: chrono-tz's tables, then the zone's ongoing rule from
+//! 2100), `explain`, `error`.
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use chrono_tz::Tz;
 
 mod error;
@@ -38,6 +39,7 @@ mod explain;
 mod field;
 mod lex;
 mod parse;
+mod zone;
 
 pub use error::{CronError, CronErrorKind, CronField};
 
@@ -123,6 +125,25 @@ impl CronExpr {
     pub fn explain(&self) -> String {
         explain::explain(&self.source, self.dialect)
     }
+}
+
+/// The UTC offset of `tz` at `at` as the evaluator sees it: chrono-tz's
+/// tables up to 2099, and from 2100 on the zone's ongoing daylight-saving
+/// rule (chrono-tz alone keeps the zone's last 2099 offset for ever, so its
+/// `with_timezone` shows a summer fire time in 2100 an hour off). `None` only
+/// at the edges of chrono's range.
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+///
+/// let berlin = chrono_tz::Europe::Berlin;
+/// let summer = Utc.with_ymd_and_hms(2100, 7, 1, 10, 0, 0).unwrap();
+/// let offset = cronlane::cron::utc_offset(&berlin, summer).unwrap();
+/// assert_eq!(summer.with_timezone(&offset).to_rfc3339(), "2100-07-01T12:00:00+02:00");
+/// ```
+pub fn utc_offset(tz: &Tz, at: DateTime<Utc>) -> Option<FixedOffset> {
+    let secs = zone::Zone::new(tz).offset_at(at.timestamp())?;
+    FixedOffset::east_opt(i32::try_from(secs).ok()?)
 }
 
 impl fmt::Display for CronExpr {

@@ -12,7 +12,10 @@ fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
 fn next_n(expr: &CronExpr, after: DateTime<Utc>, tz: Tz, n: usize) -> Vec<String> {
     expr.iter_after(after, tz)
         .take(n)
-        .map(|t| t.with_timezone(&tz).to_rfc3339())
+        .map(|t| {
+            t.with_timezone(&super::utc_offset(&tz, t).unwrap())
+                .to_rfc3339()
+        })
         .collect()
 }
 
@@ -282,5 +285,126 @@ fn explain_phrases() {
     assert_eq!(
         q("0 30 9 15 * ? 2030"),
         "At 09:30, on day 15 of the month, only in 2030"
+    );
+}
+
+/// The last second before a spring-forward gap: a fixed-time job whose time
+/// falls in the gap still fires at the gap's end (issue 19, cron edge 1).
+#[test]
+fn fixed_time_gap_fire_survives_a_start_in_the_last_second_before_the_gap() {
+    let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+    for (expr, tz, after, want) in [
+        (
+            "30 2 * * *",
+            chrono_tz::Europe::Berlin,
+            "2025-03-30T01:59:59+01:00",
+            "2025-03-30T03:00:00+02:00",
+        ),
+        // Midnight gaps: Havana (00:00 -> 01:00), Santiago (24:00 Saturday).
+        (
+            "30 0 * * *",
+            chrono_tz::America::Havana,
+            "2025-03-08T23:59:59-05:00",
+            "2025-03-09T01:00:00-04:00",
+        ),
+        (
+            "0 0 * * *",
+            chrono_tz::America::Santiago,
+            "2025-09-06T23:59:59-04:00",
+            "2025-09-07T01:00:00-03:00",
+        ),
+        // Tehran's last spring-forward, at midnight (2022).
+        (
+            "15 0 * * *",
+            chrono_tz::Asia::Tehran,
+            "2022-03-21T23:59:59+03:30",
+            "2022-03-22T01:00:00+04:30",
+        ),
+        // Lord Howe's 30-minute gap (02:00 -> 02:30).
+        (
+            "15 2 * * *",
+            chrono_tz::Australia::Lord_Howe,
+            "2025-10-05T01:59:59+10:30",
+            "2025-10-05T02:30:00+11:00",
+        ),
+        // Troll's two hours (01:00 -> 03:00).
+        (
+            "0 1,2 * * *",
+            chrono_tz::Antarctica::Troll,
+            "2025-03-30T00:59:59+00:00",
+            "2025-03-30T03:00:00+02:00",
+        ),
+        // Kwajalein skipped 21 August 1993 altogether.
+        (
+            "0 12 * * *",
+            chrono_tz::Pacific::Kwajalein,
+            "1993-08-20T23:59:59-12:00",
+            "1993-08-22T00:00:00+12:00",
+        ),
+    ] {
+        let e = CronExpr::parse(expr).unwrap();
+        let got = e.next_after(at(after), &tz).map(|t| t.with_timezone(&tz));
+        assert_eq!(
+            got.map(|t| t.to_rfc3339()),
+            Some(want.to_owned()),
+            "`{expr}` in {tz} after {after}"
+        );
+        // And the one-second-earlier start agrees.
+        let earlier = at(after) - chrono::Duration::seconds(1);
+        assert_eq!(e.next_after(earlier, &tz), Some(at(want)), "{expr} {tz}");
+    }
+}
+
+/// From 2100 on offsets follow the zone's ongoing rule, not chrono-tz's last
+/// offset (issue 19, cron edge 2).
+#[test]
+fn fire_times_from_2100_follow_the_zones_rule() {
+    let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+    let e = CronExpr::parse("0 12 1 7 *").unwrap();
+    let berlin = chrono_tz::Europe::Berlin;
+    assert_eq!(
+        e.next_after(at("2099-12-31T12:00:00+01:00"), &berlin),
+        Some(at("2100-07-01T12:00:00+02:00"))
+    );
+    // Far ahead, and a southern zone (January in summer time).
+    assert_eq!(
+        e.next_after(at("2424-12-31T00:00:00Z"), &berlin),
+        Some(at("2425-07-01T12:00:00+02:00"))
+    );
+    let santiago = chrono_tz::America::Santiago;
+    let noon_jan = CronExpr::parse("0 12 15 1 *").unwrap();
+    assert_eq!(
+        noon_jan.next_after(at("2150-01-01T00:00:00Z"), &santiago),
+        Some(at("2150-01-15T12:00:00-03:00"))
+    );
+    assert_eq!(
+        e.next_after(at("2150-01-01T00:00:00Z"), &santiago),
+        Some(at("2150-07-01T12:00:00-04:00"))
+    );
+    // DST rules past 2100: Berlin springs forward on 2100-03-28 and falls
+    // back on 2100-10-31.
+    let fixed = CronExpr::parse("30 2 * * *").unwrap();
+    assert_eq!(
+        next_n(&fixed, at("2100-03-27T12:00:00Z"), berlin, 3),
+        [
+            "2100-03-28T03:00:00+02:00",
+            "2100-03-29T02:30:00+02:00",
+            "2100-03-30T02:30:00+02:00"
+        ]
+    );
+    // chrono-tz alone would show that summer instant at +01:00.
+    let t = at("2100-07-01T12:00:00+02:00");
+    assert_eq!(
+        t.with_timezone(&berlin).to_rfc3339(),
+        "2100-07-01T11:00:00+01:00"
+    );
+    let wall = CronExpr::parse("0 30 2 * * *").unwrap();
+    assert_eq!(
+        next_n(&wall, at("2100-10-30T12:00:00Z"), berlin, 3),
+        [
+            "2100-10-31T02:30:00+02:00",
+            "2100-10-31T02:30:00+01:00",
+            "2100-11-01T02:30:00+01:00"
+        ]
     );
 }
