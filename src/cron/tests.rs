@@ -408,3 +408,84 @@ fn fire_times_from_2100_follow_the_zones_rule() {
         ]
     );
 }
+
+/// `L` on the end of a weekday range used to be dropped (`MON-FRIL` fired
+/// every weekday); `?` inside a list read as "day ?" (issue 19).
+#[test]
+fn last_on_a_range_and_question_mark_in_a_list_are_rejected_with_a_caret() {
+    for (expr, dialect, pos, kind) in [
+        (
+            "0 0 * * MON-FRIL",
+            Dialect::Vixie,
+            15,
+            CronErrorKind::LastOnRange,
+        ),
+        (
+            "0 0 * * SUN-SATL#2",
+            Dialect::Vixie,
+            15,
+            CronErrorKind::LastOnRange,
+        ),
+        (
+            "0 0 * * 1-5L",
+            Dialect::Vixie,
+            11,
+            CronErrorKind::LastOnRange,
+        ),
+        (
+            "0 0 * * mon-fril",
+            Dialect::Vixie,
+            15,
+            CronErrorKind::LastOnRange,
+        ),
+        (
+            "0 0 0 ? * 2-6L",
+            Dialect::Quartz,
+            13,
+            CronErrorKind::LastOnRange,
+        ),
+        (
+            "0 0 ?,5 * *",
+            Dialect::Vixie,
+            4,
+            CronErrorKind::QuestionMarkInList,
+        ),
+        (
+            "0 0 5,? * *",
+            Dialect::Vixie,
+            6,
+            CronErrorKind::QuestionMarkInList,
+        ),
+        (
+            "0 0 * * ?,5",
+            Dialect::Vixie,
+            8,
+            CronErrorKind::QuestionMarkInList,
+        ),
+        (
+            "0 0 12 ?,5 * ?",
+            Dialect::Quartz,
+            7,
+            CronErrorKind::QuestionMarkInList,
+        ),
+    ] {
+        let e = CronExpr::parse_with(expr, dialect).expect_err(expr);
+        assert_eq!((e.kind(), e.position()), (&kind, pos), "{expr}: {e}");
+        let caret_line = e.to_string().lines().last().unwrap().to_owned();
+        assert_eq!(caret_line.find('^'), Some(pos + 2), "{expr}");
+    }
+    assert_eq!(
+        err("0 0 * * MON-FRIL").to_string(),
+        "invalid cron expression: day-of-week: `L` (the last such weekday of the month) \
+         takes one weekday, not a range\n  0 0 * * MON-FRIL\n                 ^"
+    );
+    // Still fine: `L` on one weekday, `?` alone, a range with `#`.
+    for ok in [
+        "0 0 * * FRIL",
+        "0 0 * * 5L",
+        "0 0 ? * 5",
+        "0 0 * * MON-FRI#2",
+    ] {
+        assert!(CronExpr::parse(ok).is_ok(), "{ok}");
+    }
+}
