@@ -20,7 +20,7 @@
 //! let after = Utc.with_ymd_and_hms(2025, 6, 13, 12, 0, 0).unwrap(); // a Friday
 //! let next = expr.next_after(after, &chrono_tz::Europe::Berlin).unwrap();
 //! assert_eq!(next, Utc.with_ymd_and_hms(2025, 6, 16, 7, 0, 0).unwrap());
-//! assert_eq!(expr.explain(), "At 09:00, Monday through Friday");
+//! assert!(expr.explain().starts_with("At 09:00, Monday through Friday. Fixed-time job:"));
 //! ```
 //!
 //! Module map: `lex` (fields, macros), `parse` (text to bitsets), `field`
@@ -121,9 +121,30 @@ impl CronExpr {
         self.schedule.fixed_time
     }
 
-    /// The expression in plain English, e.g. `"At 09:00, Monday through Friday"`.
+    /// The expression in plain English: the schedule, then how it meets
+    /// daylight saving (a fixed-time or a wall-clock job, see
+    /// [`is_fixed_time`](CronExpr::is_fixed_time)), or that it never fires.
+    ///
+    /// ```
+    /// use cronlane::cron::CronExpr;
+    ///
+    /// let e = CronExpr::parse("30 2 * * *").unwrap();
+    /// assert!(e.explain().starts_with("At 02:30. Fixed-time job: "));
+    /// let e = CronExpr::parse("0 30 2 * * *").unwrap();
+    /// assert!(e.explain().starts_with("At 02:30. Wall-clock job: "));
+    /// let e = CronExpr::parse("0 0 30 2 *").unwrap();
+    /// assert_eq!(
+    ///     e.explain(),
+    ///     "At 00:00, on day 30 of the month, only in February. It never fires: no date matches it."
+    /// );
+    /// ```
     pub fn explain(&self) -> String {
-        explain::explain(&self.source, self.dialect)
+        explain::explain(
+            &self.source,
+            self.dialect,
+            self.schedule.fixed_time,
+            self.schedule.never,
+        )
     }
 }
 

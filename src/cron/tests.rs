@@ -3,6 +3,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
+use super::explain::describe;
 use super::{CronErrorKind, CronExpr, CronField, Dialect};
 
 fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
@@ -238,8 +239,8 @@ fn six_field_seconds() {
 
 #[test]
 fn explain_phrases() {
-    let x = |s: &str| CronExpr::parse(s).unwrap().explain();
-    let q = |s: &str| CronExpr::parse_with(s, Dialect::Quartz).unwrap().explain();
+    let x = |s: &str| describe(s, Dialect::Vixie);
+    let q = |s: &str| describe(s, Dialect::Quartz);
     assert_eq!(x("0 9 * * MON-FRI"), "At 09:00, Monday through Friday");
     assert_eq!(x("0 9 * * 1-5"), "At 09:00, Monday through Friday");
     assert_eq!(x("* * * * *"), "Every minute");
@@ -247,10 +248,6 @@ fn explain_phrases() {
     assert_eq!(
         x("*/15 9-17 * * 1-5"),
         "Every 15 minutes, between 09:00 and 17:59, Monday through Friday"
-    );
-    assert_eq!(
-        x("30 4 1,15 * 5"),
-        "At 04:30, on days 1 and 15 of the month or only on Friday"
     );
     assert_eq!(x("0 0 L * *"), "At 00:00, on the last day of the month");
     assert_eq!(x("0 0 * * 5L"), "At 00:00, on the last Friday of the month");
@@ -286,6 +283,102 @@ fn explain_phrases() {
         q("0 30 9 15 * ? 2030"),
         "At 09:30, on day 15 of the month, only in 2030"
     );
+}
+
+/// The `explain` fixes of issue 19, each checked against what `next` does.
+#[test]
+fn explain_agrees_with_the_evaluator() {
+    let x = |s: &str| describe(s, Dialect::Vixie);
+    let q = |s: &str| describe(s, Dialect::Quartz);
+    let after = utc(2025, 6, 1, 0, 0, 0);
+    // Quartz `L` alone in day-of-week is Saturday -- every Saturday.
+    assert_eq!(q("0 0 12 ? * L"), "At 12:00, only on Saturday");
+    let sat = CronExpr::parse_with("0 0 12 ? * L", Dialect::Quartz).unwrap();
+    assert_eq!(
+        next_n(&sat, after, Tz::UTC, 2),
+        ["2025-06-07T12:00:00+00:00", "2025-06-14T12:00:00+00:00"]
+    );
+    // Day of month OR day of week: one pattern, "…, or on …".
+    assert_eq!(
+        x("30 4 1,15 * 5"),
+        "At 04:30, on days 1 and 15 of the month, or on Friday"
+    );
+    assert_eq!(
+        x("0 0 1 * 1-5"),
+        "At 00:00, on day 1 of the month, or on Monday through Friday"
+    );
+    assert_eq!(
+        x("0 0 L * 5L"),
+        "At 00:00, on the last day of the month, or on the last Friday of the month"
+    );
+    assert_eq!(
+        x("0 0 1 * 0,6"),
+        "At 00:00, on day 1 of the month, or on Saturday and Sunday"
+    );
+    // `MON-FRI#2` is the second Monday, the second Tuesday, … (five days
+    // that may straddle two calendar weeks), as docs/cron.md says.
+    assert_eq!(
+        x("0 0 * * MON-FRI#2"),
+        "At 00:00, on the second Monday, second Tuesday, second Wednesday, \
+         second Thursday and second Friday of the month"
+    );
+    let nth = CronExpr::parse("0 0 * * MON-FRI#2").unwrap();
+    assert_eq!(
+        next_n(&nth, utc(2025, 7, 1, 0, 0, 0), Tz::UTC, 5),
+        [
+            "2025-07-08T00:00:00+00:00",
+            "2025-07-09T00:00:00+00:00",
+            "2025-07-10T00:00:00+00:00",
+            "2025-07-11T00:00:00+00:00",
+            "2025-07-14T00:00:00+00:00"
+        ]
+    );
+    // Calendar order, Monday first, whatever the spelling.
+    assert_eq!(x("0 0 * * 0,6"), "At 00:00, only on Saturday and Sunday");
+    assert_eq!(x("0 0 * * 6,0"), "At 00:00, only on Saturday and Sunday");
+    assert_eq!(
+        x("0 0 * * SAT,SUN"),
+        "At 00:00, only on Saturday and Sunday"
+    );
+    assert_eq!(
+        x("0 0 * * */2"),
+        "At 00:00, only on Tuesday, Thursday, Saturday and Sunday"
+    );
+    assert_eq!(x("0 0 * * 5-7"), "At 00:00, Friday through Sunday");
+    assert_eq!(
+        x("0 0 * * 5,1-3"),
+        "At 00:00, only on Monday through Wednesday and Friday"
+    );
+    // A `*` item makes its list unrestricted; with OR that is every day.
+    assert_eq!(x("0 0 *,5 * MON"), "At 00:00, only on Monday");
+    assert_eq!(x("0 0 5,* * MON"), "At 00:00");
+    assert_eq!(x("*,3 * * * *"), "Every minute");
+    assert_eq!(x("0 *,3 * * *"), "At minute 0 past the hour");
+}
+
+#[test]
+fn explain_says_how_daylight_saving_treats_the_job() {
+    let fixed = CronExpr::parse("30 2 * * *").unwrap();
+    let wall = CronExpr::parse("0 30 2 * * *").unwrap();
+    assert!(fixed.is_fixed_time() && !wall.is_fixed_time());
+    assert_eq!(
+        fixed.explain(),
+        format!("At 02:30. {}", super::explain::FIXED_TIME_DST)
+    );
+    assert_eq!(
+        wall.explain(),
+        format!("At 02:30. {}", super::explain::WALL_CLOCK_DST)
+    );
+    assert_eq!(
+        CronExpr::parse("@hourly").unwrap().explain(),
+        format!("Every hour. {}", super::explain::WALL_CLOCK_DST)
+    );
+    assert_eq!(
+        CronExpr::parse("0 0 30 2 *").unwrap().explain(),
+        "At 00:00, on day 30 of the month, only in February. It never fires: no date matches it."
+    );
+    assert!(super::explain::FIXED_TIME_DST.contains("first pass"));
+    assert!(super::explain::WALL_CLOCK_DST.contains("both passes"));
 }
 
 /// The last second before a spring-forward gap: a fixed-time job whose time
