@@ -582,3 +582,30 @@ fn last_on_a_range_and_question_mark_in_a_list_are_rejected_with_a_caret() {
         assert!(CronExpr::parse(ok).is_ok(), "{ok}");
     }
 }
+
+/// The engine's error for a cron schedule that never fires quotes the
+/// expression once (it used to nest backticks: ``schedule `cron `…`` ``).
+#[test]
+fn never_fires_error_reads_cleanly() {
+    let s = crate::Scheduler::builder().test_mode(true).build();
+    let e = s
+        .register_task("feb30", "0 0 30 2 *", || {})
+        .expect_err("never fires");
+    assert!(matches!(e, crate::Error::NeverFires(_)), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "schedule cron `0 0 30 2 *` never fires after now"
+    );
+    let e = s
+        .add(
+            crate::Schedule::cron("0 0 31 4 *")
+                .unwrap()
+                .in_tz(chrono_tz::Asia::Tokyo),
+        )
+        .run(|| {})
+        .expect_err("never fires");
+    assert_eq!(
+        e.to_string(),
+        "schedule cron `0 0 31 4 *` in Asia/Tokyo never fires after now"
+    );
+}
