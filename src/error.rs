@@ -38,7 +38,9 @@ pub enum Error {
     /// The schedule has no fire time at or after now: a one-shot in the past
     /// is fine (it fires at once), but a cron expression that can never match
     /// again (say `0 0 30 2 *`) is rejected.
-    #[error("schedule `{0}` never fires after now")]
+    /// The string is the schedule's `Display` (``cron `0 0 30 2 *` ``), which
+    /// quotes the expression itself.
+    #[error("schedule {0} never fires after now")]
     NeverFires(String),
 
     /// No live task has this id.

@@ -1,8 +1,15 @@
 //! Hand-rolled argument parsing for the `cronlane` command.
+//!
+//! Flags may come before, between or after the expression's words, as
+//! `--flag value` or `--flag=value`; `--` ends the flags. `--after` is read
+//! once all flags are known, because a local date-time is read in `--tz`.
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use cronlane::cron::Dialect;
+
+use crate::help;
+use crate::zone::{parse_after, parse_zone};
 
 /// What the user asked for.
 #[derive(Debug)]
@@ -17,35 +24,46 @@ pub(crate) enum Command {
     },
     /// Print the expression in plain English.
     Explain { expr: String, dialect: Dialect },
-    /// Print usage.
-    Help,
+    /// Print a help text.
+    Help(&'static str),
+    /// Print the version.
+    Version,
 }
 
-pub(crate) const USAGE: &str = "\
-usage:
-  cronlane next [--tz ZONE] [--after RFC3339] [-n N] [--dialect vixie|quartz] EXPR
-  cronlane explain [--dialect vixie|quartz] EXPR
-
-  EXPR may be one quoted argument or several words (`cronlane next 0 9 '*' '*' MON-FRI`).
-
-next prints N fire times (default 5) strictly after --after (default: now), in
-RFC 3339 with the zone's offset (--tz, default UTC), one per line.
-exit status: 0 ok, 2 invalid expression or arguments, 3 the expression never fires";
+/// A bad command line: the message, and the command it was for (to show
+/// that command's usage).
+#[derive(Debug)]
+pub(crate) struct ArgError {
+    pub(crate) message: String,
+    pub(crate) command: Option<&'static str>,
+}
 
 /// Largest `-n` accepted.
 const MAX_COUNT: usize = 100_000;
 
 /// Parses the arguments after the program name.
-pub(crate) fn parse(args: &[String]) -> Result<Command, String> {
+pub(crate) fn parse(args: &[String]) -> Result<Command, ArgError> {
+    let fail = |command, message: String| ArgError { message, command };
     let Some((cmd, rest)) = args.split_first() else {
-        return Err("missing command".into());
+        return Err(fail(None, "missing command".into()));
     };
-    let next = match cmd.as_str() {
-        "next" => true,
-        "explain" => false,
-        "help" | "-h" | "--help" => return Ok(Command::Help),
-        other => return Err(format!("unknown command {other:?}")),
+    let command: &'static str = match cmd.as_str() {
+        "next" => "next",
+        "explain" => "explain",
+        "-h" | "--help" => return Ok(Command::Help(help::GLOBAL)),
+        "help" => {
+            return match rest.first().map(String::as_str) {
+                None => Ok(Command::Help(help::GLOBAL)),
+                Some("next") => Ok(Command::Help(help::NEXT)),
+                Some("explain") => Ok(Command::Help(help::EXPLAIN)),
+                Some(other) => Err(fail(None, format!("no help for {other:?}"))),
+            }
+        }
+        "-V" | "--version" | "version" => return Ok(Command::Version),
+        other => return Err(fail(None, format!("unknown command {other:?}"))),
     };
+    let next = command == "next";
+    let fail = |message: String| fail(Some(command), message);
     let mut dialect = Dialect::Vixie;
     let mut tz = Tz::UTC;
     let mut after = None;
@@ -59,6 +77,9 @@ pub(crate) fn parse(args: &[String]) -> Result<Command, String> {
             words.extend(rest[i..].iter().map(String::as_str));
             break;
         }
+        if matches!(arg, "-h" | "--help") {
+            return Ok(Command::Help(if next { help::NEXT } else { help::EXPLAIN }));
+        }
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f, Some(v)),
             _ => (arg, None),
@@ -67,10 +88,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Command, String> {
         if !is_flag {
             if arg.starts_with("--") || (arg.starts_with('-') && arg.len() > 1 && words.is_empty())
             {
-                if matches!(arg, "-h" | "--help") {
-                    return Ok(Command::Help);
-                }
-                return Err(format!("unknown option {arg:?}"));
+                return Err(fail(format!("unknown option {arg:?}")));
             }
             words.push(arg);
             continue;
@@ -78,7 +96,9 @@ pub(crate) fn parse(args: &[String]) -> Result<Command, String> {
         let value = match inline {
             Some(v) => v,
             None => {
-                let v = rest.get(i).ok_or_else(|| format!("{flag} needs a value"))?;
+                let v = rest
+                    .get(i)
+                    .ok_or_else(|| fail(format!("{flag} needs a value")))?;
                 i += 1;
                 v.as_str()
             }
@@ -88,36 +108,32 @@ pub(crate) fn parse(args: &[String]) -> Result<Command, String> {
                 dialect = match value.to_ascii_lowercase().as_str() {
                     "vixie" => Dialect::Vixie,
                     "quartz" => Dialect::Quartz,
-                    _ => return Err(format!("unknown dialect {value:?} (vixie or quartz)")),
+                    _ => return Err(fail(format!("unknown dialect {value:?} (vixie or quartz)"))),
                 }
             }
-            "--tz" if next => {
-                tz = value.parse().map_err(|_| {
-                    format!("unknown time zone {value:?} (use an IANA name such as Europe/Berlin)")
-                })?
-            }
-            "--after" if next => {
-                after = Some(
-                    DateTime::parse_from_rfc3339(value)
-                        .map_err(|e| format!("--after {value:?} is not RFC 3339: {e}"))?
-                        .with_timezone(&Utc),
-                )
-            }
+            "--tz" if next => tz = parse_zone(value).map_err(&fail)?,
+            "--after" if next => after = Some(value),
             "-n" | "--count" if next => {
                 count = value
                     .parse()
                     .ok()
                     .filter(|n| *n <= MAX_COUNT)
-                    .ok_or_else(|| format!("-n {value:?} is not a count from 0 to {MAX_COUNT}"))?
+                    .ok_or_else(|| {
+                        fail(format!("-n {value:?} is not a count from 0 to {MAX_COUNT}"))
+                    })?
             }
-            _ => return Err(format!("option {flag} does not apply to `{cmd}`")),
+            _ => return Err(fail(format!("option {flag} does not apply to `{command}`"))),
         }
     }
     if words.is_empty() {
-        return Err("missing cron expression".into());
+        return Err(fail("missing cron expression".into()));
     }
     let expr = words.join(" ");
     Ok(if next {
+        let after = after
+            .map(|v| parse_after(v, &tz))
+            .transpose()
+            .map_err(fail)?;
         Command::Next {
             expr,
             dialect,

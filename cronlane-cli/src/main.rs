@@ -6,10 +6,15 @@
 //! 2025-06-16T09:00:00+02:00
 //! 2025-06-17T09:00:00+02:00
 //! $ cronlane explain '0 9 * * MON-FRI'
-//! At 09:00, Monday through Friday
+//! At 09:00, Monday through Friday. Fixed-time job: where the clocks change, …
 //! ```
 //!
-//! Exit status: 0 success, 2 invalid expression or arguments, 3 never fires.
+//! `cronlane --help` lists the commands, `cronlane next --help` and
+//! `cronlane explain --help` describe each. Exit status: 0 success, 2
+//! invalid expression or arguments, 3 no fire time to print.
+//!
+//! Modules: `args` (the command line), `help` (the texts), `zone` (zone
+//! names, `--tz local`, `--after`, printing instants).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -18,6 +23,8 @@ use chrono::{SecondsFormat, Utc};
 use cronlane::cron::CronExpr;
 
 mod args;
+mod help;
+mod zone;
 
 use args::Command;
 
@@ -25,21 +32,16 @@ fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let command = match args::parse(&argv) {
         Ok(c) => c,
-        Err(msg) => {
-            eprintln!("cronlane: {msg}\n\n{}", args::USAGE);
+        Err(e) => {
+            eprintln!("cronlane: {}\n{}", e.message, help::usage_line(e.command));
             return ExitCode::from(2);
         }
     };
     match command {
-        Command::Help => {
-            println!("{}", args::USAGE);
-            ExitCode::SUCCESS
-        }
+        Command::Help(text) => print(text),
+        Command::Version => print(&format!("cronlane {}", env!("CARGO_PKG_VERSION"))),
         Command::Explain { expr, dialect } => match CronExpr::parse_with(&expr, dialect) {
-            Ok(e) => {
-                println!("{}", e.explain());
-                ExitCode::SUCCESS
-            }
+            Ok(e) => print(&e.explain()),
             Err(err) => {
                 eprintln!("{err}");
                 ExitCode::from(2)
@@ -63,28 +65,45 @@ fn main() -> ExitCode {
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             let mut printed = 0;
+            let mut past_9999 = false;
             for t in e.iter_after(after, tz).take(count) {
-                let line = t
-                    .with_timezone(&tz)
-                    .to_rfc3339_opts(SecondsFormat::Secs, false);
+                let Some(line) = zone::format_instant(t, &tz) else {
+                    past_9999 = true;
+                    break;
+                };
                 if writeln!(out, "{line}").is_err() {
                     return ExitCode::SUCCESS; // e.g. a closed pipe (`| head`)
                 }
                 printed += 1;
             }
+            let shown_after = zone::format_instant(after, &tz)
+                .unwrap_or_else(|| after.to_rfc3339_opts(SecondsFormat::Secs, true));
             if printed == 0 && count > 0 {
-                eprintln!(
-                    "cronlane: `{expr}` never fires after {} in {tz}",
-                    after
-                        .with_timezone(&tz)
-                        .to_rfc3339_opts(SecondsFormat::Secs, false)
-                );
+                if past_9999 {
+                    eprintln!(
+                        "cronlane: `{expr}` has no fire time after {shown_after} in {tz} \
+                         before year 10000 (the end of what RFC 3339 can write)"
+                    );
+                } else {
+                    eprintln!("cronlane: `{expr}` never fires after {shown_after} in {tz}");
+                }
                 return ExitCode::from(3);
             }
-            if printed < count {
+            if past_9999 {
+                eprintln!(
+                    "cronlane: stopped after {printed}: the next fire time is past year 9999, \
+                     the end of what RFC 3339 can write"
+                );
+            } else if printed < count {
                 eprintln!("cronlane: no more fire times after the {printed} shown");
             }
             ExitCode::SUCCESS
         }
     }
+}
+
+/// Prints one line to stdout; a closed pipe (`| head`) is not an error.
+fn print(text: &str) -> ExitCode {
+    let _ = writeln!(std::io::stdout(), "{text}");
+    ExitCode::SUCCESS
 }

@@ -101,6 +101,11 @@ pub enum CronErrorKind {
     MacroWithFields,
     /// `?` used outside the day-of-month / day-of-week fields.
     QuestionMarkNotAllowed,
+    /// `?` as one item of a list (`?,5`): it stands alone in its field.
+    QuestionMarkInList,
+    /// `L` on the end of a weekday range (`MON-FRIL`, `1-5L`): the last
+    /// weekday of the month takes one weekday.
+    LastOnRange,
     /// The `#` occurrence must be 1 to 5.
     BadOccurrence(u32),
     /// A value too large to read.
@@ -133,6 +138,12 @@ impl fmt::Display for CronErrorKind {
             CronErrorKind::QuestionMarkNotAllowed => {
                 f.write_str("`?` is only allowed in day-of-month and day-of-week")
             }
+            CronErrorKind::QuestionMarkInList => {
+                f.write_str("`?` stands alone in its field; it cannot be part of a list")
+            }
+            CronErrorKind::LastOnRange => f.write_str(
+                "`L` (the last such weekday of the month) takes one weekday, not a range",
+            ),
             CronErrorKind::BadOccurrence(k) => {
                 write!(f, "occurrence #{k} must be between 1 and 5")
             }

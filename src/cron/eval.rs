@@ -14,12 +14,16 @@
 //!     wall time in a gap maps to the first instant after the gap.
 //!   * every other job follows the wall clock: an instant fires when its local
 //!     time matches, so gap times never happen and repeated times fire twice.
-//! - Everything is a pure function of `&Schedule`; nothing is cached.
+//!   * offsets and wall-time resolution come from [`Zone`]: chrono-tz's
+//!     tables up to 2100, the zone's ongoing rule after (`zone.rs`).
+//! - Everything is a pure function of `&Schedule`; nothing is cached between
+//!   calls (a `Zone` lives for one call).
 
-use chrono::{DateTime, LocalResult, Offset, TimeZone, Utc};
-use chrono_tz::{GapInfo, Tz};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 
 use super::field::{civil_from_days, days_from_civil, next_bit, Schedule};
+use super::zone::{Resolved, Zone};
 
 /// How far ahead (in years of wall time) the search looks before giving up.
 pub(crate) const HORIZON_YEARS: i64 = 400;
@@ -192,52 +196,26 @@ pub(crate) fn next_after(s: &Schedule, after: DateTime<Utc>, tz: &Tz) -> Option<
     let t = if is_utc(tz) {
         s.next_wall(Wall::from_secs(start))?.to_secs()
     } else if s.fixed_time {
-        next_fixed(s, start, tz)?
+        next_fixed(s, start, &Zone::new(tz))?
     } else {
-        next_wall_clock(s, start, tz)?
+        next_wall_clock(s, start, &Zone::new(tz))?
     };
     DateTime::from_timestamp(t, 0)
 }
 
-/// What a wall time is in a zone.
-enum Resolved {
-    Single(i64),
-    /// Both passes, earlier first.
-    Repeated(i64, i64),
-    /// In a gap; the first instant after it, if known.
-    Gap(Option<i64>),
-}
-
-fn offset_at(tz: &Tz, secs: i64) -> Option<i64> {
-    let utc = DateTime::from_timestamp(secs, 0)?.naive_utc();
-    Some(i64::from(
-        tz.offset_from_utc_datetime(&utc).fix().local_minus_utc(),
-    ))
-}
-
-fn resolve(tz: &Tz, wall: i64) -> Option<Resolved> {
-    let naive = DateTime::from_timestamp(wall, 0)?.naive_utc();
-    let secs = |o: &<Tz as TimeZone>::Offset| wall - i64::from(o.fix().local_minus_utc());
-    Some(match tz.offset_from_local_datetime(&naive) {
-        LocalResult::Single(o) => Resolved::Single(secs(&o)),
-        LocalResult::Ambiguous(a, b) => {
-            let (a, b) = (secs(&a), secs(&b));
-            Resolved::Repeated(a.min(b), a.max(b))
-        }
-        LocalResult::None => {
-            Resolved::Gap(GapInfo::new(&naive, tz).and_then(|g| g.end.map(|e| e.timestamp())))
-        }
-    })
-}
-
 /// Fixed-time jobs: wall times in order, first pass of a repeat, gap to its end.
-fn next_fixed(s: &Schedule, start: i64, tz: &Tz) -> Option<i64> {
+fn next_fixed(s: &Schedule, start: i64, tz: &Zone<'_>) -> Option<i64> {
     // The wall-to-instant map used here never decreases, so walls before the
-    // local time of `start` cannot give an instant at or after `start`.
-    let mut ws = start + offset_at(tz, start)?;
+    // local time of `start` cannot give an instant at or after `start` --
+    // except the walls of a gap that ends exactly at `start`, which map to
+    // `start` itself. Reading `start`'s wall time with the smaller of the
+    // offsets just before and at `start` includes them (and changes nothing
+    // elsewhere: away from a transition the two offsets are the same, and at
+    // a fall-back the later one is the smaller).
+    let mut ws = start + tz.offset_at(start - 1)?.min(tz.offset_at(start)?);
     for _ in 0..MAX_CANDIDATES {
         let w = s.next_wall(Wall::from_secs(ws))?.to_secs();
-        let t = match resolve(tz, w)? {
+        let t = match tz.resolve(w)? {
             Resolved::Single(t) | Resolved::Repeated(t, _) | Resolved::Gap(Some(t)) => Some(t),
             Resolved::Gap(None) => None,
         };
@@ -250,13 +228,13 @@ fn next_fixed(s: &Schedule, start: i64, tz: &Tz) -> Option<i64> {
 }
 
 /// Every other job: the first instant at or after `start` whose local time matches.
-fn next_wall_clock(s: &Schedule, start: i64, tz: &Tz) -> Option<i64> {
-    let o1 = offset_at(tz, start)?;
+fn next_wall_clock(s: &Schedule, start: i64, tz: &Zone<'_>) -> Option<i64> {
+    let o1 = tz.offset_at(start)?;
     let mut ws = start + o1;
     // If the clocks are about to fall back and `start` lies in the stretch that
     // will be replayed, the replayed wall times (second pass) are still ahead.
-    let o2 = offset_at(tz, start + MAX_SHIFT_SECS)?;
-    if o2 < o1 && offset_at(tz, start + (o1 - o2))? == o2 {
+    let o2 = tz.offset_at(start + MAX_SHIFT_SECS)?;
+    if o2 < o1 && tz.offset_at(start + (o1 - o2))? == o2 {
         let t = transition(tz, start, start + (o1 - o2), o2)?;
         ws = t + o2;
     }
@@ -268,7 +246,7 @@ fn next_wall_clock(s: &Schedule, start: i64, tz: &Tz) -> Option<i64> {
         };
         let w = w.to_secs();
         ws = w + 1;
-        match resolve(tz, w)? {
+        match tz.resolve(w)? {
             Resolved::Single(t) if t >= start => return pick(best, t),
             Resolved::Single(_) => {}
             Resolved::Repeated(a, _) if a >= start => return pick(best, a),
@@ -280,7 +258,7 @@ fn next_wall_clock(s: &Schedule, start: i64, tz: &Tz) -> Option<i64> {
                     ws = ws.max(start + (w - a));
                 }
             }
-            Resolved::Gap(Some(end)) => ws = ws.max(end + offset_at(tz, end)?),
+            Resolved::Gap(Some(end)) => ws = ws.max(end + tz.offset_at(end)?),
             Resolved::Gap(None) => {}
         }
     }
@@ -288,10 +266,10 @@ fn next_wall_clock(s: &Schedule, start: i64, tz: &Tz) -> Option<i64> {
 }
 
 /// The first instant in `(lo, hi]` whose offset is `o_hi` (`hi` has it, `lo` not).
-fn transition(tz: &Tz, mut lo: i64, mut hi: i64, o_hi: i64) -> Option<i64> {
+fn transition(tz: &Zone<'_>, mut lo: i64, mut hi: i64, o_hi: i64) -> Option<i64> {
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
-        if offset_at(tz, mid)? == o_hi {
+        if tz.offset_at(mid)? == o_hi {
             hi = mid;
         } else {
             lo = mid;

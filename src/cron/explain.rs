@@ -2,7 +2,13 @@
 //!
 //! Works on the text of an expression that already parsed, field by field:
 //! a time phrase ("At 09:00", "Every 15 minutes, between 09:00 and 17:59"),
-//! then day, month and year phrases, joined with commas.
+//! then day, month and year phrases, joined with commas; then a second
+//! sentence on daylight saving (fixed-time or wall-clock job, as
+//! `docs/cron.md` defines them), or that the expression never fires.
+//!
+//! Conventions: weekdays read in calendar order, Monday first, with runs of
+//! three or more as "Monday through Friday"; day of month OR day of week reads
+//! "…, or on …", AND reads "…, if it is …".
 
 use super::Dialect;
 
@@ -31,8 +37,31 @@ const DAYS: [&str; 7] = [
 ];
 const ORDINALS: [&str; 5] = ["first", "second", "third", "fourth", "fifth"];
 
-/// Describes `expr` (already known to parse in `dialect`).
-pub(crate) fn explain(expr: &str, dialect: Dialect) -> String {
+/// What a fixed-time job does when the clocks change (`docs/cron.md`).
+pub(crate) const FIXED_TIME_DST: &str = "Fixed-time job: where the clocks change, a skipped \
+    time fires once right after the jump and a repeated time fires once, on its first pass.";
+
+/// What every other job does when the clocks change.
+pub(crate) const WALL_CLOCK_DST: &str = "Wall-clock job: where the clocks change, skipped \
+    times do not fire and repeated times fire on both passes.";
+
+/// What an expression that matches no date gets instead of a DST note.
+pub(crate) const NEVER_FIRES: &str = "It never fires: no date matches it.";
+
+/// The whole explanation: the schedule, then how it meets daylight saving
+/// (or that it never fires).
+pub(crate) fn explain(expr: &str, dialect: Dialect, fixed_time: bool, never: bool) -> String {
+    let note = match (never, fixed_time) {
+        (true, _) => NEVER_FIRES,
+        (false, true) => FIXED_TIME_DST,
+        (false, false) => WALL_CLOCK_DST,
+    };
+    format!("{}. {note}", describe(expr, dialect))
+}
+
+/// Describes the schedule of `expr` (already known to parse in `dialect`),
+/// as one phrase without a final stop.
+pub(crate) fn describe(expr: &str, dialect: Dialect) -> String {
     let fields: Vec<&str> = expr.split([' ', '\t']).filter(|f| !f.is_empty()).collect();
     if let [one] = fields.as_slice() {
         if one.starts_with('@') {
@@ -47,35 +76,55 @@ pub(crate) fn explain(expr: &str, dialect: Dialect) -> String {
     let [min, hour, dom, mon, dow, ..] = rest else {
         return expr.to_owned();
     };
+    // A `*` item makes a whole list unrestricted (`5,*` is every minute).
+    // For the day fields that also depends on how they combine: with AND
+    // the other field alone decides; with OR every day matches.
+    let sec = sec.map(unrestricted);
+    let (min, hour, mon) = (unrestricted(min), unrestricted(hour), unrestricted(mon));
+    let and_days = dialect == Dialect::Quartz || starts_star(dom) || starts_star(dow);
+    let (dom, dow) = match (has_star_item(dom), has_star_item(dow)) {
+        (false, false) => (*dom, *dow),
+        _ if !and_days => ("*", "*"),
+        (true, true) => ("*", "*"),
+        (true, false) => ("*", *dow),
+        (false, true) => (*dom, "*"),
+    };
     let mut parts = vec![time_phrase(sec, min, hour)];
-    let dom_p = dom_phrase(dom);
-    let dow_p = dow_phrase(dow, dialect);
-    match (dom_p, dow_p) {
-        (Some(a), Some(b)) => {
-            let both_restricted = !dom.starts_with(['*', '?']) && !dow.starts_with(['*', '?']);
-            if dialect == Dialect::Vixie && both_restricted {
-                parts.push(format!("{a} or {b}"));
-            } else {
-                let b = b.trim_start_matches("only on ");
-                let b = match b.rsplit_once(" and ") {
-                    Some((head, last)) if !b.starts_with("on ") => format!("{head} or {last}"),
-                    _ => b.to_owned(),
-                };
-                parts.push(format!("{a}, if it is {b}"));
-            }
+    match (dom_phrase(dom), dow_days(dow, dialect)) {
+        (Some(a), Some(b)) if and_days => {
+            parts.push(format!("{a}, if it is {}", join_with(&b.items(), "or")))
         }
-        (Some(a), None) | (None, Some(a)) => parts.push(a),
+        (Some(a), Some(b)) => parts.push(format!("{a}, or on {}", join_and(&b.items()))),
+        (Some(a), None) => parts.push(a),
+        (None, Some(b)) => parts.push(b.standalone()),
         (None, None) => {}
     }
     if let Some(p) = list_phrase(mon, "month", |v| name_of(v, &MONTHS, 1)) {
         parts.push(in_phrase(p));
     }
-    if let Some(year) = rest.get(5) {
+    if let Some(year) = rest.get(5).map(|y| unrestricted(y)) {
         if let Some(p) = list_phrase(year, "year", |v| v.to_owned()) {
             parts.push(in_phrase(p));
         }
     }
     parts.join(", ")
+}
+
+fn starts_star(field: &str) -> bool {
+    field.starts_with(['*', '?'])
+}
+
+fn has_star_item(field: &str) -> bool {
+    field.split(',').any(|i| i == "*" || i == "?")
+}
+
+/// `field`, or `"*"` if one of its items is `*`.
+fn unrestricted(field: &str) -> &str {
+    if has_star_item(field) {
+        "*"
+    } else {
+        field
+    }
 }
 
 fn macro_phrase(m: &str) -> &'static str {
@@ -239,95 +288,133 @@ fn dom_phrase(dom: &str) -> Option<String> {
     })
 }
 
-/// The weekdays (0 = Sunday) a plain `a-b/n`, `a/n` or `*/n` item selects.
-fn dow_step_days(range: &str, step: &str, dialect: Dialect) -> Vec<usize> {
-    let value = |v: &str| -> u32 {
-        if is_num(v) {
-            num(v)
-        } else {
-            let i = DAYS.iter().position(|d| d[..3].eq_ignore_ascii_case(v));
-            i.map_or(0, |i| i as u32 + u32::from(dialect == Dialect::Quartz))
+/// A weekday as written (a number in the dialect's numbering, or a name) as
+/// its raw value: Vixie 0-7 with 0 and 7 Sunday, Quartz 1-7 with 1 Sunday.
+fn dow_raw(v: &str, dialect: Dialect) -> u32 {
+    if is_num(v) {
+        return num(v);
+    }
+    let i = DAYS.iter().position(|d| d[..3].eq_ignore_ascii_case(v));
+    i.map_or(0, |i| i as u32 + u32::from(dialect == Dialect::Quartz))
+}
+
+/// A raw weekday value to 0-6, 0 = Sunday.
+fn dow_index(raw: u32, dialect: Dialect) -> usize {
+    match dialect {
+        Dialect::Vixie => raw as usize % 7,
+        Dialect::Quartz => (raw as usize + 6) % 7,
+    }
+}
+
+/// The weekdays (bit 0 = Sunday) a plain item selects: `d`, `a-b`, `a-b/n`,
+/// `a/n`, `*/n`, `*`, or Quartz's `L` (Saturday).
+fn dow_plain(item: &str, dialect: Dialect) -> u8 {
+    let (range, step) = match item.split_once('/') {
+        Some((r, s)) => (r, num(s).max(1) as usize),
+        None => (item, 1),
+    };
+    let top = 7;
+    let bottom = u32::from(dialect == Dialect::Quartz);
+    let (lo, hi) = match range.split_once('-') {
+        Some((a, b)) => (dow_raw(a, dialect), dow_raw(b, dialect)),
+        None if range == "*" => (bottom, top),
+        None if range.eq_ignore_ascii_case("L") => (7, 7),
+        None if item.contains('/') => (dow_raw(range, dialect), top),
+        None => {
+            let v = dow_raw(range, dialect);
+            (v, v)
         }
     };
-    let (lo, hi) = match (dialect, range.split_once('-')) {
-        (_, Some((a, b))) => (value(a), value(b)),
-        (Dialect::Vixie, None) if range == "*" => (0, 7),
-        (Dialect::Quartz, None) if range == "*" => (1, 7),
-        (_, None) => (value(range), 7),
-    };
-    let mut days: Vec<usize> = (lo..=hi)
-        .step_by(num(step).max(1) as usize)
-        .map(|v| match dialect {
-            Dialect::Vixie => v as usize % 7,
-            Dialect::Quartz => (v as usize + 6) % 7,
-        })
-        .collect();
-    days.sort_unstable();
-    days.dedup();
-    // Read Monday first, Sunday last.
-    days.sort_by_key(|&d| (d + 6) % 7);
-    days
+    (lo..=hi)
+        .step_by(step)
+        .fold(0, |m, v| m | 1 << dow_index(v, dialect))
 }
 
-fn dow_name(v: &str, dialect: Dialect) -> String {
-    if is_num(v) {
-        let n = num(v) as usize;
-        let i = match dialect {
-            Dialect::Vixie => n % 7,
-            Dialect::Quartz => (n + 6) % 7,
-        };
-        return DAYS[i].to_owned();
+/// What a day-of-week field selects, ready to be phrased.
+struct DowDays {
+    /// Plain weekdays, bit 0 = Sunday.
+    plain: u8,
+    /// `nL` and `n#k` items, phrased, in the order written.
+    special: Vec<String>,
+}
+
+impl DowDays {
+    /// The plain days in calendar order, Monday first, with runs of three or
+    /// more as "Monday through Friday"; then the special items.
+    fn items(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let on = |p: usize| self.plain & (1 << ((p + 1) % 7)) != 0;
+        let mut p = 0;
+        while p < 7 {
+            if !on(p) {
+                p += 1;
+                continue;
+            }
+            let mut q = p;
+            while q + 1 < 7 && on(q + 1) {
+                q += 1;
+            }
+            let name = |p: usize| DAYS[(p + 1) % 7].to_owned();
+            if q - p >= 2 {
+                out.push(format!("{} through {}", name(p), name(q)));
+            } else {
+                out.extend((p..=q).map(name));
+            }
+            p = q + 1;
+        }
+        out.extend(self.special.iter().cloned());
+        out
     }
-    name_of(v, &DAYS, 0)
+
+    /// The phrase when day-of-month does not restrict the day: a single run
+    /// reads "Monday through Friday", other plain days "only on ...", and
+    /// anything with `nL` / `n#k` "on ...".
+    fn standalone(&self) -> String {
+        let items = self.items();
+        let joined = join_and(&items);
+        if !self.special.is_empty() {
+            format!("on {joined}")
+        } else if items.len() == 1 && joined.contains(" through ") {
+            joined
+        } else {
+            format!("only on {joined}")
+        }
+    }
 }
 
-fn dow_phrase(dow: &str, dialect: Dialect) -> Option<String> {
+fn dow_days(dow: &str, dialect: Dialect) -> Option<DowDays> {
     if dow == "*" || dow == "?" {
         return None;
     }
-    let mut only = false;
-    let items: Vec<String> = dow
-        .split(',')
-        .map(|item| {
-            let up = item.to_ascii_uppercase();
-            if let Some((d, k)) = item.split_once('#') {
-                let ord = ORDINALS
-                    .get(num(k).saturating_sub(1) as usize)
-                    .unwrap_or(&"");
-                let days = match d.split_once('-') {
-                    Some((a, b)) => {
-                        format!("{} through {}", dow_name(a, dialect), dow_name(b, dialect))
-                    }
-                    None => dow_name(d, dialect),
-                };
-                format!("the {ord} {days} of the month")
-            } else if up == "L" {
-                "the last Saturday of the month".to_owned()
-            } else if let Some(d) = up.strip_suffix('L') {
-                format!("the last {} of the month", dow_name(d, dialect))
-            } else if let Some((range, step)) = item.split_once('/') {
-                only = true;
-                let names: Vec<String> = dow_step_days(range, step, dialect)
-                    .into_iter()
-                    .map(|d| DAYS[d].to_owned())
-                    .collect();
-                join_and(&names)
-            } else if let Some((a, b)) = item.split_once('-') {
-                format!("{} through {}", dow_name(a, dialect), dow_name(b, dialect))
-            } else {
-                only = true;
-                dow_name(item, dialect)
-            }
-        })
-        .collect();
-    let joined = join_and(&items);
-    Some(if items.len() == 1 && items[0].starts_with("the ") {
-        format!("on {joined}")
-    } else if only && items.len() == dow.split(',').count() {
-        format!("only on {joined}")
-    } else {
-        joined
-    })
+    let mut days = DowDays {
+        plain: 0,
+        special: Vec::new(),
+    };
+    for item in dow.split(',') {
+        let up = item.to_ascii_uppercase();
+        if let Some((d, k)) = item.split_once('#') {
+            // `d#k`, or `a-b#k`: the k-th of each weekday of the range.
+            let ord = ORDINALS
+                .get(num(k).saturating_sub(1) as usize)
+                .unwrap_or(&"");
+            let (lo, hi) = match d.split_once('-') {
+                Some((a, b)) => (dow_raw(a, dialect), dow_raw(b, dialect)),
+                None => (dow_raw(d, dialect), dow_raw(d, dialect)),
+            };
+            let each: Vec<String> = (lo..=hi)
+                .map(|v| format!("{ord} {}", DAYS[dow_index(v, dialect)]))
+                .collect();
+            days.special
+                .push(format!("the {} of the month", join_and(&each)));
+        } else if up != "L" && up.ends_with('L') {
+            let d = &item[..item.len() - 1];
+            let name = DAYS[dow_index(dow_raw(d, dialect), dialect)];
+            days.special.push(format!("the last {name} of the month"));
+        } else {
+            days.plain |= dow_plain(item, dialect);
+        }
+    }
+    Some(days)
 }
 
 fn name_of(v: &str, names: &[&str], first: usize) -> String {
@@ -369,9 +456,14 @@ fn list_phrase(field: &str, unit: &str, name: impl Fn(&str) -> String) -> Option
 
 /// "a", "a and b", "a, b and c".
 fn join_and(items: &[String]) -> String {
+    join_with(items, "and")
+}
+
+/// "a", "a or b", "a, b or c" (with `word` = "or").
+fn join_with(items: &[String], word: &str) -> String {
     match items {
         [] => String::new(),
         [one] => one.clone(),
-        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+        [init @ .., last] => format!("{} {word} {last}", init.join(", ")),
     }
 }

@@ -20,16 +20,17 @@
 //! let after = Utc.with_ymd_and_hms(2025, 6, 13, 12, 0, 0).unwrap(); // a Friday
 //! let next = expr.next_after(after, &chrono_tz::Europe::Berlin).unwrap();
 //! assert_eq!(next, Utc.with_ymd_and_hms(2025, 6, 16, 7, 0, 0).unwrap());
-//! assert_eq!(expr.explain(), "At 09:00, Monday through Friday");
+//! assert!(expr.explain().starts_with("At 09:00, Monday through Friday. Fixed-time job:"));
 //! ```
 //!
 //! Module map: `lex` (fields, macros), `parse` (text to bitsets), `field`
 //! (bitsets and calendar arithmetic), `eval` (next-fire search and DST),
-//! `explain`, `error`.
+//! `zone` (offsets: chrono-tz's tables, then the zone's ongoing rule from
+//! 2100), `explain`, `error`.
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use chrono_tz::Tz;
 
 mod error;
@@ -38,6 +39,7 @@ mod explain;
 mod field;
 mod lex;
 mod parse;
+mod zone;
 
 pub use error::{CronError, CronErrorKind, CronField};
 
@@ -119,10 +121,50 @@ impl CronExpr {
         self.schedule.fixed_time
     }
 
-    /// The expression in plain English, e.g. `"At 09:00, Monday through Friday"`.
+    /// The expression in plain English: the schedule, then how it meets
+    /// daylight saving (a fixed-time or a wall-clock job, see
+    /// [`is_fixed_time`](CronExpr::is_fixed_time)), or that it never fires.
+    ///
+    /// ```
+    /// use cronlane::cron::CronExpr;
+    ///
+    /// let e = CronExpr::parse("30 2 * * *").unwrap();
+    /// assert!(e.explain().starts_with("At 02:30. Fixed-time job: "));
+    /// let e = CronExpr::parse("0 30 2 * * *").unwrap();
+    /// assert!(e.explain().starts_with("At 02:30. Wall-clock job: "));
+    /// let e = CronExpr::parse("0 0 30 2 *").unwrap();
+    /// assert_eq!(
+    ///     e.explain(),
+    ///     "At 00:00, on day 30 of the month, only in February. It never fires: no date matches it."
+    /// );
+    /// ```
     pub fn explain(&self) -> String {
-        explain::explain(&self.source, self.dialect)
+        explain::explain(
+            &self.source,
+            self.dialect,
+            self.schedule.fixed_time,
+            self.schedule.never,
+        )
     }
+}
+
+/// The UTC offset of `tz` at `at` as the evaluator sees it: chrono-tz's
+/// tables up to 2099, and from 2100 on the zone's ongoing daylight-saving
+/// rule (chrono-tz alone keeps the zone's last 2099 offset for ever, so its
+/// `with_timezone` shows a summer fire time in 2100 an hour off). `None` only
+/// at the edges of chrono's range.
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+///
+/// let berlin = chrono_tz::Europe::Berlin;
+/// let summer = Utc.with_ymd_and_hms(2100, 7, 1, 10, 0, 0).unwrap();
+/// let offset = cronlane::cron::utc_offset(&berlin, summer).unwrap();
+/// assert_eq!(summer.with_timezone(&offset).to_rfc3339(), "2100-07-01T12:00:00+02:00");
+/// ```
+pub fn utc_offset(tz: &Tz, at: DateTime<Utc>) -> Option<FixedOffset> {
+    let secs = zone::Zone::new(tz).offset_at(at.timestamp())?;
+    FixedOffset::east_opt(i32::try_from(secs).ok()?)
 }
 
 impl fmt::Display for CronExpr {

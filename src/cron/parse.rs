@@ -210,6 +210,11 @@ impl Ctx<'_> {
                 };
                 return Err(self.err(def, at + pos, CronErrorKind::EmptyListItem));
             }
+            let is_day = matches!(def.field, CronField::DayOfMonth | CronField::DayOfWeek);
+            if item == "?" && is_day && item.len() != text.len() {
+                let kind = CronErrorKind::QuestionMarkInList;
+                return Err(self.err(def, at + item_start, kind));
+            }
             self.item(def, item, at + item_start, &mut p)?;
             item_start += item.len() + 1;
         }
@@ -299,6 +304,10 @@ impl Ctx<'_> {
             if b.get(i) == Some(&b'-') {
                 let hi_at = i + 1;
                 let h = self.value(def, s, hi_at, at)?;
+                if h.value.trailing_l || (is_dow && matches!(b.get(h.end), Some(b'L' | b'l'))) {
+                    let l_at = if h.value.trailing_l { h.end - 1 } else { h.end };
+                    return Err(self.err(def, at + l_at, CronErrorKind::LastOnRange));
+                }
                 self.check(def, h.value.n, at + hi_at)?;
                 if h.value.n < lo {
                     let kind = CronErrorKind::ReversedRange {
