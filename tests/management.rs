@@ -150,8 +150,13 @@ fn reschedule_storm_racing_fires_never_runs_an_instant_twice() {
                 start.wait();
                 let mut n = 0;
                 while !stop.load(Ordering::Relaxed) || n < 100 {
-                    s.reschedule(id, Schedule::every(Duration::from_millis(10)))
-                        .unwrap();
+                    // One fixed grid: a reschedule never pushes the next
+                    // instant out of reach (a plain `every` from now would
+                    // starve the task under a storm), and a first instant
+                    // computed from a stale clock lands on an instant that
+                    // may already have run.
+                    let grid = Schedule::every(Duration::from_millis(10)).starting_at(t0());
+                    s.reschedule(id, grid).unwrap();
                     n += 1;
                     if n > 200_000 {
                         break;
