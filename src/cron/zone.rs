@@ -37,6 +37,9 @@ pub(crate) const TABLE_END: i64 = 4_102_444_800;
 /// First and last year whose transitions a rule must reproduce.
 const CHECK_YEARS: (i64, i64) = (2090, 2099);
 
+/// How often inference samples the table for transitions (a week).
+const INFER_SAMPLE_SECS: i64 = 7 * 86_400;
+
 /// Transitions closer than this to a new year are not accepted in a rule.
 const YEAR_MARGIN_DAYS: i64 = 10;
 
@@ -156,7 +159,8 @@ impl Rule {
     /// The zone's rule from [`TABLE_END`] on, read off chrono-tz's tables.
     pub(crate) fn infer(tz: &Tz) -> Option<Rule> {
         let (first_year, last_year) = CHECK_YEARS;
-        let found = table_transitions(tz, days_from_civil(last_year - 1, 1, 1) * 86_400)?;
+        let from = days_from_civil(last_year - 1, 1, 1) * 86_400;
+        let found = table_transitions(tz, from, INFER_SAMPLE_SECS)?;
         let end_offset = table_offset(tz, TABLE_END)?;
         let rule = match found.as_slice() {
             [] => return Some(Rule::Fixed(end_offset)),
@@ -237,14 +241,15 @@ fn table_offset(tz: &Tz, t: i64) -> Option<i64> {
 }
 
 /// The table's transitions in `[from, TABLE_END)`: `(instant, before, after)`.
-/// Samples every day and bisects each change, so stretches shorter than a
-/// day would be missed (no zone has had one in its predicted years).
-fn table_transitions(tz: &Tz, from: i64) -> Option<Vec<(i64, i64, i64)>> {
+/// Samples every `step` seconds and bisects each change, so a stretch shorter
+/// than `step` could be missed: inference samples weekly (no zone has a
+/// shorter stretch in its last years; the unit test looks daily).
+fn table_transitions(tz: &Tz, from: i64, step: i64) -> Option<Vec<(i64, i64, i64)>> {
     let mut out = Vec::new();
     let mut t = from;
     let mut o = table_offset(tz, t)?;
     while t < TABLE_END {
-        let next = (t + 86_400).min(TABLE_END);
+        let next = (t + step).min(TABLE_END);
         let o2 = table_offset(tz, next)?;
         if o2 != o {
             let (mut lo, mut hi) = (t, next);
@@ -324,7 +329,7 @@ mod tests {
         let mut with_dst = 0;
         for tz in chrono_tz::TZ_VARIANTS {
             let rule = Rule::infer(&tz).unwrap_or_else(|| panic!("{tz}: no rule"));
-            let table = table_transitions(&tz, from).unwrap();
+            let table = table_transitions(&tz, from, 86_400).unwrap();
             let predicted: Vec<_> = (2087..=2099)
                 .filter_map(|y| rule.transitions(y))
                 .flatten()
