@@ -17,8 +17,11 @@ pub struct RunReport {
     /// Callbacks that returned `Err` or panicked, or whose payload did not
     /// open (inline dispatch).
     pub failed: u64,
-    /// Fires claimed but not started because the task was removed, paused or
-    /// rescheduled in between.
+    /// Fires of this call that did not run their callback: cancelled after
+    /// the claim (removed, paused or rescheduled in between), dropped by the
+    /// misfire policy, over an `Overlap::Allow` limit, or released unrun at
+    /// runner shutdown. (Other instants counted as skipped, such as ones
+    /// collapsed into a run, show in [`Scheduler::stats`](crate::Scheduler::stats).)
     pub skipped: u64,
     /// Fires handed to a worker pool or executor; their outcome shows in
     /// [`Scheduler::stats`](crate::Scheduler::stats).
