@@ -365,3 +365,20 @@ fn resume_or_reschedule_on_the_instant_that_just_ran_does_not_rerun_it() {
     s.run_pending();
     assert_eq!(fires.lock().unwrap().len(), 2);
 }
+
+#[test]
+fn task_stats_give_the_scheduled_and_the_started_instant_of_the_last_run() {
+    let (s, clock) = manual();
+    s.add(Schedule::every(SECOND))
+        .name("late")
+        .run(|| ())
+        .unwrap();
+    clock.advance(Duration::from_millis(1_400)); // due at +1 s, starts at +1.4 s
+    s.run_pending();
+    let st = s.task_stats("late").unwrap();
+    assert_eq!(st.last_run, Some(t0() + chrono::Duration::seconds(1)));
+    assert_eq!(
+        st.last_started,
+        Some(t0() + chrono::Duration::milliseconds(1_400))
+    );
+}

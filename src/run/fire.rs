@@ -193,6 +193,7 @@ impl Core {
         if let Some(e) = extras {
             e.runs.fetch_add(1, Ordering::Relaxed);
             e.last_run.store(scheduled, Ordering::Relaxed);
+            e.last_started.store(started, Ordering::Relaxed);
             e.lag.record(lag);
         }
         if self.listener.is_some() {
@@ -207,7 +208,7 @@ impl Core {
                 Err(e) => {
                     let message = format!("payload did not open: {e}");
                     tracing::error!(task = %task.id, name = task.name().unwrap_or(""), error = %e, "cronlane: task payload did not open; the callback was not run");
-                    self.failed(task, scheduled, &message, false);
+                    self.failed(task, scheduled, started, &message, false);
                     return Outcome::Failed;
                 }
             },
@@ -229,24 +230,25 @@ impl Core {
             }
             Ok(Err(message)) => {
                 tracing::warn!(task = %task.id, name = task.name().unwrap_or(""), error = %message, "cronlane: task returned an error");
-                self.failed(task, scheduled, &message, false);
+                self.failed(task, scheduled, started, &message, false);
                 Outcome::Failed
             }
             Err(panic) => {
                 let message = panic_message(&*panic);
                 tracing::error!(task = %task.id, name = task.name().unwrap_or(""), panic = %message, "cronlane: task panicked");
-                self.failed(task, scheduled, &message, true);
+                self.failed(task, scheduled, started, &message, true);
                 Outcome::Failed
             }
         }
     }
 
-    fn failed(&self, task: &TaskRef, scheduled: i64, message: &str, panicked: bool) {
+    fn failed(&self, task: &TaskRef, scheduled: i64, started: i64, message: &str, panicked: bool) {
         let e = task.extras_or_init();
         if task.is_once() && e.runs.load(Ordering::Relaxed) == 0 {
             // A one-shot's extras were created just now: count its run.
             e.runs.fetch_add(1, Ordering::Relaxed);
             e.last_run.store(scheduled, Ordering::Relaxed);
+            e.last_started.store(started, Ordering::Relaxed);
         }
         e.failures.fetch_add(1, Ordering::Relaxed);
         e.last_error
