@@ -23,7 +23,7 @@
 //!   then on that task's `count` and percentiles understate. The
 //!   scheduler-wide counts are 64-bit.
 //!
-//! An `Extras` block is 368 bytes (the cursor and the last start included), in one allocation (measured with
+//! An `Extras` block is 400 bytes (the cursor, the last start and the end policies included), in one allocation (measured with
 //! `size_of`, checked by a test below).
 
 use crate::clock::from_nanos;
@@ -198,6 +198,22 @@ pub(crate) struct Policies {
     pub(crate) misfire: Misfire,
     pub(crate) overlap: Overlap,
     pub(crate) jitter: i64,
+    /// No instant after this one (`TaskBuilder::until`).
+    pub(crate) until: Option<i64>,
+    /// At most this many runs (`TaskBuilder::times`).
+    pub(crate) times: Option<u64>,
+}
+
+impl Policies {
+    /// `next` within the task's end: `None` past `until`, or once `runs`
+    /// (counting the run being decided) reached `times`.
+    #[inline]
+    pub(crate) fn bound(&self, next: Option<i64>, runs: u64) -> Option<i64> {
+        if self.times.is_some_and(|n| runs >= n) {
+            return None;
+        }
+        next.filter(|&at| self.until.is_none_or(|u| at <= u))
+    }
 }
 
 /// A task's rarely-needed state: policies and detailed statistics.
@@ -344,10 +360,10 @@ mod tests {
 
     #[test]
     #[cfg(target_pointer_width = "64")]
-    fn an_extras_block_is_one_allocation_of_368_bytes() {
+    fn an_extras_block_is_one_allocation_of_400_bytes() {
         // The figure in the module doc and the README's "Memory" bullet.
         assert_eq!(std::mem::size_of::<TaskHistogram>(), 264);
-        assert_eq!(std::mem::size_of::<Extras>(), 368);
+        assert_eq!(std::mem::size_of::<Extras>(), 400);
     }
 
     #[test]

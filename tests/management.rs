@@ -382,3 +382,94 @@ fn task_stats_give_the_scheduled_and_the_started_instant_of_the_last_run() {
         Some(t0() + chrono::Duration::milliseconds(1_400))
     );
 }
+
+#[test]
+fn until_ends_a_recurring_task_after_its_last_instant() {
+    let (s, clock) = manual();
+    let fires: Fires = Arc::default();
+    let fires2 = fires.clone();
+    s.add(Schedule::every(SECOND))
+        .name("bounded")
+        .until(t0() + chrono::Duration::seconds(3))
+        .run_with_context(move |ctx| {
+            fires2
+                .lock()
+                .unwrap()
+                .push((ctx.id(), ctx.scheduled().timestamp_millis()));
+        })
+        .unwrap();
+    for _ in 0..6 {
+        clock.advance(SECOND);
+        s.run_pending();
+    }
+    let at: Vec<i64> = fires
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|f| (f.1 - t0().timestamp_millis()) / 1_000)
+        .collect();
+    assert_eq!(
+        at,
+        [1, 2, 3],
+        "an instant equal to the end fires, none after"
+    );
+    assert!(s.is_empty(), "the task is finished after its end");
+    assert!(matches!(
+        s.info("bounded"),
+        Err(cronlane::Error::NoSuchName(_))
+    ));
+}
+
+#[test]
+fn times_runs_a_task_at_most_n_times_and_failures_count() {
+    let (s, clock) = manual();
+    let runs = Arc::new(AtomicU32::new(0));
+    let r = runs.clone();
+    s.add(Schedule::every(SECOND))
+        .times(3)
+        .run(move || {
+            // The second run fails: it still counts as a run.
+            if r.fetch_add(1, Ordering::SeqCst) == 1 {
+                Err("no")
+            } else {
+                Ok(())
+            }
+        })
+        .unwrap();
+    for _ in 0..6 {
+        clock.advance(SECOND);
+        s.run_pending();
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 3);
+    assert!(s.is_empty());
+}
+
+#[test]
+fn an_end_before_the_first_instant_or_zero_times_is_rejected_and_changes_nothing() {
+    let (s, _clock) = manual();
+    let early = s.add(Schedule::every(SECOND)).until(t0()).run(|| ());
+    assert!(
+        matches!(early, Err(cronlane::Error::NeverFires(_))),
+        "{early:?}"
+    );
+    let zero = s.add(Schedule::every(SECOND)).times(0).run(|| ());
+    assert!(
+        matches!(zero, Err(cronlane::Error::NeverFires(_))),
+        "{zero:?}"
+    );
+    assert!(s.is_empty());
+}
+
+#[test]
+fn resume_after_the_end_finishes_the_task() {
+    let (s, clock) = manual();
+    let id = s
+        .add(Schedule::every(SECOND))
+        .until(t0() + chrono::Duration::seconds(2))
+        .run(|| ())
+        .unwrap();
+    s.pause(id).unwrap();
+    clock.advance(5 * SECOND);
+    s.resume(id).unwrap();
+    assert!(s.is_empty(), "no instant is left before the end");
+}

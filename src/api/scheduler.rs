@@ -55,9 +55,28 @@ pub struct TaskBuilder<'s> {
     misfire: Option<Misfire>,
     overlap: Overlap,
     jitter: Duration,
+    until: Option<DateTime<Utc>>,
+    times: Option<u64>,
 }
 
 impl TaskBuilder<'_> {
+    /// Ends a recurring task: it fires at no instant after `end` (an
+    /// instant equal to `end` still fires) and is then finished, as a
+    /// one-shot is once it fired (APScheduler's `end_date`). A schedule whose
+    /// first instant is already after `end` is [`Error::NeverFires`].
+    pub fn until(mut self, end: DateTime<Utc>) -> Self {
+        self.until = Some(end);
+        self
+    }
+
+    /// Runs the task at most `n` times (callbacks started, failed or not),
+    /// then it is finished (clokwerk's `.times(n)`). `times(0)` is
+    /// [`Error::NeverFires`].
+    pub fn times(mut self, n: u64) -> Self {
+        self.times = Some(n);
+        self
+    }
+
     /// This task's misfire policy (default: the scheduler's, itself
     /// [`Misfire::FireOnce`] unless the builder says otherwise).
     pub fn misfire(mut self, policy: Misfire) -> Self {
@@ -167,6 +186,8 @@ impl Scheduler {
             misfire: None,
             overlap: Overlap::default(),
             jitter: Duration::ZERO,
+            until: None,
+            times: None,
         }
     }
 
@@ -320,7 +341,9 @@ impl Core {
             && spec.payload.is_none()
             && spec.misfire.unwrap_or(self.misfire) == Misfire::default()
             && spec.overlap == Overlap::default()
-            && spec.jitter.is_zero();
+            && spec.jitter.is_zero()
+            && spec.until.is_none()
+            && spec.times.is_none();
         if plain {
             if let Some(at) = spec.schedule.one_shot_instant(|| self.clock.now_nanos()) {
                 let id = TaskId::new(self.next_id.fetch_add(1, Ordering::Relaxed), at);
@@ -338,6 +361,8 @@ impl Core {
             misfire,
             overlap,
             jitter,
+            until,
+            times,
             ..
         } = spec;
         if name.as_deref() == Some("") {
@@ -348,10 +373,21 @@ impl Core {
         }
         let now = self.clock.now_nanos();
         let (plan, first) = schedule.resolve(now, self.tz)?;
+        let until = match until {
+            None => None,
+            Some(t) => {
+                Some(crate::clock::to_nanos(t).ok_or_else(|| Error::OutOfRange(t.to_rfc3339()))?)
+            }
+        };
+        if until.is_some_and(|u| first > u) || times == Some(0) {
+            return Err(Error::NeverFires(schedule.to_string()));
+        }
         let policies = Policies {
             misfire: misfire.unwrap_or(self.misfire),
             overlap,
             jitter: crate::clock::duration_nanos(jitter),
+            until,
+            times,
         };
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let due = first.saturating_add(crate::policy::jitter(self.seed, n, first, policies.jitter));

@@ -478,7 +478,9 @@ impl Task {
                 // instant that just ran (nor one that ran before it).
                 let _guard = self.manage();
                 let cursor = self.cursor().max(ran);
+                let until = self.policies().until;
                 self.with_plan(|p| p.first_after_cursor(now, cursor))
+                    .filter(|&at| until.is_none_or(|u| at <= u))
             } else {
                 // Computed by the caller from the plan in force during the
                 // run (a reschedule since would have set DIRTY).

@@ -84,7 +84,14 @@ impl Core {
             let own = !decision.run;
             self.skipped(&task, scheduled, decision.reason, decision.skipped, own);
         }
+        // The task's end (`until`, `times`): runs so far, and this one if it
+        // runs. Tasks without an end pay one branch.
+        let ends = policies.until.is_some() || policies.times.is_some();
+        let runs = |task: &TaskRef| task.extras().map_or(0, |e| e.runs.load(Ordering::Relaxed));
         let mut next = decision.next;
+        if ends {
+            next = policies.bound(next, runs(&task) + u64::from(decision.run));
+        }
         if !decision.run {
             let after = task.finish(gen, scheduled, started, next);
             self.after(&task, after);
@@ -166,6 +173,10 @@ impl Core {
                     self.skipped(&task, scheduled, SkipReason::Overlap, skipped, false);
                 }
             }
+        }
+        if ends {
+            // Instants the overlap policy moved `next` to, and this run counted.
+            next = policies.bound(next, runs(&task));
         }
         let after = task.finish(gen, scheduled, now, next);
         self.after(&task, after);

@@ -74,7 +74,9 @@ impl Core {
             let now = self.clock.now_nanos();
             let gen = gen_of(cur) + 1;
             let cursor = task.cursor();
-            match task.with_plan(|p| p.first_after_cursor(now, cursor)) {
+            let until = task.policies().until;
+            let first = task.with_plan(|p| p.first_after_cursor(now, cursor));
+            match first.filter(|&at| until.is_none_or(|u| at <= u)) {
                 Some(at) => {
                     if task.transition(cur, word(gen, SCHEDULED)).is_ok() {
                         if self.timeline.insert(task, gen, at, self.due(task, at)) {
@@ -163,9 +165,11 @@ impl Core {
                 phase => {
                     let now = self.clock.now_nanos();
                     let cursor = task.cursor();
-                    let Some(at) = plan.first_after_cursor(now, cursor) else {
-                        // No instant left after the last that ran (the end
-                        // of the representable range): the task is done.
+                    let until = task.policies().until;
+                    let first = plan.first_after_cursor(now, cursor);
+                    let Some(at) = first.filter(|&at| until.is_none_or(|u| at <= u)) else {
+                        // No instant left after the last that ran and before
+                        // the task's end (`until`): the task is done.
                         if task.transition(cur, word(gen, IDLE | REMOVED)).is_ok() {
                             self.cleanup(task, phase == SCHEDULED);
                             return Ok(());
