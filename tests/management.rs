@@ -473,3 +473,44 @@ fn resume_after_the_end_finishes_the_task() {
     s.resume(id).unwrap();
     assert!(s.is_empty(), "no instant is left before the end");
 }
+
+/// A one-shot paused and rescheduled (to a recurring plan) while it runs,
+/// then resumed after the clock went back: the new plan starts after the
+/// instant that ran, even though the one-shot had no cursor of its own.
+#[test]
+fn a_one_shot_paused_and_rescheduled_mid_run_never_goes_back_in_time() {
+    let (s, clock) = manual();
+    let fires: Fires = Arc::default();
+    let id = {
+        let (fires, clock) = (fires.clone(), clock.clone());
+        s.add(Schedule::once(t0() + chrono::Duration::seconds(3)))
+            .name("one")
+            .run_with_context(move |ctx| {
+                fires
+                    .lock()
+                    .unwrap()
+                    .push((ctx.id(), ctx.scheduled().timestamp_millis()));
+                if fires.lock().unwrap().len() == 1 {
+                    let s = ctx.scheduler();
+                    s.pause("one").unwrap();
+                    s.reschedule("one", Schedule::every(SECOND).starting_at(t0()))
+                        .unwrap();
+                    clock.set(t0());
+                }
+            })
+            .unwrap()
+    };
+    clock.advance(3 * SECOND);
+    s.run_pending();
+    s.resume(id).unwrap();
+    for _ in 0..5 {
+        clock.advance(SECOND);
+        s.run_pending();
+    }
+    let fires = fires.lock().unwrap();
+    assert!(
+        fires.windows(2).all(|w| w[0].1 < w[1].1),
+        "an instant ran after a later one: {fires:?}"
+    );
+    assert_eq!(fires.len(), 3, "t0+3 s, then t0+4 s and t0+5 s: {fires:?}");
+}

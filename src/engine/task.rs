@@ -469,6 +469,16 @@ impl Task {
                     }
                 }
             }
+            if cur & (DIRTY | PAUSED) != 0 {
+                // The task goes on past this run under management (a new
+                // plan, or a resume later): record the instant that ran even
+                // for a one-shot that has no cursor of its own yet, before
+                // the CAS below publishes it, so no later plan starts at or
+                // before it.
+                self.extras_or_init()
+                    .cursor
+                    .fetch_max(ran, Ordering::Relaxed);
+            }
             let next = if cur & DIRTY != 0 {
                 // Rescheduled during the run: wait for the rescheduler to
                 // have stored the new plan (it sets DIRTY first, then the
