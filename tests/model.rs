@@ -1774,18 +1774,10 @@ fn check_concurrent(sh: &Shared) -> Result<(), String> {
     }
     let policy: BTreeMap<TaskId, Misfire> = registered.iter().map(|r| (r.id, r.misfire)).collect();
     let mut pending: BTreeSet<TaskId> = live.clone();
-    // Known bug, not yet fixed (see the README's "Known limitations"): a
-    // finish that races a reschedule can leave `next_fire` reporting the
-    // instant of a stale timeline entry while the live entry waits at a
-    // later one. The task is not lost; this check then steps the clock on
-    // (1 s, 1 min, 2 min, 1 h: past the longest period these cases use, at
-    // most 4 times per task) and still requires the task to fire.
-    let mut stale: BTreeMap<TaskId, u32> = BTreeMap::new();
     for _round in 0..(4 * live.len() + 8) {
         if pending.is_empty() {
             break;
         }
-        let mut step_on = false;
         let now = sh.now();
         let mut due = Vec::new();
         let mut next_min = i64::MAX;
@@ -1836,10 +1828,6 @@ fn check_concurrent(sh: &Shared) -> Result<(), String> {
                 Err(_) if may_drop => {
                     pending.remove(&id);
                 }
-                Ok(Some(t2)) if ns(t2) <= now && stale.get(&id).copied().unwrap_or(0) < 4 => {
-                    *stale.entry(id).or_insert(0) += 1;
-                    step_on = true;
-                }
                 after => {
                     problems.push(format!(
                         "task {id} due at {} (clock {}) did not fire: lost (next_fire then {:?})",
@@ -1851,17 +1839,6 @@ fn check_concurrent(sh: &Shared) -> Result<(), String> {
                 }
             }
         }
-        if step_on {
-            let most = stale.values().copied().max().unwrap_or(1);
-            let step = [SEC, 61 * SEC, 121 * SEC, 3_601 * SEC][(most as usize - 1).min(3)];
-            sh.clock.set(at(sh.now() + step));
-        }
-    }
-    if !stale.is_empty() {
-        eprintln!(
-            "model: next_fire was stale for {} task(s) (known bug; each still had to fire)",
-            stale.len()
-        );
     }
     if !pending.is_empty() {
         let pending: Vec<TaskId> = pending.into_iter().collect();

@@ -183,6 +183,14 @@ struct Cold {
     /// `next_fire`): the fire instant and the entry's sequence number.
     slot_at: AtomicI64,
     slot_seq: AtomicU64,
+    /// The generation of the entry the slot names: a slot write for an
+    /// older generation than the one recorded is dropped, so a finish that
+    /// puts an entry back while a manager re-plans the task cannot leave
+    /// the slot naming its stale entry instead of the manager's live one.
+    slot_gen: AtomicU64,
+    /// Guards the three slot fields together (writers and readers; a few
+    /// instructions, never held across anything else).
+    slot_lock: AtomicBool,
     manage: AtomicBool,
     /// Set once, by whoever puts the task in the id registry.
     in_registry: AtomicBool,
@@ -202,6 +210,8 @@ impl Cold {
             plan,
             slot_at: AtomicI64::new(at),
             slot_seq: AtomicU64::new(seq),
+            slot_gen: AtomicU64::new(0),
+            slot_lock: AtomicBool::new(false),
             manage: AtomicBool::new(false),
             in_registry: AtomicBool::new(false),
             extras: std::sync::OnceLock::new(),
@@ -547,23 +557,30 @@ impl Task {
         })
     }
 
-    pub(crate) fn set_slot(&self, at: i64, seq: u64) {
+    pub(crate) fn set_slot(&self, at: i64, seq: u64, gen: u64) {
         // A task without a cold block is at its first entry, which is also
         // where a cold block starts: nothing to record.
         if self.cold.get().is_none() && (at, seq) == initial_slot(self.id) {
             return;
         }
         let cold = self.cold();
-        cold.slot_at.store(at, Ordering::Relaxed);
-        cold.slot_seq.store(seq, Ordering::Relaxed);
+        let _lock = SlotLock::take(cold);
+        if gen >= cold.slot_gen.load(Ordering::Relaxed) {
+            cold.slot_gen.store(gen, Ordering::Relaxed);
+            cold.slot_at.store(at, Ordering::Relaxed);
+            cold.slot_seq.store(seq, Ordering::Relaxed);
+        }
     }
     pub(crate) fn slot(&self) -> (i64, u64) {
         match self.cold.get() {
             None => initial_slot(self.id),
-            Some(c) => (
-                c.slot_at.load(Ordering::Relaxed),
-                c.slot_seq.load(Ordering::Relaxed),
-            ),
+            Some(c) => {
+                let _lock = SlotLock::take(c);
+                (
+                    c.slot_at.load(Ordering::Relaxed),
+                    c.slot_seq.load(Ordering::Relaxed),
+                )
+            }
         }
     }
 
@@ -598,6 +615,29 @@ impl Task {
     }
 }
 
+/// Holds a task's slot fields (see `Cold::slot_lock`).
+struct SlotLock<'a>(&'a Cold);
+
+impl<'a> SlotLock<'a> {
+    fn take(cold: &'a Cold) -> SlotLock<'a> {
+        let mut backoff = Backoff::default();
+        while cold
+            .slot_lock
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            backoff.snooze();
+        }
+        SlotLock(cold)
+    }
+}
+
+impl Drop for SlotLock<'_> {
+    fn drop(&mut self) {
+        self.0.slot_lock.store(false, Ordering::Release);
+    }
+}
+
 pub(crate) struct ManageGuard<'a>(&'a Task);
 
 impl Drop for ManageGuard<'_> {
@@ -622,7 +662,7 @@ mod tests {
         );
         // The cold block of a recurring or named task.
         assert!(
-            std::mem::size_of::<Cold>() <= 88,
+            std::mem::size_of::<Cold>() <= 96,
             "{}",
             std::mem::size_of::<Cold>()
         );

@@ -330,7 +330,7 @@ impl Timeline {
     }
 
     fn put(&self, task: &TaskRef, gen: u64, scheduled: i64, at: i64, seq: u64) -> bool {
-        task.set_slot(at, seq);
+        task.set_slot(at, seq, gen);
         self.map.insert(
             (at, seq),
             Slot {
