@@ -7,6 +7,7 @@
 use crate::cron::CronError;
 use crate::id::TaskId;
 use crate::seal::{KeyError, SealError};
+use crate::store::StoreError;
 
 /// Everything that can go wrong when talking to a [`Scheduler`](crate::Scheduler).
 #[derive(Debug, thiserror::Error)]
@@ -85,4 +86,41 @@ pub enum Error {
     /// A key or key ring could not be built.
     #[error(transparent)]
     Key(#[from] KeyError),
+
+    /// The store failed (I/O, a full disk, a lock, a corrupt file); the
+    /// call changed nothing.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+
+    /// A durable task was asked for on a scheduler built without a store.
+    #[error("task `{0}` is durable but this scheduler has no store (SchedulerBuilder::store)")]
+    NoStore(String),
+
+    /// A durable task needs a name: its identity across restarts.
+    #[error("a durable task needs a name (TaskBuilder::name): its identity across restarts")]
+    DurableNeedsName,
+
+    /// A durable task names a handler that is not registered
+    /// ([`Scheduler::handler`](crate::Scheduler::handler)).
+    #[error("no handler named `{0}` is registered (Scheduler::handler)")]
+    UnknownHandler(String),
+
+    /// A handler with this name is already registered.
+    #[error("a handler named `{0}` is already registered")]
+    DuplicateHandler(String),
+
+    /// What a durable task was given does not fit one: a closure instead of
+    /// a handler, or an option durable tasks do not keep.
+    #[error("durable task `{name}`: {why}")]
+    NotDurable {
+        /// The task's name.
+        name: String,
+        /// What does not fit.
+        why: &'static str,
+    },
+
+    /// A record in the store could not be turned back into a task (its
+    /// schedule text or payload is damaged); the record is kept.
+    #[error("unreadable durable record: {0}")]
+    BadRecord(String),
 }

@@ -38,6 +38,7 @@ mod run;
 mod schedule;
 mod seal;
 mod stats;
+pub mod store;
 mod sync;
 
 pub use api::builder::SchedulerBuilder;
@@ -49,7 +50,7 @@ pub use engine::task::{FireContext, TaskResult};
 pub use error::Error;
 pub use id::TaskId;
 pub use id::{KeyRef, TaskKey};
-pub use policy::{Misfire, Overlap, SkipReason, DEFAULT_MISFIRE_GRACE};
+pub use policy::{Delivery, Misfire, Overlap, SkipReason, DEFAULT_MISFIRE_GRACE};
 pub use run::dispatch::{Dispatcher, Executor, Job};
 pub use run::events::{Event, EventKind, Listener};
 pub use run::report::{RunReport, Stats, TaskInfo, TaskState};

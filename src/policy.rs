@@ -1,7 +1,8 @@
 //! Run policies: what happens when a fire is late (misfire), when a fire comes
 //! due while the previous run of the same task is still going (overlap), and
-//! random delays to spread load (jitter). Pure functions of time and of the
-//! task's plan; the engine applies them in `Core::execute`.
+//! random delays to spread load (jitter), and how a durable fire's progress is
+//! written (delivery). The types and rules live here, below everything; the
+//! decision for one fire is `run::policy::decide`, applied in `run::fire`.
 //!
 //! # Rules
 //!
@@ -34,7 +35,7 @@
 //! * **Cost.** When only `s1` is due (the common case) a fire costs one
 //!   next-instant computation, which is also its next instant. For `k > 1`,
 //!   an interval finds `sk` and `k` by arithmetic and counts exactly; a cron
-//!   plan walks at most [`CRON_COUNT_CAP`] (10,000) instants, counting them,
+//!   plan walks at most `CRON_COUNT_CAP` (10,000) instants, counting them,
 //!   then finds `sk` by bisection (at most 64 evaluations), so cron counts
 //!   stop at 10,000 beyond `s1` and a year-long jump costs at most that
 //!   many evaluations per task.
@@ -51,7 +52,6 @@
 //!   amount of work per task (above; cron searches give up after a bounded
 //!   window), and catch-up is capped.
 
-use crate::schedule::Plan;
 use std::time::Duration;
 
 /// The default grace period: a fire that starts within 1 s of its due
@@ -98,100 +98,6 @@ pub enum Overlap {
     Queue,
 }
 
-/// Most instants counted, besides the fire's own, when a cron task finds
-/// several due at once (a walk of one evaluation each); intervals count
-/// exactly. Also the cap for instants that came due during a run.
-pub(crate) const CRON_COUNT_CAP: u64 = 10_000;
-
-/// What the fire that is starting does: whether its callback runs, for which
-/// instant, what is skipped, and the next instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Decision {
-    /// Run the callback.
-    pub(crate) run: bool,
-    /// The fire is late beyond the grace period.
-    pub(crate) misfired: bool,
-    /// The instant the callback runs for (`ctx.scheduled()`): the claimed
-    /// one, or the latest instant due when several are.
-    pub(crate) scheduled: i64,
-    /// Instants that do not run: with `run`, older instants collapsed into
-    /// this run; without, the fire's own instant and every other one due.
-    pub(crate) skipped: u64,
-    /// Why those were skipped.
-    pub(crate) reason: SkipReason,
-    /// The next instant (`None`: the plan has no more).
-    pub(crate) next: Option<i64>,
-    /// The catch-up streak after this fire.
-    pub(crate) streak: u32,
-}
-
-/// Decides a fire of `plan` scheduled at `scheduled`, due (with jitter) at
-/// `due`, that starts at `now`; `streak` is the number of catch-up runs in a
-/// row so far. See the module rules. When only this instant is due (the
-/// common case) it costs one `next_after`, which is also the next instant.
-pub(crate) fn decide(
-    plan: &Plan,
-    misfire: Misfire,
-    grace: i64,
-    scheduled: i64,
-    due: i64,
-    now: i64,
-    streak: u32,
-) -> Decision {
-    let late = now.saturating_sub(due) > grace;
-    let after = plan.next_after(scheduled);
-    // Several instants due: the latest, and how many lie after this one.
-    let latest = || match after {
-        Some(second) if second <= now => plan.latest_due(scheduled, second, now, CRON_COUNT_CAP),
-        _ => (scheduled, 0),
-    };
-    let decision = |run, scheduled, skipped, reason, next, streak| Decision {
-        run,
-        misfired: late,
-        scheduled,
-        skipped,
-        reason,
-        next,
-        streak,
-    };
-    match misfire {
-        // Oldest first: each instant runs, the next is the one right after.
-        Misfire::CatchUp { .. } if !late => {
-            decision(true, scheduled, 0, SkipReason::Misfire, after, 0)
-        }
-        Misfire::CatchUp { max } if streak < max => {
-            decision(true, scheduled, 0, SkipReason::Misfire, after, streak + 1)
-        }
-        // Late under `Skip`, or the catch-up cap reached: drop every
-        // instant due, this one included.
-        Misfire::Skip | Misfire::CatchUp { .. } if late => {
-            let (last, more) = latest();
-            let next = if more == 0 {
-                after
-            } else {
-                plan.next_after(last)
-            };
-            let skipped = more.saturating_add(1);
-            decision(false, scheduled, skipped, SkipReason::Misfire, next, 0)
-        }
-        // `FireOnce`, or on time: one run, for the latest instant due.
-        _ => {
-            let (last, more) = latest();
-            let next = if more == 0 {
-                after
-            } else {
-                plan.next_after(last)
-            };
-            let reason = if late {
-                SkipReason::Misfire
-            } else {
-                SkipReason::Collapsed
-            };
-            decision(true, last, more, reason, next, 0)
-        }
-    }
-}
-
 /// Deterministic jitter in `[0, max]` for one fire of one task: a hash of the
 /// scheduler's seed, the task id and the scheduled instant. No shared RNG
 /// state, so no contention and the same seed gives the same delays.
@@ -225,98 +131,24 @@ pub enum SkipReason {
     Cancelled,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const S: i64 = 1_000_000_000;
-
-    fn every_second() -> Plan {
-        Plan::Every {
-            anchor: 0,
-            period: S,
-        }
-    }
-
-    #[test]
-    fn on_time_fires_run_and_reset_the_streak() {
-        let p = every_second();
-        let d = decide(
-            &p,
-            Misfire::CatchUp { max: 3 },
-            S,
-            10 * S,
-            10 * S,
-            10 * S + 1,
-            2,
-        );
-        assert_eq!((d.run, d.misfired, d.streak), (true, false, 0));
-        assert_eq!((d.scheduled, d.skipped, d.next), (10 * S, 0, Some(11 * S)));
-    }
-
-    #[test]
-    fn catch_up_runs_oldest_first_then_caps() {
-        let (p, m) = (every_second(), Misfire::CatchUp { max: 2 });
-        let d = decide(&p, m, S, 10 * S, 10 * S, 100 * S, 0);
-        assert_eq!((d.run, d.next, d.streak), (true, Some(11 * S), 1));
-        let d = decide(&p, m, S, 11 * S, 11 * S, 100 * S, 1);
-        assert_eq!((d.run, d.next, d.streak), (true, Some(12 * S), 2));
-        // Cap reached: 12..=100 s dropped, all counted.
-        let d = decide(&p, m, S, 12 * S, 12 * S, 100 * S, 2);
-        assert_eq!((d.run, d.next, d.streak), (false, Some(101 * S), 0));
-        assert_eq!((d.skipped, d.reason), (89, SkipReason::Misfire));
-        // Not late: the next instant even if it is due already.
-        let d = decide(&p, m, S, 10 * S, 10 * S, 10 * S + S / 2, 2);
-        assert_eq!((d.run, d.misfired, d.next), (true, false, Some(11 * S)));
-    }
-
-    #[test]
-    fn skip_drops_every_due_instant_and_fire_once_runs_the_latest() {
-        let p = every_second();
-        let d = decide(&p, Misfire::Skip, S, 10 * S, 10 * S, 100 * S, 0);
-        assert_eq!((d.run, d.misfired, d.next), (false, true, Some(101 * S)));
-        assert_eq!((d.skipped, d.reason), (91, SkipReason::Misfire));
-        let d = decide(&p, Misfire::FireOnce, S, 10 * S, 10 * S, 100 * S, 0);
-        assert_eq!((d.run, d.misfired, d.next), (true, true, Some(101 * S)));
-        assert_eq!(
-            (d.scheduled, d.skipped, d.reason),
-            (100 * S, 90, SkipReason::Misfire)
-        );
-        // A one-shot late under `Skip`: its own instant only.
-        let d = decide(
-            &Plan::Once(10 * S),
-            Misfire::Skip,
-            S,
-            10 * S,
-            10 * S,
-            100 * S,
-            0,
-        );
-        assert_eq!((d.run, d.skipped, d.next), (false, 1, None));
-    }
-
-    #[test]
-    fn on_time_instants_collapse_into_the_latest_under_any_policy_but_catch_up() {
-        let p = Plan::Every {
-            anchor: 0,
-            period: S / 1_000,
-        };
-        for m in [Misfire::FireOnce, Misfire::Skip] {
-            let d = decide(&p, m, S, S / 1_000, S / 1_000, S, 0);
-            assert_eq!((d.run, d.misfired, d.scheduled), (true, false, S), "{m:?}");
-            assert_eq!((d.skipped, d.reason), (999, SkipReason::Collapsed), "{m:?}");
-            assert_eq!(d.next, Some(S + S / 1_000), "{m:?}");
-        }
-    }
-
-    #[test]
-    fn jitter_is_bounded_and_deterministic() {
-        for t in 0..1000 {
-            let j = jitter(42, 7, t * S, S);
-            assert!((0..=S).contains(&j));
-            assert_eq!(j, jitter(42, 7, t * S, S));
-        }
-        assert_ne!(jitter(1, 7, 0, S), jitter(2, 7, 0, S));
-        assert_eq!(jitter(1, 7, 0, 0), 0);
-    }
+/// When a durable fire's progress is written, relative to its callback
+/// (see `crate::store`).
+///
+/// The default is **at least once**: a process killed while a callback
+/// runs repeats that fire after restart, so a crash never silently loses a
+/// scheduled run (the nightly report still goes out); the price is that a
+/// callback must tolerate, or deduplicate on `(name, scheduled instant)`,
+/// one repeat of a fire that was interrupted. Choose **at most once** for
+/// effects that must never happen twice and may be lost instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Delivery {
+    /// The cursor moves past an instant *before* its callback starts (one
+    /// commit per pass, before the pass's callbacks): a crash mid-run loses
+    /// that run and never repeats it.
+    AtMostOnce,
+    /// The cursor moves past an instant *after* its callback returned (one
+    /// commit per pass, after them): a crash mid-run repeats that run once
+    /// after restart.
+    #[default]
+    AtLeastOnce,
 }

@@ -112,6 +112,13 @@ impl Schedule {
         self
     }
 
+    /// Whether the schedule is relative to when it is registered (an
+    /// interval without `starting_at`, a one-shot after a delay): a
+    /// durable task registered again at a restart keeps its stored anchor.
+    pub(crate) fn is_relative(&self) -> bool {
+        matches!(self.kind, Kind::After(_) | Kind::Every { start: None, .. })
+    }
+
     /// The instant of a one-shot (at an instant, or after a delay from
     /// `now`, read only then), in nanoseconds, when it is valid: such a
     /// plan needs no time zone and no search. `None` for anything else.
@@ -315,6 +322,68 @@ impl Plan {
             Some(first)
         } else {
             self.next_after(cursor)
+        }
+    }
+}
+
+impl Plan {
+    /// The plan as text, for a store: `cron <dialect> <zone> <expression>`,
+    /// `every <period ns> from <anchor ns>`, or `once <instant ns>`.
+    /// [`Plan::from_text`] reads it back.
+    pub(crate) fn to_text(&self) -> String {
+        match self {
+            Plan::Once(at) => format!("once {at}"),
+            Plan::Every { anchor, period } => format!("every {period} from {anchor}"),
+            Plan::Cron { expr, tz } => {
+                let dialect = match expr.dialect() {
+                    Dialect::Vixie => "vixie",
+                    Dialect::Quartz => "quartz",
+                };
+                format!("cron {dialect} {} {}", tz.name(), expr.as_str())
+            }
+        }
+    }
+
+    /// Reads [`Plan::to_text`]'s form back; anything else is an error
+    /// naming what was wrong.
+    pub(crate) fn from_text(text: &str) -> Result<Plan, Error> {
+        let bad = |why: &str| Error::BadRecord(format!("schedule {text:?}: {why}"));
+        let int = |s: Option<&str>, what: &str| -> Result<i64, Error> {
+            s.and_then(|s| s.parse::<i64>().ok())
+                .ok_or_else(|| bad(&format!("{what} is not an integer")))
+        };
+        let mut words = text.splitn(4, ' ');
+        match words.next() {
+            Some("once") => Ok(Plan::Once(int(words.next(), "instant")?)),
+            Some("every") => {
+                let period = int(words.next(), "period")?;
+                if words.next() != Some("from") {
+                    return Err(bad("expected `from`"));
+                }
+                let anchor = int(words.next(), "anchor")?;
+                if period <= 0 {
+                    return Err(bad("period is not positive"));
+                }
+                Ok(Plan::Every { anchor, period })
+            }
+            Some("cron") => {
+                let dialect = match words.next() {
+                    Some("vixie") => Dialect::Vixie,
+                    Some("quartz") => Dialect::Quartz,
+                    _ => return Err(bad("unknown dialect")),
+                };
+                let tz: Tz = words
+                    .next()
+                    .and_then(|z| z.parse().ok())
+                    .ok_or_else(|| bad("unknown time zone"))?;
+                let expr = words.next().ok_or_else(|| bad("no expression"))?;
+                let expr = CronExpr::parse_with(expr, dialect)?;
+                Ok(Plan::Cron {
+                    expr: Arc::new(expr),
+                    tz,
+                })
+            }
+            _ => Err(bad("unknown kind")),
         }
     }
 }

@@ -202,9 +202,18 @@ pub(crate) struct Policies {
     pub(crate) until: Option<i64>,
     /// At most this many runs (`TaskBuilder::times`).
     pub(crate) times: Option<u64>,
+    /// A durable task's delivery policy (`None`: not durable). Read once
+    /// per fire with the rest, and only on a scheduler with a store.
+    pub(crate) durable: Option<crate::policy::Delivery>,
 }
 
 impl Policies {
+    /// Whether the task has an end (`until` or `times`).
+    #[inline]
+    pub(crate) fn ends(&self) -> bool {
+        self.until.is_some() || self.times.is_some()
+    }
+
     /// `next` within the task's end: `None` past `until`, or once `runs`
     /// (counting the run being decided) reached `times`.
     #[inline]

@@ -28,6 +28,7 @@ pub struct SchedulerBuilder {
     misfire: Misfire,
     seed: Option<u64>,
     listener: Option<Arc<dyn Listener>>,
+    store: Option<Box<dyn crate::store::Store>>,
 }
 
 impl Default for SchedulerBuilder {
@@ -38,6 +39,7 @@ impl Default for SchedulerBuilder {
             tz: Tz::UTC,
             test_mode: false,
             keys: None,
+            store: None,
             grace: DEFAULT_MISFIRE_GRACE,
             misfire: Misfire::default(),
             seed: None,
@@ -119,6 +121,15 @@ impl SchedulerBuilder {
         self
     }
 
+    /// Keeps durable tasks in `store` (e.g. [`RedbStore`](crate::store::RedbStore)
+    /// with the `redb` feature): the scheduler loads its tasks at build and
+    /// arms each once its handler is registered ([`Scheduler::handler`]).
+    /// Non-durable tasks on the same scheduler are unaffected.
+    pub fn store(mut self, store: impl crate::store::Store) -> Self {
+        self.store = Some(Box::new(store));
+        self
+    }
+
     /// Builds the scheduler.
     pub fn build(self) -> Scheduler {
         let seed = self.seed.unwrap_or_else(|| {
@@ -146,6 +157,9 @@ impl SchedulerBuilder {
                 seed,
                 listener: self.listener,
                 lag: Histogram::fine(),
+                durable: self
+                    .store
+                    .map(|s| Box::new(crate::run::durable::Durable::new(s))),
             }),
         }
     }

@@ -10,5 +10,6 @@
 //!   anything here.
 
 pub(crate) mod builder;
+pub(crate) mod durable;
 pub(crate) mod keys;
 pub(crate) mod scheduler;

@@ -47,16 +47,19 @@ pub struct Scheduler {
 /// Registers one task: name it, choose replacement, then give the callback.
 #[must_use = "a task is registered only by .run(..) or .run_with_context(..)"]
 pub struct TaskBuilder<'s> {
-    scheduler: &'s Scheduler,
-    schedule: Schedule,
-    name: Option<String>,
-    replace: bool,
-    payload: Option<Vec<u8>>,
-    misfire: Option<Misfire>,
-    overlap: Overlap,
-    jitter: Duration,
-    until: Option<DateTime<Utc>>,
-    times: Option<u64>,
+    pub(super) scheduler: &'s Scheduler,
+    pub(super) schedule: Schedule,
+    pub(super) name: Option<String>,
+    pub(super) replace: bool,
+    pub(super) payload: Option<Vec<u8>>,
+    pub(super) misfire: Option<Misfire>,
+    pub(super) overlap: Overlap,
+    pub(super) jitter: Duration,
+    pub(super) until: Option<DateTime<Utc>>,
+    pub(super) times: Option<u64>,
+    /// A durable task's handler (see [`TaskBuilder::durable`]).
+    pub(super) handler: Option<String>,
+    pub(super) delivery: crate::policy::Delivery,
 }
 
 impl TaskBuilder<'_> {
@@ -139,6 +142,12 @@ impl TaskBuilder<'_> {
         F: Fn(&FireContext<'_>) -> R + Send + Sync + 'static,
         R: TaskResult,
     {
+        if self.handler.is_some() {
+            return Err(Error::NotDurable {
+                name: self.name.unwrap_or_default(),
+                why: "a durable task runs its handler: finish it with .register(), not .run(..)",
+            });
+        }
         let callback: Callback = Box::new(move |ctx| f(ctx).into_outcome());
         let core = &self.scheduler.core;
         core.register(self, callback)
@@ -188,6 +197,8 @@ impl Scheduler {
             jitter: Duration::ZERO,
             until: None,
             times: None,
+            handler: None,
+            delivery: crate::policy::Delivery::default(),
         }
     }
 
@@ -201,7 +212,14 @@ impl Scheduler {
     /// Removes a task (by [`TaskId`] or name). Once this returns `Ok`, the task
     /// never starts another run; a run already in progress completes.
     pub fn remove(&self, key: impl TaskKey) -> Result<(), Error> {
-        let task = self.core.find(key.task_key())?;
+        let task = match self.core.find(key.task_key()) {
+            Ok(task) => task,
+            // A stored task waiting for its handler is removed from the store.
+            Err(e) => return self.remove_unarmed(key.task_key()).unwrap_or(Err(e)),
+        };
+        if task.policies().durable.is_some() {
+            return self.manage_durable(&task, key.task_key(), super::durable::Change::Remove);
+        }
         self.core
             .remove(&task)
             .map_err(|()| key_error(key.task_key()))
@@ -211,6 +229,9 @@ impl Scheduler {
     /// Pausing a paused task is a no-op.
     pub fn pause(&self, key: impl TaskKey) -> Result<(), Error> {
         let task = self.core.find(key.task_key())?;
+        if task.policies().durable.is_some() {
+            return self.manage_durable(&task, key.task_key(), super::durable::Change::Pause);
+        }
         self.core
             .pause(&task)
             .map_err(|()| key_error(key.task_key()))
@@ -221,6 +242,9 @@ impl Scheduler {
     /// one-shot whose instant passed fires at once.
     pub fn resume(&self, key: impl TaskKey) -> Result<(), Error> {
         let task = self.core.find(key.task_key())?;
+        if task.policies().durable.is_some() {
+            return self.manage_durable(&task, key.task_key(), super::durable::Change::Resume);
+        }
         self.core
             .resume(&task)
             .map_err(|()| key_error(key.task_key()))
@@ -234,7 +258,11 @@ impl Scheduler {
         // changes nothing); the first instant is computed under the task's
         // guard (see `Core::reschedule`).
         let now = self.core.clock.now_nanos();
-        let (plan, _) = schedule.resolve(now, self.core.tz)?;
+        let (plan, first) = schedule.resolve(now, self.core.tz)?;
+        if task.policies().durable.is_some() {
+            let change = super::durable::Change::Reschedule(plan, first);
+            return self.manage_durable(&task, key.task_key(), change);
+        }
         self.core
             .reschedule(&task, plan)
             .map_err(|()| key_error(key.task_key()))
@@ -312,7 +340,7 @@ impl fmt::Debug for Scheduler {
 /// The error for a key whose task was found but is gone by the time the
 /// call acts on it (removed or finished meanwhile): named as the caller
 /// named it, by id or by name.
-fn key_error(key: KeyRef<'_>) -> Error {
+pub(super) fn key_error(key: KeyRef<'_>) -> Error {
     match key {
         KeyRef::Name(n) => Error::NoSuchName(n.to_owned()),
         KeyRef::Id(id) => Error::NoSuchId(id),
@@ -388,6 +416,7 @@ impl Core {
             jitter: crate::clock::duration_nanos(jitter),
             until,
             times,
+            durable: None,
         };
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let due = first.saturating_add(crate::policy::jitter(self.seed, n, first, policies.jitter));

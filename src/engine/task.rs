@@ -403,6 +403,12 @@ impl Task {
         self.extras_or_init().replan.store(Some(Arc::new(plan)));
     }
 
+    /// A new task that was never published starts paused instead (a stored
+    /// task loaded paused): `IDLE | PAUSED`, so `resume` plans it.
+    pub(crate) fn park_new(&self) {
+        self.state.store(word(1, IDLE | PAUSED), Ordering::Release);
+    }
+
     /// Claims the fire of the entry tagged `gen`. True for exactly one caller.
     #[inline]
     pub(crate) fn claim(&self, gen: u64) -> bool {

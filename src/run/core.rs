@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::id::{KeyRef, TaskId};
 use crate::policy::Misfire;
 use crate::run::dispatch::{Dispatch, Job};
+use crate::run::durable::Durable;
 use crate::run::events::Listener;
 use crate::run::report::{RunReport, StatsCells};
 use crate::run::runner::RunnerSignal;
@@ -48,6 +49,9 @@ pub(crate) struct Core {
     pub(crate) listener: Option<Arc<dyn Listener>>,
     /// Fire lag of every run.
     pub(crate) lag: Histogram,
+    /// The store seam: `None` on a scheduler without a store, which then
+    /// never reaches `run::durable` (one check per `run_pending` call).
+    pub(crate) durable: Option<Box<Durable>>,
 }
 
 impl Core {
@@ -121,6 +125,31 @@ impl Core {
         self.jobs.load(Ordering::Acquire)
     }
 
+    /// A new task with the next id, first due at `first` (plus jitter).
+    pub(crate) fn new_task(
+        &self,
+        name: Option<std::sync::Arc<str>>,
+        plan: crate::schedule::Plan,
+        first: i64,
+        callback: crate::engine::task::Callback,
+        payload: Option<crate::seal::Payload>,
+        policies: crate::stats::Policies,
+    ) -> TaskRef {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let due = first.saturating_add(crate::policy::jitter(self.seed, n, first, policies.jitter));
+        let id = TaskId::new(n, due);
+        TaskRef::new(crate::engine::task::Task::new(
+            id, name, plan, callback, payload, policies,
+        ))
+    }
+
+    /// Keeps a new task paused instead of publishing it: findable by id
+    /// and name, on no timeline until resumed.
+    pub(crate) fn park(&self, task: TaskRef) {
+        task.park_new();
+        self.registry.index_once(&task);
+    }
+
     /// Puts a new task in the intake (first scheduled at `first`) and wakes
     /// the runner if it is due sooner than anything the runner knows of.
     #[inline]
@@ -166,6 +195,10 @@ impl Core {
                 }
                 continue;
             }
+            if let Some(durable) = self.durable.as_deref() {
+                self.dispatch_durable(durable, &mut batch, &mut report, stop);
+                continue;
+            }
             for claimed in batch.drain(..) {
                 if stop.is_some_and(RunnerSignal::stop_raised) {
                     self.release(claimed);
@@ -175,11 +208,15 @@ impl Core {
                 self.dispatch(claimed, &mut report);
             }
         }
+        if let Some(durable) = self.durable.as_deref() {
+            // One write for the pass's at-least-once progress.
+            let _ = durable.flush();
+        }
         self.stats.add(&report);
         report
     }
 
-    fn dispatch(self: &Arc<Self>, claimed: Claimed, report: &mut RunReport) {
+    pub(crate) fn dispatch(self: &Arc<Self>, claimed: Claimed, report: &mut RunReport) {
         match &self.dispatch {
             Dispatch::Inline => report.add(self.execute(claimed, true)),
             Dispatch::Pool(pool) => {

@@ -25,6 +25,8 @@
 
 use crate::engine::timeline::Claimed;
 use crate::run::core::Core;
+use crate::run::fire::Begun;
+use crate::run::report::Outcome;
 use crate::sync::HandleArc as Arc;
 use crossbeam_channel::TrySendError;
 use crossbeam_channel::{Receiver, Sender};
@@ -60,21 +62,48 @@ pub trait Executor: Send + Sync + 'static {
 
 /// One claimed fire, ready to run. Call [`Job::run`].
 pub struct Job {
-    inner: Option<(Arc<Core>, Claimed)>,
+    inner: Option<(Arc<Core>, Stage)>,
+}
+
+/// How far a job's fire got before the hand-off.
+enum Stage {
+    /// Claimed; `run` starts it (the common case).
+    Claimed(Claimed),
+    /// Already started (a durable fire, claimed in the store before any
+    /// callback of its pass); `run` calls the callback and completes it.
+    Begun(Begun),
 }
 
 impl Job {
     pub(crate) fn new(core: Arc<Core>, claimed: Claimed) -> Job {
         core.job_started();
         Job {
-            inner: Some((core, claimed)),
+            inner: Some((core, Stage::Claimed(claimed))),
+        }
+    }
+
+    pub(crate) fn begun(core: Arc<Core>, begun: Begun) -> Job {
+        core.job_started();
+        Job {
+            inner: Some((core, Stage::Begun(begun))),
         }
     }
 
     /// Runs the fire on the current thread (callback panics are caught).
     pub fn run(mut self) {
-        if let Some((core, claimed)) = self.inner.take() {
-            let outcome = core.execute(claimed, true);
+        if let Some((core, stage)) = self.inner.take() {
+            let outcome = match stage {
+                Stage::Claimed(claimed) => core.execute(claimed, true),
+                Stage::Begun(begun) => {
+                    let outcome = core.run_begun(begun);
+                    if let Some(durable) = core.durable.as_deref() {
+                        // A worker's completion is written now (concurrent
+                        // writers share the store's commits).
+                        let _ = durable.flush();
+                    }
+                    outcome
+                }
+            };
             core.stats().record(outcome);
             core.job_ended();
         }
@@ -83,9 +112,26 @@ impl Job {
 
 impl Drop for Job {
     fn drop(&mut self) {
-        if let Some((core, claimed)) = self.inner.take() {
-            tracing::warn!(task = %claimed.task.id, "cronlane: job dropped without running; released");
-            let outcome = core.execute(claimed, false);
+        if let Some((core, stage)) = self.inner.take() {
+            let outcome = match stage {
+                Stage::Claimed(claimed) => {
+                    tracing::warn!(task = %claimed.task.id, "cronlane: job dropped without running; released");
+                    core.execute(claimed, false)
+                }
+                Stage::Begun(begun) => {
+                    // Started (its store claim is written): it completes
+                    // without its callback, counted as skipped.
+                    tracing::warn!(task = %begun.task.id, "cronlane: job dropped without running; its fire is skipped");
+                    core.skipped(
+                        &begun.task,
+                        begun.scheduled,
+                        crate::policy::SkipReason::Cancelled,
+                        1,
+                        true,
+                    );
+                    core.complete(begun, Outcome::Skipped)
+                }
+            };
             core.stats().record(outcome);
             core.job_ended();
         }
@@ -94,14 +140,15 @@ impl Drop for Job {
 
 impl fmt::Debug for Job {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.inner {
-            Some((_, c)) => f
-                .debug_struct("Job")
-                .field("task", &c.task.id)
-                .field("scheduled", &crate::clock::from_nanos(c.scheduled))
-                .finish(),
-            None => f.write_str("Job(done)"),
-        }
+        let (task, scheduled) = match &self.inner {
+            Some((_, Stage::Claimed(c))) => (c.task.id, c.scheduled),
+            Some((_, Stage::Begun(b))) => (b.task.id, b.scheduled),
+            None => return f.write_str("Job(done)"),
+        };
+        f.debug_struct("Job")
+            .field("task", &task)
+            .field("scheduled", &crate::clock::from_nanos(scheduled))
+            .finish()
     }
 }
 

@@ -25,22 +25,87 @@ use crate::policy::SkipReason;
 use crate::policy::{self, Overlap};
 use crate::run::core::Core;
 use crate::run::events::{emit, EventKind};
+use crate::run::policy::decide;
 use crate::run::report::Outcome;
+use crate::stats::Policies;
 use crate::sync::{HandleArc as Arc, Ordering};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 /// Most skipped cron instants counted for one report (intervals: exact).
-const SKIP_COUNT_CAP: u64 = policy::CRON_COUNT_CAP;
+const SKIP_COUNT_CAP: u64 = crate::run::policy::CRON_COUNT_CAP;
+
+/// A fire that started: its callback may run now. The hand-off half of the
+/// execution seam ([`Core::begin`]); whoever runs the callback gives it
+/// back to [`Core::complete`] with the outcome, on any thread, at any time
+/// later (an async job does so when its future is done). Everything that
+/// depends on completion (overlap, statistics, the listener's outcome
+/// event, the next entry, durable progress) happens there.
+pub(crate) struct Begun {
+    pub(crate) task: TaskRef,
+    gen: u64,
+    /// The instant that runs (the latest due one, or this one under
+    /// catch-up) and when it was due (plus jitter).
+    pub(crate) scheduled: i64,
+    pub(crate) due: i64,
+    /// When the fire started, by the scheduler's clock.
+    pub(crate) started: i64,
+    /// The next instant as the run policies chose it at the start.
+    next: Option<i64>,
+    policies: Policies,
+    /// A catch-up in progress: the next fire follows this instant, not now.
+    streak: bool,
+    /// `Overlap::Allow`: the next fire is already on the timeline.
+    allowed: bool,
+    /// `Overlap::Allow`: the task's running count holds this run.
+    counted: bool,
+}
+
+impl Begun {
+    /// The next instant as chosen at the start (`None`: the task ends).
+    pub(crate) fn next_instant(&self) -> Option<i64> {
+        self.next
+    }
+
+    /// `Overlap::Allow`: the next fire was put on the timeline at the start.
+    pub(crate) fn overlaps(&self) -> bool {
+        self.allowed
+    }
+}
+
+/// What [`Core::begin`] did with a claimed fire.
+pub(crate) enum Begin {
+    /// The fire does not run its callback (cancelled after the claim,
+    /// dropped by the misfire policy, over an overlap limit); all of its
+    /// bookkeeping is done.
+    Skipped,
+    /// The callback runs now: call it, then [`Core::complete`].
+    Run(Begun),
+}
 
 impl Core {
-    /// Runs one claimed fire to the end. Without `call`, the fire is released
-    /// instead (put back as it was).
+    /// Runs one claimed fire to the end on this thread. Without `call`, the
+    /// fire is released instead (put back as it was).
+    #[inline]
     pub(crate) fn execute(self: &Arc<Self>, claimed: Claimed, call: bool) -> Outcome {
         if !call {
             self.release(claimed);
             return Outcome::Skipped;
         }
+        match self.begin(claimed) {
+            Begin::Skipped => Outcome::Skipped,
+            Begin::Run(begun) => {
+                let outcome =
+                    self.run_callback(&begun.task, begun.scheduled, begun.due, begun.started);
+                self.complete(begun, outcome)
+            }
+        }
+    }
+
+    /// Starts a claimed fire: the state word to `RUNNING`, the misfire,
+    /// collapse and end policies decided, the cursor moved, and under
+    /// `Overlap::Allow` the next fire put on the timeline.
+    pub(crate) fn begin(self: &Arc<Self>, claimed: Claimed) -> Begin {
         let Claimed {
             task,
             scheduled,
@@ -50,7 +115,7 @@ impl Core {
         if let Err(after) = task.start(gen) {
             self.after(&task, after);
             self.skipped(&task, scheduled, SkipReason::Cancelled, 1, true);
-            return Outcome::Skipped;
+            return Begin::Skipped;
         }
         let started = self.clock.now_nanos();
         let policies = task.policies();
@@ -61,7 +126,7 @@ impl Core {
         // or this one under catch-up), never the clock. One plan evaluation
         // per fire when only this instant is due.
         let decision = task.with_plan(|p| {
-            policy::decide(
+            decide(
                 p,
                 policies.misfire,
                 self.grace,
@@ -86,16 +151,20 @@ impl Core {
         }
         // The task's end (`until`, `times`): runs so far, and this one if it
         // runs. Tasks without an end pay one branch.
-        let ends = policies.until.is_some() || policies.times.is_some();
-        let runs = |task: &TaskRef| task.extras().map_or(0, |e| e.runs.load(Ordering::Relaxed));
         let mut next = decision.next;
-        if ends {
+        if policies.ends() {
             next = policies.bound(next, runs(&task) + u64::from(decision.run));
         }
         if !decision.run {
             let after = task.finish(gen, scheduled, started, next);
+            if let Some(delivery) = policies.durable {
+                // Ended without a run (a one-shot's misfire skipped).
+                if after == After::Completed {
+                    self.durable_done(&task, delivery, scheduled, None, true);
+                }
+            }
             self.after(&task, after);
-            return Outcome::Skipped;
+            return Begin::Skipped;
         }
         // The run is for the latest instant due (see `policy`).
         // The cursor: the latest instant whose run started. Written before
@@ -108,10 +177,22 @@ impl Core {
         } else {
             (decision.scheduled, self.due(&task, decision.scheduled))
         };
-
+        let mut begun = Begun {
+            task,
+            gen,
+            scheduled,
+            due,
+            started,
+            next,
+            policies,
+            streak: decision.streak != 0,
+            allowed: false,
+            counted: false,
+        };
         if let Overlap::Allow { max } = policies.overlap {
             if next.is_some() {
                 // Next fire first, then this run: runs may overlap.
+                let task = &begun.task;
                 let extras = task.extras_or_init();
                 // The count of runs of this task from before its callback
                 // until after it: the one whose increment takes it over
@@ -120,7 +201,7 @@ impl Core {
                 // orders the callbacks of two runs that follow each other.)
                 let running = extras.running.fetch_add(1, Ordering::AcqRel) + 1;
                 let after = task.finish(gen, scheduled, started, next);
-                self.after(&task, after);
+                self.after(task, after);
                 #[cfg(cronlane_loom)]
                 let (early, check) = (
                     crate::__loom::broken(&crate::__loom::BREAK_OVERLAP_EARLY),
@@ -129,26 +210,54 @@ impl Core {
                 #[cfg(not(cronlane_loom))]
                 let (early, check) = (false, true);
                 if early {
+                    // The twin: the count drops before the callback.
                     extras.running.fetch_sub(1, Ordering::AcqRel);
                 }
-                let outcome = if check && max.is_some_and(|m| running > m) {
-                    self.skipped(&task, scheduled, SkipReason::Overlap, 1, true);
-                    Outcome::Skipped
-                } else {
-                    self.run_callback(&task, scheduled, due, started)
-                };
-                if !early {
-                    extras.running.fetch_sub(1, Ordering::AcqRel);
+                if check && max.is_some_and(|m| running > m) {
+                    if !early {
+                        extras.running.fetch_sub(1, Ordering::AcqRel);
+                    }
+                    self.skipped(task, scheduled, SkipReason::Overlap, 1, true);
+                    return Begin::Skipped;
                 }
-                return outcome;
+                begun.allowed = true;
+                begun.counted = !early;
             }
         }
+        Begin::Run(begun)
+    }
 
-        let outcome = self.run_callback(&task, scheduled, due, started);
+    /// Completes a started fire with the outcome of its callback: under
+    /// `Overlap::Allow` the run's count drops; otherwise the overlap policy
+    /// deals with instants that came due while it ran, and the next entry
+    /// goes on the timeline (or the task completes).
+    pub(crate) fn complete(self: &Arc<Self>, begun: Begun, outcome: Outcome) -> Outcome {
+        let Begun {
+            task,
+            gen,
+            scheduled,
+            started,
+            mut next,
+            policies,
+            streak,
+            allowed,
+            counted,
+            ..
+        } = begun;
+        if allowed {
+            // Its next fire went on the timeline at the start.
+            if counted {
+                task.extras_or_init().running.fetch_sub(1, Ordering::AcqRel);
+            }
+            if let Some(delivery) = policies.durable {
+                self.durable_done(&task, delivery, scheduled, outcome.ran(), false);
+            }
+            return outcome;
+        }
         let mut now = started;
         // A catch-up (a streak, or an on-time instant whose successor was
         // already due at the start) goes on from this instant instead.
-        if next.is_some_and(|n| n > started) && decision.streak == 0 {
+        if next.is_some_and(|n| n > started) && !streak {
             // Instants that came due while the callback ran.
             now = self.clock.now_nanos();
             if let Some(first) = next.filter(|&f| f <= now) {
@@ -174,17 +283,21 @@ impl Core {
                 }
             }
         }
-        if ends {
+        if policies.ends() {
             // Instants the overlap policy moved `next` to, and this run counted.
             next = policies.bound(next, runs(&task));
         }
         let after = task.finish(gen, scheduled, now, next);
+        if let Some(delivery) = policies.durable {
+            let last = after == After::Completed;
+            self.durable_done(&task, delivery, scheduled, outcome.ran(), last);
+        }
         self.after(&task, after);
         outcome
     }
 
     /// The callback part of a fire: payload, context, span, events, stats.
-    fn run_callback(
+    pub(crate) fn run_callback(
         self: &Arc<Self>,
         task: &TaskRef,
         scheduled: i64,
@@ -281,7 +394,14 @@ impl Core {
     /// one of them is this fire's own, returned as `Outcome::Skipped` and
     /// counted in the run report (and from there in `stats()`); the others
     /// are counted in `stats()` here.
-    fn skipped(&self, task: &TaskRef, scheduled: i64, reason: SkipReason, count: u64, own: bool) {
+    pub(crate) fn skipped(
+        &self,
+        task: &TaskRef,
+        scheduled: i64,
+        reason: SkipReason,
+        count: u64,
+        own: bool,
+    ) {
         task.extras_or_init()
             .skips
             .fetch_add(count, Ordering::Relaxed);
@@ -354,6 +474,12 @@ impl Core {
             After::Nothing => {}
         }
     }
+}
+
+/// Runs of a task so far (its end policies count them).
+#[inline]
+fn runs(task: &TaskRef) -> u64 {
+    task.extras().map_or(0, |e| e.runs.load(Ordering::Relaxed))
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -20,8 +20,10 @@
 
 pub(crate) mod core;
 pub(crate) mod dispatch;
+pub(crate) mod durable;
 pub(crate) mod events;
 pub(crate) mod fire;
 pub(crate) mod manage;
+pub(crate) mod policy;
 pub(crate) mod report;
 pub(crate) mod runner;

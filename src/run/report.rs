@@ -182,3 +182,15 @@ pub(crate) fn info(task: &TaskRef) -> Option<TaskInfo> {
         failures,
     })
 }
+
+impl Outcome {
+    /// `Some(ok)` when the callback ran, `None` when it did not.
+    #[inline]
+    pub(crate) fn ran(self) -> Option<bool> {
+        match self {
+            Outcome::Fired => Some(true),
+            Outcome::Failed => Some(false),
+            Outcome::Skipped => None,
+        }
+    }
+}

@@ -244,3 +244,54 @@ pub struct ResealReport {
     /// were.
     pub unreadable: usize,
 }
+
+/// Durable tasks (see `crate::store`): a payload bound to the task's name
+/// alone, because ids are per process, and its bytes as a store keeps them.
+impl Sealer {
+    /// A durable task's payload at registration: sealed for `name` in
+    /// production mode, clear in test mode; the input buffer is wiped.
+    pub(crate) fn durable_payload(
+        &self,
+        mut plaintext: Vec<u8>,
+        test_mode: bool,
+        name: &str,
+    ) -> Result<Payload, SealError> {
+        if test_mode {
+            return Ok(Payload::Clear(Zeroizing::new(plaintext)));
+        }
+        let aad = record::durable_binding(name);
+        let sealed = self.ring.with(|ring| match ring {
+            Some(ring) => Record::seal(ring.current(), &aad, &plaintext),
+            None => Err(SealError::NoKey),
+        });
+        plaintext.zeroize();
+        Ok(Payload::Sealed {
+            aad,
+            record: Swap::new(Arc::new(sealed?)),
+        })
+    }
+}
+
+impl Payload {
+    /// A durable task's payload as loaded from a store: `sealed` bytes are
+    /// a record bound to `name` (opened only at fire time).
+    pub(crate) fn from_store(sealed: bool, bytes: Vec<u8>, name: &str) -> Payload {
+        if sealed {
+            Payload::Sealed {
+                aad: record::durable_binding(name),
+                record: Swap::new(Arc::new(Record::from_bytes(bytes))),
+            }
+        } else {
+            Payload::Clear(Zeroizing::new(bytes))
+        }
+    }
+
+    /// The bytes a store keeps: `(sealed, bytes)`. Clear bytes only ever
+    /// come from a test-mode scheduler.
+    pub(crate) fn to_store(&self) -> (bool, Vec<u8>) {
+        match self {
+            Payload::Clear(b) => (false, b.to_vec()),
+            Payload::Sealed { record, .. } => (true, record.load().as_bytes().to_vec()),
+        }
+    }
+}

@@ -43,6 +43,17 @@ pub(crate) fn binding(id: TaskId, name: Option<&str>) -> Box<[u8]> {
     aad.into_boxed_slice()
 }
 
+/// The associated data for a durable task's payload: its own label and the
+/// task's name (ids change across restarts; the name is its identity).
+pub(crate) fn durable_binding(name: &str) -> Box<[u8]> {
+    const DURABLE: &[u8] = b"cronlane/seal/durable/v1";
+    let mut aad = Vec::with_capacity(DURABLE.len() + 8 + name.len());
+    aad.extend_from_slice(DURABLE);
+    aad.extend_from_slice(&(name.len() as u64).to_le_bytes());
+    aad.extend_from_slice(name.as_bytes());
+    aad.into_boxed_slice()
+}
+
 /// A sealed payload, as kept in memory (and, later, in a store).
 pub(crate) struct Record {
     bytes: Box<[u8]>,

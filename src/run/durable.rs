@@ -1,0 +1,394 @@
+//! Durable tasks on the run side: the handler table, the definitions this
+//! scheduler holds for its store, arming a stored task in the engine, and
+//! the store calls of a `run_pending` pass (see [`crate::store`] for what is
+//! written when).
+//!
+//! # Ground rules
+//!
+//! * A durable task is an engine task like any other: named, with
+//!   non-default policies whose `durable` field holds its delivery policy,
+//!   and whose callback is its handler. Nothing below this module knows
+//!   it is durable.
+//! * Definition writes for one name are serialised by a stripe lock held
+//!   across the store write and the engine operation, so store and memory
+//!   see one name's changes in the same order; different names commit
+//!   together (the store groups concurrent writes into one commit). No
+//!   firing thread ever takes a stripe.
+//! * `defs` is this scheduler's view of its store: every durable task it
+//!   knows, armed (it has an engine id) or waiting for its handler. It is
+//!   locked briefly and never across a store call.
+//! * A pass with durable fires: begin each (the engine's start, misfire
+//!   and collapse rules, cursor), one [`Store::claim`] for all of them, and
+//!   only then their callbacks. Completions wait in `done` and go to the
+//!   store in one [`Store::complete`] at the end of the pass, from a pool
+//!   worker once its fire completed, or once [`FLUSH_AT`] are waiting.
+
+use crate::engine::task::{FireContext, TaskRef};
+use crate::engine::timeline::Claimed;
+use crate::error::Error;
+use crate::id::TaskId;
+use crate::policy::{Delivery, SkipReason};
+use crate::run::core::Core;
+use crate::run::dispatch::{Dispatch, Job};
+use crate::run::fire::{Begin, Begun};
+use crate::run::report::{Outcome, RunReport};
+use crate::run::runner::RunnerSignal;
+use crate::schedule::Plan;
+use crate::seal::Payload;
+use crate::stats::Policies;
+use crate::store::{FireClaim, FireDone, Op, PayloadRecord, Store, StoreError, TaskRecord};
+use crate::sync::HandleArc as Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock};
+
+/// Completions written at once when this many wait.
+pub(crate) const FLUSH_AT: usize = 4096;
+
+/// Stripe locks for definition writes (by name hash).
+const STRIPES: usize = 64;
+
+/// A registered handler: the code durable tasks name.
+pub(crate) type Handler =
+    std::sync::Arc<dyn Fn(&FireContext<'_>) -> Result<(), String> + Send + Sync>;
+
+/// One durable task as this scheduler knows it.
+#[derive(Clone)]
+pub(crate) struct Def {
+    /// The definition as last written (its cursor as of that write: the
+    /// store keeps the larger of it and the progress written since).
+    pub(crate) record: TaskRecord,
+    /// Its engine id while armed.
+    pub(crate) id: Option<TaskId>,
+    /// Why it is not armed, besides a missing handler.
+    pub(crate) problem: Option<String>,
+}
+
+/// The durable side of a scheduler with a store.
+pub(crate) struct Durable {
+    pub(crate) store: Box<dyn Store>,
+    handlers: RwLock<HashMap<String, Handler>>,
+    pub(crate) defs: Mutex<HashMap<String, Def>>,
+    stripes: Vec<Mutex<()>>,
+    done: Mutex<Vec<FireDone>>,
+    /// Store calls that failed (each also logged).
+    pub(crate) failures: AtomicU64,
+}
+
+/// Locks a mutex whatever a panicking holder left: every structure behind
+/// these locks is valid between statements.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Durable {
+    pub(crate) fn new(store: Box<dyn Store>) -> Durable {
+        let loaded = store.loaded();
+        let defs = loaded
+            .into_iter()
+            .map(|record| {
+                let name = record.name.clone();
+                let def = Def {
+                    record,
+                    id: None,
+                    problem: None,
+                };
+                (name, def)
+            })
+            .collect();
+        Durable {
+            store,
+            handlers: RwLock::new(HashMap::new()),
+            defs: Mutex::new(defs),
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            done: Mutex::new(Vec::new()),
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    /// The stripe that serialises definition writes for `name`.
+    pub(crate) fn stripe(&self, name: &str) -> MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        name.hash(&mut h);
+        lock(&self.stripes[(h.finish() as usize) % STRIPES])
+    }
+
+    /// Every stripe, in order (a batch registration).
+    pub(crate) fn all_stripes(&self) -> Vec<MutexGuard<'_, ()>> {
+        self.stripes.iter().map(lock).collect()
+    }
+
+    pub(crate) fn handler(&self, name: &str) -> Option<Handler> {
+        self.handlers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    /// Adds a handler; `false` if the name is taken.
+    pub(crate) fn add_handler(&self, name: &str, handler: Handler) -> bool {
+        let mut handlers = self
+            .handlers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if handlers.contains_key(name) {
+            return false;
+        }
+        handlers.insert(name.to_owned(), handler);
+        true
+    }
+
+    /// Writes definition changes; counts and logs a failure.
+    pub(crate) fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        self.store.write(ops).inspect_err(|e| {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "cronlane: store write failed; nothing changed");
+        })
+    }
+
+    /// Queues a completion; true when enough wait to write them now.
+    fn push_done(&self, done: FireDone) -> bool {
+        let mut q = lock(&self.done);
+        q.push(done);
+        q.len() >= FLUSH_AT
+    }
+
+    /// Writes every waiting completion in one call. On failure they stay
+    /// queued (in order) for the next call.
+    pub(crate) fn flush(&self) -> Result<(), StoreError> {
+        let batch = std::mem::take(&mut *lock(&self.done));
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match self.store.complete(&batch) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, fires = batch.len(), "cronlane: writing fire progress failed; kept for the next pass");
+                let mut q = lock(&self.done);
+                let newer = std::mem::replace(&mut *q, batch);
+                q.extend(newer);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for Durable {
+    fn drop(&mut self) {
+        // Best effort: what a pass left queued (an at-least-once fire not
+        // written would only run again after a restart).
+        let _ = self.flush();
+    }
+}
+
+impl Core {
+    /// The durable side of this scheduler, or the error for `name`.
+    pub(crate) fn durable_or(&self, name: &str) -> Result<&Durable, Error> {
+        self.durable
+            .as_deref()
+            .ok_or_else(|| Error::NoStore(name.to_owned()))
+    }
+
+    /// A pass's batch on a scheduler with a store: non-durable fires go
+    /// out as usual; durable ones are begun, claimed in one store call, and
+    /// only then run.
+    pub(crate) fn dispatch_durable(
+        self: &Arc<Self>,
+        durable: &Durable,
+        batch: &mut Vec<Claimed>,
+        report: &mut RunReport,
+        stop: Option<&RunnerSignal>,
+    ) {
+        let mut begun: Vec<Begun> = Vec::new();
+        let mut claims: Vec<FireClaim> = Vec::new();
+        for claimed in batch.drain(..) {
+            if stop.is_some_and(RunnerSignal::stop_raised) {
+                self.release(claimed);
+                report.skipped += 1;
+                continue;
+            }
+            let Some(delivery) = claimed.task.policies().durable else {
+                self.dispatch(claimed, report);
+                continue;
+            };
+            match self.begin(claimed) {
+                Begin::Skipped => report.add(Outcome::Skipped),
+                Begin::Run(b) => {
+                    claims.push(FireClaim {
+                        name: name_of(&b.task),
+                        scheduled: b.scheduled,
+                        delivery,
+                        last: b.ends_task(),
+                        won: true,
+                        fence: 0,
+                    });
+                    begun.push(b);
+                }
+            }
+        }
+        if begun.is_empty() {
+            return;
+        }
+        match durable.store.claim(&mut claims) {
+            Ok(()) => {
+                // The callbacks start after the commit: measure from then.
+                let now = self.clock.now_nanos();
+                for (mut b, c) in begun.into_iter().zip(&claims) {
+                    if c.won {
+                        b.started = now.max(b.started);
+                        self.dispatch_begun(b, report);
+                    } else {
+                        self.skipped(&b.task, b.scheduled, SkipReason::Cancelled, 1, true);
+                        report.add(self.complete(b, Outcome::Skipped));
+                    }
+                }
+            }
+            Err(e) => {
+                durable.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, fires = begun.len(), "cronlane: claiming durable fires failed; they do not run");
+                for b in begun {
+                    self.skipped(&b.task, b.scheduled, SkipReason::Cancelled, 1, true);
+                    report.add(self.complete(b, Outcome::Skipped));
+                }
+            }
+        }
+    }
+
+    /// Runs (inline) or hands out (pool, executor) a begun fire.
+    fn dispatch_begun(self: &Arc<Self>, begun: Begun, report: &mut RunReport) {
+        match &self.dispatch {
+            Dispatch::Inline => report.add(self.run_begun(begun)),
+            Dispatch::Pool(pool) => {
+                report.dispatched += 1;
+                pool.submit(Job::begun(self.clone(), begun));
+            }
+            Dispatch::Executor(e) => {
+                report.dispatched += 1;
+                e.execute(Job::begun(self.clone(), begun));
+            }
+        }
+    }
+
+    /// The callback and completion of a begun fire, on this thread.
+    pub(crate) fn run_begun(self: &Arc<Self>, begun: Begun) -> Outcome {
+        let outcome = self.run_callback(&begun.task, begun.scheduled, begun.due, begun.started);
+        self.complete(begun, outcome)
+    }
+
+    /// A durable fire ended (its callback returned, or the task ended
+    /// without it): queue its progress under the delivery policy.
+    #[cold]
+    pub(crate) fn durable_done(
+        &self,
+        task: &TaskRef,
+        delivery: Delivery,
+        scheduled: i64,
+        ran: Option<bool>,
+        last: bool,
+    ) {
+        let Some(durable) = self.durable.as_deref() else {
+            return;
+        };
+        // At most once: the cursor moved at the claim; only an end the
+        // claim did not foresee is written now.
+        let write = last || (delivery == Delivery::AtLeastOnce && ran.is_some());
+        if !write {
+            return;
+        }
+        let full = durable.push_done(FireDone {
+            name: name_of(task),
+            scheduled,
+            delivery,
+            last,
+            fence: 0,
+            ok: ran == Some(true),
+        });
+        if full {
+            let _ = durable.flush();
+        }
+        if last {
+            if let Some(name) = task.name() {
+                lock(&durable.defs).remove(name);
+            }
+        }
+    }
+
+    /// Arms a stored task in the engine with its handler: named, its cursor
+    /// restored, first due at the first instant after the cursor (however
+    /// far in the past: the misfire policy then decides, exactly as for a
+    /// late fire), or parked if paused. `Ok(None)`: the task has no instant
+    /// left (it ended while the process was down).
+    pub(crate) fn arm(
+        self: &Arc<Self>,
+        record: &TaskRecord,
+        handler: Handler,
+    ) -> Result<Option<TaskId>, Error> {
+        let plan = Plan::from_text(&record.schedule)?;
+        let cursor = record.cursor;
+        let first = match &plan {
+            Plan::Once(at) => (*at > cursor).then_some(*at),
+            p => p.next_after(cursor),
+        }
+        .filter(|&at| record.until.is_none_or(|u| at <= u));
+        let Some(first) = first else {
+            return Ok(None);
+        };
+        let policies = Policies {
+            misfire: record.misfire,
+            overlap: record.overlap,
+            jitter: record.jitter,
+            until: record.until,
+            times: record.times,
+            durable: Some(record.delivery),
+        };
+        let payload = record.payload.clone().map(|p| match p {
+            PayloadRecord::Clear(b) => Payload::from_store(false, b, &record.name),
+            PayloadRecord::Sealed(b) => Payload::from_store(true, b, &record.name),
+        });
+        let callback: crate::engine::task::Callback = Box::new(move |ctx| handler(ctx));
+        let task = self.new_task(
+            Some(std::sync::Arc::from(record.name.as_str())),
+            plan,
+            first,
+            callback,
+            payload,
+            policies,
+        );
+        if cursor > i64::MIN {
+            task.advance_cursor(cursor);
+        }
+        if let crate::engine::registry::NameClaim::Taken =
+            self.registry.claim_name(&task, false, &**self)
+        {
+            self.gone.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            return Err(Error::DuplicateName(record.name.clone()));
+        }
+        let id = task.id;
+        if record.paused {
+            self.park(task);
+        } else {
+            self.publish(task, first);
+        }
+        Ok(Some(id))
+    }
+}
+
+impl Begun {
+    /// This fire ends its task (no next instant): a one-shot, or the last
+    /// run of its end policies.
+    pub(crate) fn ends_task(&self) -> bool {
+        self.next_instant().is_none() && !self.overlaps()
+    }
+}
+
+/// A durable task's name as the store keys it.
+fn name_of(task: &TaskRef) -> std::sync::Arc<str> {
+    match task.name_arc() {
+        Some(n) => n.clone(),
+        // Durable tasks are always named (registration checks it).
+        None => std::sync::Arc::from(""),
+    }
+}

@@ -1,0 +1,167 @@
+//! The store seam: where durable tasks meet a backend that keeps them.
+//!
+//! A *durable* task is a named task whose code is a registered *handler*
+//! (code is not data) and whose definition — name, handler name, schedule
+//! as text, policies, delivery, payload (sealed in production mode),
+//! paused flag and **cursor** — lives in a [`Store`]. The same seam serves
+//! the embedded store (one process, a local file; [`RedbStore`] with the
+//! `redb` feature) and a cluster backend shared by replicas (one claim per
+//! fire across all of them).
+//!
+//! # Ground rules
+//!
+//! * **What is written when** (the scheduler calls these; a backend never
+//!   calls up):
+//!   - [`Store::write`]: definitions, at register, remove, pause, resume
+//!     and reschedule of a durable task, durable before it returns; many
+//!     threads may call it at once and a backend shares one commit among
+//!     them (group commit). A batch registration is one call.
+//!   - [`Store::claim`]: once per `run_pending` pass, for every durable
+//!     fire of the pass, **before** any of their callbacks starts. A
+//!     backend moves the cursor of `AtMostOnce` fires here and may refuse
+//!     a fire (a cluster backend: another replica has it).
+//!   - [`Store::complete`]: **after** the callbacks, batched (at the end of
+//!     a pass, or when enough completions are waiting): the cursor of
+//!     `AtLeastOnce` fires moves here.
+//!   - A fire marked [`FireClaim::last`] / [`FireDone::last`] ends its task
+//!     (a one-shot, or the end of `until`/`times`): the backend deletes the
+//!     definition under that fire's delivery policy.
+//!   - [`Store::loaded`]: the records read when the backend was opened,
+//!     handed to the scheduler once, at build.
+//! * **A cursor never goes back**: a backend keeps the larger of the stored
+//!   and the written cursor whatever the order of the calls (a definition
+//!   write carrying an older cursor races a pass's progress).
+//! * A scheduler without a store, and a non-durable task on a scheduler
+//!   with one, never reach this module: the fire path checks one
+//!   `Option` per `run_pending` call (not per fire) and one byte of the
+//!   task's policies per fire only when a store is present.
+//! * This module knows nothing of the engine or the public handle: it
+//!   names only plain data (records, instants in nanoseconds since the
+//!   Unix epoch) and its own errors.
+
+mod record;
+#[cfg(feature = "redb")]
+mod redb;
+
+pub use record::{PayloadRecord, RecordError, TaskRecord};
+#[cfg(feature = "redb")]
+pub use redb::{Durability, RedbStore, RedbStoreBuilder};
+
+pub use crate::policy::Delivery;
+use std::fmt;
+use std::sync::Arc;
+
+/// One change to the definitions, for [`Store::write`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Creates or replaces the definition of `record.name` (the stored
+    /// cursor is kept if it is the larger).
+    Put(TaskRecord),
+    /// Deletes the definition of the named task (no error if absent).
+    Delete(String),
+}
+
+/// A durable fire about to start, for [`Store::claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FireClaim {
+    /// The task's stable name.
+    pub name: Arc<str>,
+    /// The scheduled instant that runs, nanoseconds since the Unix epoch.
+    pub scheduled: i64,
+    /// The task's delivery policy.
+    pub delivery: Delivery,
+    /// This fire ends the task (a one-shot, or the last run of its end).
+    pub last: bool,
+    /// Set by the backend: `false` refuses the fire (it does not run, and
+    /// is reported as skipped). Starts `true`.
+    pub won: bool,
+    /// Set by the backend: a fencing token handed to the callback
+    /// (0 for backends without one).
+    pub fence: u64,
+}
+
+/// A durable fire whose callback returned, for [`Store::complete`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FireDone {
+    /// The task's stable name.
+    pub name: Arc<str>,
+    /// The scheduled instant that ran, nanoseconds since the Unix epoch.
+    pub scheduled: i64,
+    /// The task's delivery policy.
+    pub delivery: Delivery,
+    /// This fire ended the task.
+    pub last: bool,
+    /// The fence the claim returned.
+    pub fence: u64,
+    /// Whether the callback succeeded.
+    pub ok: bool,
+}
+
+/// Why a store call failed. Each names what was wrong; after a failed
+/// write, nothing of it is on disk and the scheduler changed nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Another process (or another store in this one) has the file open.
+    #[error("store {path} is locked by another process or store")]
+    Locked {
+        /// The store's path.
+        path: String,
+    },
+    /// The file is not a cronlane store, or its structure is damaged.
+    #[error("store {path} is corrupt or not a cronlane store: {detail}")]
+    Corrupt {
+        /// The store's path.
+        path: String,
+        /// What was found.
+        detail: String,
+    },
+    /// The file was written by a newer format version than this build reads.
+    #[error("store {path} has format version {found}; this build reads up to {supported}")]
+    TooNew {
+        /// The store's path.
+        path: String,
+        /// The version in the file.
+        found: u32,
+        /// The newest version this build reads.
+        supported: u32,
+    },
+    /// An I/O error (a full disk among them) during a commit or a read.
+    #[error("store I/O error: {0}")]
+    Io(String),
+    /// A record could not be decoded.
+    #[error("store record {name:?} is unreadable: {source}")]
+    Record {
+        /// The record's key.
+        name: String,
+        /// What was wrong.
+        source: RecordError,
+    },
+    /// The store was closed (its committer is gone).
+    #[error("store is closed")]
+    Closed,
+}
+
+/// A backend that keeps durable tasks. See the module's ground rules for
+/// what is called when; every method may be called from several threads
+/// at once.
+pub trait Store: Send + Sync + 'static {
+    /// The records read when the store was opened, handed over once (later
+    /// calls return nothing).
+    fn loaded(&self) -> Vec<TaskRecord>;
+    /// Applies `ops` in one transaction, durable (per the store's
+    /// durability setting) before returning. All or nothing.
+    fn write(&self, ops: Vec<Op>) -> Result<(), StoreError>;
+    /// Fires about to start, before their callbacks. All or nothing; on
+    /// `Err` none of them runs.
+    fn claim(&self, fires: &mut [FireClaim]) -> Result<(), StoreError>;
+    /// Fires whose callbacks returned. On `Err` the scheduler keeps them
+    /// and hands them again with the next call.
+    fn complete(&self, fires: &[FireDone]) -> Result<(), StoreError>;
+}
+
+impl fmt::Debug for dyn Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Store")
+    }
+}
