@@ -201,7 +201,7 @@ pub(crate) struct Policies {
     /// No instant after this one (`TaskBuilder::until`).
     pub(crate) until: Option<i64>,
     /// At most this many runs (`TaskBuilder::times`).
-    pub(crate) times: Option<u64>,
+    pub(crate) times: Option<std::num::NonZeroU64>,
     /// A durable task's delivery policy (`None`: not durable). Read once
     /// per fire with the rest, and only on a scheduler with a store.
     pub(crate) durable: Option<crate::policy::Delivery>,
@@ -218,7 +218,7 @@ impl Policies {
     /// (counting the run being decided) reached `times`.
     #[inline]
     pub(crate) fn bound(&self, next: Option<i64>, runs: u64) -> Option<i64> {
-        if self.times.is_some_and(|n| runs >= n) {
+        if self.times.is_some_and(|n| runs >= n.get()) {
             return None;
         }
         next.filter(|&at| self.until.is_none_or(|u| at <= u))

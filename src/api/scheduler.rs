@@ -415,7 +415,7 @@ impl Core {
             overlap,
             jitter: crate::clock::duration_nanos(jitter),
             until,
-            times,
+            times: times.and_then(std::num::NonZeroU64::new),
             durable: None,
         };
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);

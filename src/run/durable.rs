@@ -341,7 +341,7 @@ impl Core {
             overlap: record.overlap,
             jitter: record.jitter,
             until: record.until,
-            times: record.times,
+            times: record.times.and_then(std::num::NonZeroU64::new),
             durable: Some(record.delivery),
         };
         let payload = record.payload.clone().map(|p| match p {
