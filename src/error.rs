@@ -78,6 +78,14 @@ pub enum Error {
     #[error("this scheduler seals payloads but has no key ring: set one with SchedulerBuilder::keys or Scheduler::rotate_keys, or build it in test mode")]
     NoKey,
 
+    /// A task with a payload was registered on a production-mode scheduler
+    /// of a build without the `seal` feature: such a build cannot seal, and
+    /// never keeps a payload in the clear outside test mode. Enable the
+    /// feature (it is on by default) or build the scheduler in test mode.
+    /// The registration changed nothing. Never returned with the feature on.
+    #[error("this build of cronlane has no payload sealing (the `seal` feature is off): a production-mode scheduler refuses payloads; enable the `seal` feature or use test mode")]
+    SealingDisabled,
+
     /// A payload could not be sealed.
     #[error(transparent)]
     Seal(#[from] SealError),

@@ -85,7 +85,17 @@ impl SchedulerBuilder {
     /// The key ring that task payloads are sealed with (production mode).
     /// Without one, registering a task with a payload fails with
     /// [`Error::NoKey`] unless the scheduler is in test mode, where payloads
-    /// are kept in the clear. See `docs/seal.md`.
+    /// are kept in the clear. See `docs/seal.md`. Needs the `seal` feature
+    /// (on by default).
+    ///
+    /// ```
+    /// use cronlane::{Key, KeyRing, Scheduler};
+    /// let ring = KeyRing::new(Key::generate(1)?);
+    /// let scheduler = Scheduler::builder().keys(ring).build();
+    /// # let _ = scheduler;
+    /// # Ok::<(), cronlane::Error>(())
+    /// ```
+    #[cfg(feature = "seal")]
     pub fn keys(mut self, ring: crate::seal::KeyRing) -> Self {
         self.keys = Some(ring);
         self

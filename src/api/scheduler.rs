@@ -118,6 +118,8 @@ impl TaskBuilder<'_> {
     /// registration (the buffer given here is wiped) and opened only for the
     /// moment a fire runs; registration fails with [`Error::NoKey`] if the
     /// scheduler has no key ring. In test mode they are kept in the clear.
+    /// Built without the `seal` feature, a production-mode scheduler refuses
+    /// a payload with [`Error::SealingDisabled`] (test mode still takes it).
     /// See `docs/seal.md`.
     pub fn payload(mut self, bytes: impl Into<Vec<u8>>) -> Self {
         self.payload = Some(bytes.into());
@@ -367,6 +369,10 @@ impl Core {
         } = spec;
         if name.as_deref() == Some("") {
             return Err(Error::EmptyName);
+        }
+        #[cfg(not(feature = "seal"))]
+        if payload.is_some() && !self.test_mode {
+            return Err(Error::SealingDisabled);
         }
         if payload.is_some() && !self.test_mode && !self.seal.has_ring() {
             return Err(Error::NoKey);
