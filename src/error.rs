@@ -9,6 +9,24 @@ use crate::id::TaskId;
 use crate::seal::{KeyError, SealError};
 
 /// Everything that can go wrong when talking to a [`Scheduler`](crate::Scheduler).
+///
+/// ```
+/// use cronlane::{Error, Schedule, Scheduler};
+///
+/// let s = Scheduler::builder().test_mode(true).build();
+/// match Schedule::cron("0 9 * * MON-FRX") {
+///     Err(Error::InvalidCron(e)) => {
+///         assert_eq!(e.position(), 12); // the caret goes under `FRX`
+///         println!("{e}");
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// s.register_task("report", "0 9 * * *", || ())?;
+/// let taken = s.register_task("report", "0 10 * * *", || ()).unwrap_err();
+/// assert!(matches!(taken, Error::DuplicateName(ref n) if n == "report"));
+/// assert!(matches!(s.remove("nope"), Err(Error::NoSuchName(_))));
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -281,6 +281,22 @@ impl Extras {
 }
 
 /// One task's statistics, from [`Scheduler::task_stats`](crate::Scheduler::task_stats).
+///
+/// ```
+/// use cronlane::{ManualClock, Schedule, Scheduler};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+/// let s = Scheduler::builder().clock(clock.clone()).build();
+/// s.add(Schedule::every(Duration::from_secs(1))).name("flaky").run(|| Err::<(), _>("timeout"))?;
+/// clock.advance(Duration::from_secs(1));
+/// s.run_pending();
+/// let st = s.task_stats("flaky")?;
+/// assert_eq!((st.runs, st.failures), (1, 1));
+/// assert_eq!(st.last_error.as_deref(), Some("timeout"));
+/// assert_eq!(st.last_run, st.last_started); // on time with a manual clock
+/// # Ok::<(), cronlane::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TaskStats {
     /// Runs (callbacks started), successful or not.
@@ -361,7 +377,7 @@ mod tests {
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn an_extras_block_is_one_allocation_of_400_bytes() {
-        // The figure in the module doc and the README's "Memory" bullet.
+        // The figure in the module doc and docs/architecture.md's "Bytes per task".
         assert_eq!(std::mem::size_of::<TaskHistogram>(), 264);
         assert_eq!(std::mem::size_of::<Extras>(), 400);
     }

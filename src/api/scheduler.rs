@@ -45,6 +45,30 @@ pub struct Scheduler {
 }
 
 /// Registers one task: name it, choose replacement, then give the callback.
+///
+/// From [`Scheduler::add`]: the schedule first, then options, then the
+/// callback, which registers the task and returns its [`TaskId`].
+///
+/// ```
+/// use cronlane::{Misfire, Overlap, Schedule, Scheduler};
+/// use std::time::Duration;
+///
+/// let s = Scheduler::builder().test_mode(true).build();
+/// let id = s
+///     .add(Schedule::every(Duration::from_secs(30)))
+///     .name("poll")                         // unique; optional
+///     .replace_existing()                   // take the name over if it is taken
+///     .misfire(Misfire::CatchUp { max: 3 })
+///     .overlap(Overlap::Queue)
+///     .jitter(Duration::from_millis(500))
+///     .times(100)                           // or .until(an instant)
+///     .run_with_context(|ctx| {
+///         println!("{:?} for {}", ctx.name(), ctx.scheduled());
+///         Ok::<(), std::io::Error>(())      // Err is counted and logged
+///     })?;
+/// assert_eq!(s.info(id)?.name.as_deref(), Some("poll"));
+/// # Ok::<(), cronlane::Error>(())
+/// ```
 #[must_use = "a task is registered only by .run(..) or .run_with_context(..)"]
 pub struct TaskBuilder<'s> {
     scheduler: &'s Scheduler,

@@ -20,6 +20,17 @@ pub const DEFAULT_KEYS_VAR: &str = "CRONLANE_KEYS";
 
 /// A 256-bit sealing key and its id. Wiped from memory when dropped; its
 /// `Debug` output shows the id only.
+///
+/// ```
+/// use cronlane::{Key, KeyRing};
+///
+/// let key = Key::generate(3)?;                // random, from the OS
+/// let fixed = Key::from_bytes(2, [7u8; 32]);  // from bytes you keep safe
+/// assert_eq!(format!("{key:?}"), "Key { id: 3, .. }"); // never the bytes
+/// let ring = KeyRing::new(key).with_previous(fixed)?;
+/// assert_eq!(ring.ids(), [3, 2]);
+/// # Ok::<(), cronlane::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Key {
     id: u32,
@@ -82,6 +93,21 @@ impl fmt::Debug for Key {
 ///
 /// `id` is a decimal `u32`; `hex` is the key's 32 bytes as 64 hex digits
 /// (either case). Spaces around entries are ignored. Ids must be distinct.
+///
+/// # Example
+///
+/// ```
+/// use cronlane::{Key, KeyRing, Scheduler};
+///
+/// let hex = "ab".repeat(32);
+/// let ring = KeyRing::decode(&format!("3:{hex}, 2:{}", "cd".repeat(32)))?;
+/// assert_eq!((ring.current_id(), ring.ids()), (3, vec![3, 2]));
+///
+/// let s = Scheduler::builder().keys(ring).build();
+/// // Later: a new current key, keeping 3 to open what it sealed.
+/// s.rotate_keys(KeyRing::new(Key::generate(4)?).with_previous(Key::from_bytes(3, [0xab; 32]))?);
+/// # Ok::<(), cronlane::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct KeyRing {
     current: Key,
