@@ -250,6 +250,31 @@ pub(crate) fn jitter(seed: u64, task: u64, scheduled: i64, max: i64) -> i64 {
 }
 
 /// Why a fire was skipped.
+///
+/// ```
+/// use cronlane::{Event, EventKind, ManualClock, Schedule, Scheduler, SkipReason};
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+///
+/// let skipped = Arc::new(Mutex::new(Vec::new()));
+/// let seen = skipped.clone();
+/// let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+/// let s = Scheduler::builder()
+///     .clock(clock.clone())
+///     .listener(move |e: &Event<'_>| {
+///         if let EventKind::Skipped { reason, count } = e.kind {
+///             seen.lock().unwrap().push((reason, count));
+///         }
+///     })
+///     .build();
+/// s.add(Schedule::every(Duration::from_millis(300))).run(|| ())?;
+/// // Within the grace period (1 s), but three instants due at once: the run
+/// // takes the latest, the other two are superseded.
+/// clock.advance(Duration::from_millis(900));
+/// assert_eq!(s.run_pending().fired, 1);
+/// assert_eq!(*skipped.lock().unwrap(), [(SkipReason::Collapsed, 2)]);
+/// # Ok::<(), cronlane::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SkipReason {
     /// It came due while the previous run was still going (overlap policy).

@@ -53,6 +53,21 @@ const fn bucket_count(sub: u32) -> usize {
 const TASK_BUCKETS: usize = bucket_count(TASK_SUB);
 
 /// Lag distribution summary.
+///
+/// ```
+/// use cronlane::{ManualClock, Schedule, Scheduler};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+/// let s = Scheduler::builder().clock(clock.clone()).build();
+/// s.add(Schedule::after(Duration::from_secs(1))).name("late").run(|| ())?;
+/// clock.advance(Duration::from_millis(1_250)); // 250 ms after its instant
+/// s.run_pending();
+/// let lag = s.stats().lag;
+/// assert_eq!(lag.count, 1);
+/// assert_eq!(lag.max, Duration::from_millis(250)); // the maximum is exact
+/// # Ok::<(), cronlane::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LagSummary {
     /// Fires measured.

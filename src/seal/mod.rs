@@ -321,6 +321,26 @@ pub struct SealStats {
 }
 
 /// What [`Scheduler::reseal_payloads`](crate::Scheduler::reseal_payloads) did.
+///
+/// Retiring a key (see [`Scheduler::rotate_keys`](crate::Scheduler::rotate_keys)):
+///
+/// ```
+/// use cronlane::{Key, KeyRing, Schedule, Scheduler};
+/// use std::time::Duration;
+///
+/// let old = || Key::from_bytes(1, [1u8; 32]);
+/// let s = Scheduler::builder().keys(KeyRing::new(old())).build();
+/// s.add(Schedule::every(Duration::from_secs(60))).payload(b"args".to_vec()).run(|| ())?;
+///
+/// // A new current key; the old one stays to open what it sealed.
+/// s.rotate_keys(KeyRing::new(Key::from_bytes(2, [2u8; 32])).with_previous(old())?);
+/// let report = s.reseal_payloads()?;
+/// assert_eq!((report.resealed, report.current, report.unreadable), (1, 0, 0));
+/// assert_eq!(s.payloads_sealed_with(1), 0);   // key 1 can now be dropped
+/// s.rotate_keys(KeyRing::new(Key::from_bytes(2, [2u8; 32])));
+/// assert_eq!(s.seal_stats().resealed, 1);
+/// # Ok::<(), cronlane::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ResealReport {
