@@ -61,8 +61,8 @@ fn main() -> Result<(), cronlane::Error> {
     }
     let stats = scheduler.stats();
     println!(
-        "total: {} ok, {} failed, {} skipped",
-        stats.fired, stats.failed, stats.skipped
+        "total: {} runs ({} ok, {} failed), {} skipped",
+        stats.fired, stats.succeeded, stats.failed, stats.skipped
     );
     Ok(())
 }

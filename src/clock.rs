@@ -11,6 +11,26 @@ use chrono::{DateTime, TimeZone, Utc};
 use std::time::Duration;
 
 /// A source of the current instant.
+///
+/// [`SystemClock`] and [`ManualClock`] are the two clocks most code needs; a
+/// custom one is a type with `now`:
+///
+/// ```
+/// use chrono::{DateTime, Utc};
+/// use cronlane::{Clock, Scheduler};
+///
+/// /// The system clock, shifted (say, to replay a day).
+/// struct Shifted(chrono::Duration);
+///
+/// impl Clock for Shifted {
+///     fn now(&self) -> DateTime<Utc> {
+///         Utc::now() + self.0
+///     }
+/// }
+///
+/// let s = Scheduler::builder().clock(Shifted(chrono::Duration::hours(-24))).build();
+/// assert!(s.now() < Utc::now());
+/// ```
 pub trait Clock: Send + Sync + 'static {
     /// The current instant.
     fn now(&self) -> DateTime<Utc>;
@@ -23,6 +43,12 @@ pub trait Clock: Send + Sync + 'static {
 }
 
 /// The operating system's wall clock.
+///
+/// ```
+/// use cronlane::{Scheduler, SystemClock};
+/// let s = Scheduler::builder().clock(SystemClock).build(); // the default
+/// # let _ = s;
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 

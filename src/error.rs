@@ -10,6 +10,24 @@ use crate::seal::{KeyError, SealError};
 use crate::store::StoreError;
 
 /// Everything that can go wrong when talking to a [`Scheduler`](crate::Scheduler).
+///
+/// ```
+/// use cronlane::{Error, Schedule, Scheduler};
+///
+/// let s = Scheduler::builder().test_mode(true).build();
+/// match Schedule::cron("0 9 * * MON-FRX") {
+///     Err(Error::InvalidCron(e)) => {
+///         assert_eq!(e.position(), 12); // the caret goes under `FRX`
+///         println!("{e}");
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// s.register_task("report", "0 9 * * *", || ())?;
+/// let taken = s.register_task("report", "0 10 * * *", || ()).unwrap_err();
+/// assert!(matches!(taken, Error::DuplicateName(ref n) if n == "report"));
+/// assert!(matches!(s.remove("nope"), Err(Error::NoSuchName(_))));
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -78,6 +96,14 @@ pub enum Error {
     /// has no key ring (see [`SchedulerBuilder::keys`](crate::SchedulerBuilder::keys)).
     #[error("this scheduler seals payloads but has no key ring: set one with SchedulerBuilder::keys or Scheduler::rotate_keys, or build it in test mode")]
     NoKey,
+
+    /// A task with a payload was registered on a production-mode scheduler
+    /// of a build without the `seal` feature: such a build cannot seal, and
+    /// never keeps a payload in the clear outside test mode. Enable the
+    /// feature (it is on by default) or build the scheduler in test mode.
+    /// The registration changed nothing. Never returned with the feature on.
+    #[error("this build of cronlane has no payload sealing (the `seal` feature is off): a production-mode scheduler refuses payloads; enable the `seal` feature or use test mode")]
+    SealingDisabled,
 
     /// A payload could not be sealed.
     #[error(transparent)]

@@ -60,6 +60,31 @@ pub const DEFAULT_MISFIRE_GRACE: Duration = Duration::from_secs(1);
 
 /// What to do with fires that were missed (the engine was stalled, the clock
 /// jumped, the machine slept).
+///
+/// ```
+/// use cronlane::{ManualClock, Misfire, Schedule, Scheduler};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+/// let s = Scheduler::builder().clock(clock.clone()).build();
+/// s.add(Schedule::every(Duration::from_secs(60)))
+///     .name("catch_up")
+///     .misfire(Misfire::CatchUp { max: 10 })
+///     .run(|| ())?;
+/// s.add(Schedule::every(Duration::from_secs(60)))
+///     .name("skip")
+///     .misfire(Misfire::Skip)
+///     .run(|| ())?;
+///
+/// clock.advance(Duration::from_secs(300)); // 5 minutes stalled: 5 instants missed
+/// for _ in 0..10 {
+///     s.run_pending(); // CatchUp runs one missed instant per pass
+/// }
+/// assert_eq!(s.task_stats("catch_up")?.runs, 5); // each missed instant ran
+/// assert_eq!(s.task_stats("skip")?.runs, 0);     // dropped, counted as skips
+/// assert!(s.task_stats("skip")?.skips >= 4);
+/// # Ok::<(), cronlane::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Misfire {
     /// All missed fires collapse into one run now, for the latest of them
@@ -82,6 +107,22 @@ pub enum Misfire {
 
 /// What to do when a fire comes due while the previous run of the same task
 /// is still going (possible with a worker pool or executor, or a slow callback).
+///
+/// ```
+/// use cronlane::{Dispatcher, Overlap, Schedule, Scheduler};
+/// use std::time::Duration;
+///
+/// let s = Scheduler::new(Dispatcher::pool(4));
+/// s.add(Schedule::every(Duration::from_secs(1)))
+///     .name("slow_export")
+///     .overlap(Overlap::Queue)               // one waits, runs when the run ends
+///     .run(|| ())?;
+/// s.add(Schedule::every(Duration::from_secs(1)))
+///     .name("fan_out")
+///     .overlap(Overlap::Allow { max: Some(3) }) // at most 3 runs at once
+///     .run(|| ())?;
+/// # Ok::<(), cronlane::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Overlap {
     /// The fire is skipped and reported (the default).
@@ -115,6 +156,31 @@ pub(crate) fn jitter(seed: u64, task: u64, scheduled: i64, max: i64) -> i64 {
 }
 
 /// Why a fire was skipped.
+///
+/// ```
+/// use cronlane::{Event, EventKind, ManualClock, Schedule, Scheduler, SkipReason};
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+///
+/// let skipped = Arc::new(Mutex::new(Vec::new()));
+/// let seen = skipped.clone();
+/// let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+/// let s = Scheduler::builder()
+///     .clock(clock.clone())
+///     .listener(move |e: &Event<'_>| {
+///         if let EventKind::Skipped { reason, count } = e.kind {
+///             seen.lock().unwrap().push((reason, count));
+///         }
+///     })
+///     .build();
+/// s.add(Schedule::every(Duration::from_millis(300))).run(|| ())?;
+/// // Within the grace period (1 s), but three instants due at once: the run
+/// // takes the latest, the other two are superseded.
+/// clock.advance(Duration::from_millis(900));
+/// assert_eq!(s.run_pending().fired, 1);
+/// assert_eq!(*skipped.lock().unwrap(), [(SkipReason::Collapsed, 2)]);
+/// # Ok::<(), cronlane::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SkipReason {
     /// It came due while the previous run was still going (overlap policy).

@@ -53,6 +53,21 @@ const fn bucket_count(sub: u32) -> usize {
 const TASK_BUCKETS: usize = bucket_count(TASK_SUB);
 
 /// Lag distribution summary.
+///
+/// ```
+/// use cronlane::{ManualClock, Schedule, Scheduler};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+/// let s = Scheduler::builder().clock(clock.clone()).build();
+/// s.add(Schedule::after(Duration::from_secs(1))).name("late").run(|| ())?;
+/// clock.advance(Duration::from_millis(1_250)); // 250 ms after its instant
+/// s.run_pending();
+/// let lag = s.stats().lag;
+/// assert_eq!(lag.count, 1);
+/// assert_eq!(lag.max, Duration::from_millis(250)); // the maximum is exact
+/// # Ok::<(), cronlane::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LagSummary {
     /// Fires measured.
@@ -290,6 +305,22 @@ impl Extras {
 }
 
 /// One task's statistics, from [`Scheduler::task_stats`](crate::Scheduler::task_stats).
+///
+/// ```
+/// use cronlane::{ManualClock, Schedule, Scheduler};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+/// let s = Scheduler::builder().clock(clock.clone()).build();
+/// s.add(Schedule::every(Duration::from_secs(1))).name("flaky").run(|| Err::<(), _>("timeout"))?;
+/// clock.advance(Duration::from_secs(1));
+/// s.run_pending();
+/// let st = s.task_stats("flaky")?;
+/// assert_eq!((st.runs, st.failures), (1, 1));
+/// assert_eq!(st.last_error.as_deref(), Some("timeout"));
+/// assert_eq!(st.last_run, st.last_started); // on time with a manual clock
+/// # Ok::<(), cronlane::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TaskStats {
     /// Runs (callbacks started), successful or not.
@@ -370,7 +401,7 @@ mod tests {
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn an_extras_block_is_one_allocation_of_400_bytes() {
-        // The figure in the module doc and the README's "Memory" bullet.
+        // The figure in the module doc and docs/architecture.md's "Bytes per task".
         assert_eq!(std::mem::size_of::<TaskHistogram>(), 264);
         assert_eq!(std::mem::size_of::<Extras>(), 400);
     }

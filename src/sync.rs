@@ -259,8 +259,10 @@ mod imp {
     }
 
     /// A rarely-written, often-read `Arc` that is always set (arc-swap).
+    #[cfg(feature = "seal")]
     pub(crate) struct Swap<T>(arc_swap::ArcSwap<T>);
 
+    #[cfg(feature = "seal")]
     impl<T> Swap<T> {
         pub(crate) fn new(value: std::sync::Arc<T>) -> Self {
             Swap(arc_swap::ArcSwap::new(value))
@@ -438,8 +440,10 @@ mod imp {
         }
     }
 
+    #[cfg(feature = "seal")]
     pub(crate) struct Swap<T>(RwLock<loom::sync::Arc<T>>);
 
+    #[cfg(feature = "seal")]
     impl<T> Swap<T> {
         pub(crate) fn new(value: loom::sync::Arc<T>) -> Self {
             Swap(RwLock::new(value))
@@ -466,4 +470,6 @@ mod imp {
     }
 }
 
-pub(crate) use imp::{OrderedMap, Queue, Swap, SwapOption};
+#[cfg(feature = "seal")]
+pub(crate) use imp::Swap;
+pub(crate) use imp::{OrderedMap, Queue, SwapOption};

@@ -1,6 +1,7 @@
 //! Sealed payloads: round trips in both modes, tampering, binding to the task,
 //! key rotation under concurrent firing, retirement, failure accounting, and
 //! what `Debug` output may show. Driven by a manual clock; no test sleeps.
+#![cfg(feature = "seal")]
 
 use cronlane::{
     Error, Key, KeyError, KeyRing, ManualClock, Schedule, Scheduler, SealError, TaskState,

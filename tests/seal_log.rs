@@ -2,6 +2,7 @@
 //! of its own: `tracing` caches each call site's interest process-wide, and a
 //! test running in parallel without a subscriber can make a scoped
 //! subscriber miss events.
+#![cfg(feature = "seal")]
 
 mod common;
 use common::*;

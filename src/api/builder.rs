@@ -17,6 +17,23 @@ use chrono_tz::Tz;
 use std::time::Duration;
 
 /// Builds a [`Scheduler`]: clock, dispatcher, default time zone, test mode.
+///
+/// ```
+/// use cronlane::{Dispatcher, ManualClock, Misfire, Scheduler};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+/// let scheduler = Scheduler::builder()
+///     .clock(clock.clone())                   // default: the system clock
+///     .dispatcher(Dispatcher::pool(4))        // default: inline
+///     .time_zone_named("Europe/Berlin")?      // default zone of cron schedules (UTC)
+///     .misfire_grace(Duration::from_secs(5))  // default 1 s
+///     .misfire(Misfire::Skip)                 // default for tasks that don't choose
+///     .test_mode(true)
+///     .build();
+/// assert!(scheduler.is_test_mode());
+/// # Ok::<(), cronlane::Error>(())
+/// ```
 #[must_use]
 pub struct SchedulerBuilder {
     clock: Arc<dyn Clock>,
@@ -87,7 +104,17 @@ impl SchedulerBuilder {
     /// The key ring that task payloads are sealed with (production mode).
     /// Without one, registering a task with a payload fails with
     /// [`Error::NoKey`] unless the scheduler is in test mode, where payloads
-    /// are kept in the clear. See `docs/seal.md`.
+    /// are kept in the clear. See `docs/seal.md`. Needs the `seal` feature
+    /// (on by default).
+    ///
+    /// ```
+    /// use cronlane::{Key, KeyRing, Scheduler};
+    /// let ring = KeyRing::new(Key::generate(1)?);
+    /// let scheduler = Scheduler::builder().keys(ring).build();
+    /// # let _ = scheduler;
+    /// # Ok::<(), cronlane::Error>(())
+    /// ```
+    #[cfg(feature = "seal")]
     pub fn keys(mut self, ring: crate::seal::KeyRing) -> Self {
         self.keys = Some(ring);
         self

@@ -303,6 +303,10 @@ impl Scheduler {
         let payload = match spec.payload {
             None => None,
             Some(bytes) => {
+                #[cfg(not(feature = "seal"))]
+                if !core.test_mode {
+                    return Err(Error::SealingDisabled);
+                }
                 if !core.test_mode && !core.seal.has_ring() {
                     return Err(Error::NoKey);
                 }
@@ -373,7 +377,7 @@ impl Scheduler {
             let payload = match p {
                 PayloadRecord::Clear(b) => return Some(b.clone()),
                 PayloadRecord::Sealed(b) => {
-                    crate::seal::Payload::from_store(true, b.clone(), &old.name)
+                    crate::seal::Payload::from_store(true, b.clone(), &old.name).ok()?
                 }
             };
             self.core

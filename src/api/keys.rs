@@ -4,12 +4,19 @@
 //! the handle.
 
 use crate::api::scheduler::Scheduler;
+#[cfg(feature = "seal")]
 use crate::error::Error;
+#[cfg(feature = "seal")]
 use crate::id::TaskKey;
-use crate::seal::{KeyRing, Payload, Record, ResealReport, SealStats};
-use crate::sync::{Arc, Ordering};
+use crate::seal::SealStats;
+#[cfg(feature = "seal")]
+use crate::seal::{KeyRing, Payload, Record, ResealReport};
+#[cfg(feature = "seal")]
+use crate::sync::Arc;
+use crate::sync::Ordering;
 
 /// One payload's fate in [`Scheduler::reseal_payloads`].
+#[cfg(feature = "seal")]
 enum Step {
     Current,
     Unreadable,
@@ -29,11 +36,13 @@ impl Scheduler {
     /// still holds *k*; call `reseal_payloads()`; once
     /// [`payloads_sealed_with(k)`](Self::payloads_sealed_with) is 0, rotate
     /// to a ring without *k*.
+    #[cfg(feature = "seal")]
     pub fn rotate_keys(&self, ring: KeyRing) {
         self.core().seal.ring.store(Some(Arc::new(ring)));
     }
 
     /// How many live tasks hold a payload sealed with key `key_id`.
+    #[cfg(feature = "seal")]
     pub fn payloads_sealed_with(&self, key_id: u32) -> usize {
         self.core()
             .live_tasks()
@@ -51,6 +60,7 @@ impl Scheduler {
     ///
     /// Fails with [`Error::NoKey`] on a production scheduler without a ring,
     /// or [`Error::Seal`] if the random generator fails.
+    #[cfg(feature = "seal")]
     pub fn reseal_payloads(&self) -> Result<ResealReport, Error> {
         let core = self.core();
         let mut report = ResealReport::default();
@@ -100,6 +110,7 @@ impl Scheduler {
 
     /// Test hook, outside semver: the task's sealed record bytes (`None` for
     /// no payload or a test-mode payload).
+    #[cfg(feature = "seal")]
     #[doc(hidden)]
     pub fn __sealed_record(&self, key: impl TaskKey) -> Result<Option<Vec<u8>>, Error> {
         let task = self.core().find(key.task_key())?;
@@ -111,6 +122,7 @@ impl Scheduler {
 
     /// Test hook, outside semver: replaces the task's sealed record with
     /// `bytes` (false if the task has no sealed payload).
+    #[cfg(feature = "seal")]
     #[doc(hidden)]
     pub fn __replace_sealed_record(
         &self,

@@ -45,6 +45,30 @@ pub struct Scheduler {
 }
 
 /// Registers one task: name it, choose replacement, then give the callback.
+///
+/// From [`Scheduler::add`]: the schedule first, then options, then the
+/// callback, which registers the task and returns its [`TaskId`].
+///
+/// ```
+/// use cronlane::{Misfire, Overlap, Schedule, Scheduler};
+/// use std::time::Duration;
+///
+/// let s = Scheduler::builder().test_mode(true).build();
+/// let id = s
+///     .add(Schedule::every(Duration::from_secs(30)))
+///     .name("poll")                         // unique; optional
+///     .replace_existing()                   // take the name over if it is taken
+///     .misfire(Misfire::CatchUp { max: 3 })
+///     .overlap(Overlap::Queue)
+///     .jitter(Duration::from_millis(500))
+///     .times(100)                           // or .until(an instant)
+///     .run_with_context(|ctx| {
+///         println!("{:?} for {}", ctx.name(), ctx.scheduled());
+///         Ok::<(), std::io::Error>(())      // Err is counted and logged
+///     })?;
+/// assert_eq!(s.info(id)?.name.as_deref(), Some("poll"));
+/// # Ok::<(), cronlane::Error>(())
+/// ```
 #[must_use = "a task is registered only by .run(..) or .run_with_context(..)"]
 pub struct TaskBuilder<'s> {
     pub(super) scheduler: &'s Scheduler,
@@ -121,6 +145,8 @@ impl TaskBuilder<'_> {
     /// registration (the buffer given here is wiped) and opened only for the
     /// moment a fire runs; registration fails with [`Error::NoKey`] if the
     /// scheduler has no key ring. In test mode they are kept in the clear.
+    /// Built without the `seal` feature, a production-mode scheduler refuses
+    /// a payload with [`Error::SealingDisabled`] (test mode still takes it).
     /// See `docs/seal.md`.
     pub fn payload(mut self, bytes: impl Into<Vec<u8>>) -> Self {
         self.payload = Some(bytes.into());
@@ -395,6 +421,10 @@ impl Core {
         } = spec;
         if name.as_deref() == Some("") {
             return Err(Error::EmptyName);
+        }
+        #[cfg(not(feature = "seal"))]
+        if payload.is_some() && !self.test_mode {
+            return Err(Error::SealingDisabled);
         }
         if payload.is_some() && !self.test_mode && !self.seal.has_ring() {
             return Err(Error::NoKey);

@@ -58,6 +58,24 @@ pub enum Dialect {
 /// Cheap to evaluate: every field is a bitset, and [`CronExpr::next_after`]
 /// takes `&self` and caches nothing, so one expression can be shared between
 /// threads.
+///
+/// ```
+/// use cronlane::{CronExpr, Dialect};
+///
+/// let expr = CronExpr::parse("30 2 * * *")?;
+/// let after = "2025-03-30T00:00:00Z".parse().unwrap();
+/// // Berlin skips 02:00-03:00 that night: a fixed-time job fires right after the gap.
+/// let next = expr.next_after(after, &chrono_tz::Europe::Berlin).unwrap();
+/// assert_eq!(next.to_rfc3339(), "2025-03-30T01:00:00+00:00"); // 03:00 CEST
+/// assert!(expr.is_fixed_time());
+///
+/// let quartz = CronExpr::parse_with("0 0 12 ? * MON-FRI", Dialect::Quartz)?;
+/// assert_eq!(quartz.dialect(), Dialect::Quartz);
+///
+/// let err = CronExpr::parse("0 25 * * *").unwrap_err(); // hour 25
+/// assert_eq!(err.position(), 2);
+/// # Ok::<(), cronlane::cron::CronError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CronExpr {
     source: String,

@@ -79,6 +79,30 @@ impl<E: fmt::Display> TaskResult for Result<(), E> {
 }
 
 /// What a callback is told about the fire it is running for.
+///
+/// ```
+/// use cronlane::{ManualClock, Schedule, Scheduler};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+/// let s = Scheduler::builder().clock(clock.clone()).test_mode(true).build();
+/// s.add(Schedule::after(Duration::from_secs(1)))
+///     .name("bootstrap")
+///     .run_with_context(|ctx| {
+///         assert_eq!(ctx.name(), Some("bootstrap"));
+///         assert!(ctx.started() >= ctx.scheduled());
+///         // A callback may register tasks (or remove, reschedule itself).
+///         ctx.scheduler()
+///             .add(Schedule::every(Duration::from_secs(60)))
+///             .name("steady")
+///             .run(|| ())
+///             .map(|_id| ())
+///     })?;
+/// clock.advance(Duration::from_secs(1));
+/// s.run_pending();
+/// assert!(s.info("steady").is_ok());
+/// # Ok::<(), cronlane::Error>(())
+/// ```
 pub struct FireContext<'a> {
     pub(crate) task: &'a Task,
     pub(crate) scheduled: i64,

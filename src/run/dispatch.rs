@@ -55,12 +55,67 @@ thread_local! {
 /// `execute` is called on one of its own threads and has no room, an
 /// executor runs the job there and then ([`Job::run`]) or queues it without
 /// a bound. [`Dispatcher::pool`] does the first.
+///
+/// ```
+/// use cronlane::{Dispatcher, Executor, Job, ManualClock, Schedule, Scheduler};
+/// use std::time::Duration;
+///
+/// /// Runs every job on a fresh thread (a real executor would reuse threads).
+/// struct ThreadPerJob;
+///
+/// impl Executor for ThreadPerJob {
+///     fn execute(&self, job: Job) {
+///         std::thread::spawn(move || job.run());
+///     }
+/// }
+///
+/// let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+/// let s = Scheduler::builder()
+///     .clock(clock.clone())
+///     .dispatcher(Dispatcher::executor(ThreadPerJob))
+///     .build();
+/// s.add(Schedule::every(Duration::from_secs(1))).run(|| ())?;
+/// clock.advance(Duration::from_secs(1));
+/// assert_eq!(s.run_pending().dispatched, 1); // handed to the executor
+/// # Ok::<(), cronlane::Error>(())
+/// ```
 pub trait Executor: Send + Sync + 'static {
     /// Runs `job`, now or later, on any thread.
     fn execute(&self, job: Job);
 }
 
 /// One claimed fire, ready to run. Call [`Job::run`].
+///
+/// ```
+/// use cronlane::{Dispatcher, Executor, Job, ManualClock, Schedule, Scheduler};
+/// use std::sync::Mutex;
+/// use std::time::Duration;
+///
+/// /// Keeps jobs until the test runs them.
+/// #[derive(Default)]
+/// struct Held(std::sync::Arc<Mutex<Vec<Job>>>);
+///
+/// impl Executor for Held {
+///     fn execute(&self, job: Job) {
+///         self.0.lock().unwrap().push(job);
+///     }
+/// }
+///
+/// let held = Held::default();
+/// let jobs = held.0.clone();
+/// let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+/// let s = Scheduler::builder()
+///     .clock(clock.clone())
+///     .dispatcher(Dispatcher::executor(held))
+///     .build();
+/// s.add(Schedule::after(Duration::from_secs(1))).run(|| ())?;
+/// clock.advance(Duration::from_secs(1));
+/// s.run_pending();
+/// let job = jobs.lock().unwrap().pop().expect("one job");
+/// job.run(); // the callback runs here, on this thread
+/// assert_eq!(s.stats().succeeded, 1);
+/// # Ok::<(), cronlane::Error>(())
+/// ```
 pub struct Job {
     inner: Option<(Arc<Core>, Stage)>,
 }
@@ -153,6 +208,15 @@ impl fmt::Debug for Job {
 }
 
 /// Where callbacks run. Chosen once, at build time.
+///
+/// ```
+/// use cronlane::{Dispatcher, Scheduler};
+///
+/// let inline = Scheduler::new(Dispatcher::inline()); // on the caller of run_pending
+/// let pooled = Scheduler::new(Dispatcher::pool(4));  // on 4 worker threads
+/// // Dispatcher::executor(e) hands each fire to your own `Executor`.
+/// # let _ = (inline, pooled);
+/// ```
 #[derive(Clone, Default)]
 pub struct Dispatcher {
     kind: Kind,

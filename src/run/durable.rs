@@ -344,10 +344,11 @@ impl Core {
             times: record.times.and_then(std::num::NonZeroU64::new),
             durable: Some(record.delivery),
         };
-        let payload = record.payload.clone().map(|p| match p {
-            PayloadRecord::Clear(b) => Payload::from_store(false, b, &record.name),
-            PayloadRecord::Sealed(b) => Payload::from_store(true, b, &record.name),
-        });
+        let payload = match record.payload.clone() {
+            None => None,
+            Some(PayloadRecord::Clear(b)) => Some(Payload::from_store(false, b, &record.name)?),
+            Some(PayloadRecord::Sealed(b)) => Some(Payload::from_store(true, b, &record.name)?),
+        };
         let callback: crate::engine::task::Callback = Box::new(move |ctx| handler(ctx));
         let task = self.new_task(
             Some(std::sync::Arc::from(record.name.as_str())),

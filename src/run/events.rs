@@ -12,6 +12,33 @@ use chrono::{DateTime, Utc};
 use std::time::Duration;
 
 /// Receives engine events.
+///
+/// Any `Fn(&Event)` is a listener:
+///
+/// ```
+/// use cronlane::{Event, EventKind, ManualClock, Schedule, Scheduler};
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+///
+/// let failures = Arc::new(Mutex::new(Vec::new()));
+/// let seen = failures.clone();
+/// let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+/// let s = Scheduler::builder()
+///     .clock(clock.clone())
+///     .listener(move |e: &Event<'_>| {
+///         if let EventKind::Failed { message, .. } = &e.kind {
+///             seen.lock().unwrap().push(format!("{:?}: {message}", e.name));
+///         }
+///     })
+///     .build();
+/// s.add(Schedule::every(Duration::from_secs(1)))
+///     .name("flaky")
+///     .run(|| Err::<(), _>("upstream unavailable"))?;
+/// clock.advance(Duration::from_secs(1));
+/// s.run_pending();
+/// assert_eq!(*failures.lock().unwrap(), ["Some(\"flaky\"): upstream unavailable"]);
+/// # Ok::<(), cronlane::Error>(())
+/// ```
 pub trait Listener: Send + Sync + 'static {
     /// Called once per event.
     fn on_event(&self, event: &Event<'_>);
@@ -27,6 +54,30 @@ where
 }
 
 /// Something that happened to one fire of one task.
+///
+/// ```
+/// use cronlane::{Event, EventKind, ManualClock, Schedule, Scheduler};
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+///
+/// let log = Arc::new(Mutex::new(Vec::new()));
+/// let l = log.clone();
+/// let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+/// let s = Scheduler::builder()
+///     .clock(clock.clone())
+///     .listener(move |e: &Event<'_>| {
+///         l.lock().unwrap().push((e.name.map(str::to_owned), e.scheduled.to_rfc3339()))
+///     })
+///     .build();
+/// s.add(Schedule::after(Duration::from_secs(1))).name("once").run(|| ())?;
+/// clock.advance(Duration::from_secs(1));
+/// s.run_pending();
+/// // Started, then Succeeded, both for the one fire.
+/// let log = log.lock().unwrap();
+/// assert_eq!(log.len(), 2);
+/// assert_eq!(log[0], (Some("once".to_owned()), "2026-01-01T00:00:01+00:00".to_owned()));
+/// # Ok::<(), cronlane::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event<'a> {
     /// The task.
@@ -40,6 +91,23 @@ pub struct Event<'a> {
 }
 
 /// The kinds of [`Event`].
+///
+/// ```
+/// use cronlane::{Event, EventKind, SkipReason};
+///
+/// fn describe(e: &Event<'_>) -> String {
+///     match &e.kind {
+///         EventKind::Started { lag } => format!("started {lag:?} late"),
+///         EventKind::Succeeded => "ok".into(),
+///         EventKind::Failed { message, panicked: true } => format!("panicked: {message}"),
+///         EventKind::Failed { message, .. } => format!("failed: {message}"),
+///         EventKind::Misfired { late_by, runs } => format!("{late_by:?} late, runs: {runs}"),
+///         EventKind::Skipped { reason: SkipReason::Overlap, count } => format!("{count} overlapped"),
+///         EventKind::Skipped { reason, count } => format!("{count} skipped ({reason:?})"),
+///     }
+/// }
+/// # let _ = describe;
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventKind<'a> {
     /// The callback is about to run; `lag` is due instant to start.
@@ -69,7 +137,7 @@ pub enum EventKind<'a> {
         reason: SkipReason,
         /// How many instants this event stands for: several were due when
         /// a fire started, or passed during a long run. Counted exactly for
-        /// intervals; for cron, up to 1,000 beyond the fire's own instant
+        /// intervals; for cron, up to 10,000 beyond the fire's own instant
         /// (a clock jump of a year on a every-second expression is not
         /// walked instant by instant).
         count: u64,

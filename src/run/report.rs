@@ -8,6 +8,20 @@ use crate::sync::{AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 
 /// What one call of [`Scheduler::run_pending`](crate::Scheduler::run_pending) did.
+///
+/// ```
+/// use cronlane::{ManualClock, Schedule, Scheduler};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+/// let s = Scheduler::builder().clock(clock.clone()).build();
+/// s.add(Schedule::after(Duration::from_secs(1))).run(|| ())?;
+/// s.add(Schedule::after(Duration::from_secs(1))).run(|| Err::<(), _>("boom"))?;
+/// clock.advance(Duration::from_secs(1));
+/// let r = s.run_pending();
+/// assert_eq!((r.fired, r.succeeded, r.failed, r.skipped), (2, 1, 1, 0));
+/// # Ok::<(), cronlane::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RunReport {
     /// Callbacks started (inline dispatch): `succeeded + failed`.
@@ -45,6 +59,23 @@ impl RunReport {
 }
 
 /// Totals since the scheduler was built.
+///
+/// ```
+/// use cronlane::{ManualClock, Schedule, Scheduler};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+/// let s = Scheduler::builder().clock(clock.clone()).build();
+/// s.add(Schedule::every(Duration::from_secs(1))).run(|| ())?;
+/// for _ in 0..3 {
+///     clock.advance(Duration::from_secs(1));
+///     s.run_pending();
+/// }
+/// let st = s.stats();
+/// assert_eq!((st.fired, st.succeeded, st.failed), (3, 3, 0));
+/// println!("lag p99 {:?}", st.lag.p99);
+/// # Ok::<(), cronlane::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Callbacks started: `succeeded + failed`.
@@ -132,6 +163,22 @@ pub enum TaskState {
 }
 
 /// A snapshot of one task, from [`Scheduler::tasks`](crate::Scheduler::tasks) or [`Scheduler::info`](crate::Scheduler::info).
+///
+/// ```
+/// use cronlane::{Schedule, Scheduler, TaskState};
+/// use std::time::Duration;
+///
+/// let s = Scheduler::builder().test_mode(true).build();
+/// s.add(Schedule::every(Duration::from_secs(60))).name("sync").run(|| ())?;
+/// s.pause("sync")?;
+/// let info = s.info("sync")?;
+/// assert_eq!(info.state, TaskState::Paused);
+/// assert_eq!(info.next_fire, None); // not while paused
+/// for t in s.tasks() {
+///     println!("{:?} {} runs {}", t.name, t.schedule, t.runs);
+/// }
+/// # Ok::<(), cronlane::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskInfo {
     /// The task's id.

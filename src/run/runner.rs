@@ -132,6 +132,25 @@ impl RunnerSignal {
 
 /// The running background runner. [`shutdown`](Self::shutdown) stops it;
 /// dropping it does the same with [`DROP_SHUTDOWN_TIMEOUT`].
+///
+/// ```
+/// use cronlane::{Schedule, Scheduler};
+/// use std::sync::mpsc;
+/// use std::time::Duration;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let scheduler = Scheduler::builder().build();
+/// let (tx, rx) = mpsc::channel();
+/// scheduler
+///     .add(Schedule::after(Duration::from_millis(10)))
+///     .run(move || tx.send(()).map_err(|e| e.to_string()))?;
+///
+/// let runner = scheduler.start()?;
+/// rx.recv_timeout(Duration::from_secs(10))?; // the runner fired the one-shot
+/// runner.shutdown(Duration::from_secs(5))?;  // stop, wait for running callbacks
+/// # Ok(())
+/// # }
+/// ```
 pub struct RunnerHandle {
     core: Arc<Core>,
     /// This runner's registration (`state` word while it runs).

@@ -10,6 +10,7 @@
 //! `Debug` impls show key ids, and [`KeyError`] names an entry by position and
 //! id, never by its text.
 
+use super::error::KeyError;
 use chacha20poly1305::{KeyInit, XChaCha20Poly1305};
 use std::fmt;
 use zeroize::{Zeroize, Zeroizing};
@@ -19,6 +20,17 @@ pub const DEFAULT_KEYS_VAR: &str = "CRONLANE_KEYS";
 
 /// A 256-bit sealing key and its id. Wiped from memory when dropped; its
 /// `Debug` output shows the id only.
+///
+/// ```
+/// use cronlane::{Key, KeyRing};
+///
+/// let key = Key::generate(3)?;                // random, from the OS
+/// let fixed = Key::from_bytes(2, [7u8; 32]);  // from bytes you keep safe
+/// assert_eq!(format!("{key:?}"), "Key { id: 3, .. }"); // never the bytes
+/// let ring = KeyRing::new(key).with_previous(fixed)?;
+/// assert_eq!(ring.ids(), [3, 2]);
+/// # Ok::<(), cronlane::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Key {
     id: u32,
@@ -81,6 +93,21 @@ impl fmt::Debug for Key {
 ///
 /// `id` is a decimal `u32`; `hex` is the key's 32 bytes as 64 hex digits
 /// (either case). Spaces around entries are ignored. Ids must be distinct.
+///
+/// # Example
+///
+/// ```
+/// use cronlane::{Key, KeyRing, Scheduler};
+///
+/// let hex = "ab".repeat(32);
+/// let ring = KeyRing::decode(&format!("3:{hex}, 2:{}", "cd".repeat(32)))?;
+/// assert_eq!((ring.current_id(), ring.ids()), (3, vec![3, 2]));
+///
+/// let s = Scheduler::builder().keys(ring).build();
+/// // Later: a new current key, keeping 3 to open what it sealed.
+/// s.rotate_keys(KeyRing::new(Key::generate(4)?).with_previous(Key::from_bytes(3, [0xab; 32]))?);
+/// # Ok::<(), cronlane::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct KeyRing {
     current: Key,
@@ -219,64 +246,4 @@ impl ZeroizeOs for std::ffi::OsString {
         let mut bytes = std::mem::take(self).into_encoded_bytes();
         bytes.zeroize();
     }
-}
-
-/// Why a key or key ring could not be built. Names entries by position and
-/// id; never shows key text.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum KeyError {
-    /// The environment variable is not set.
-    #[error("environment variable `{var}` is not set")]
-    Missing {
-        /// The variable's name.
-        var: String,
-    },
-    /// The environment variable is not valid Unicode.
-    #[error("environment variable `{var}` is not valid Unicode")]
-    NotUnicode {
-        /// The variable's name.
-        var: String,
-    },
-    /// An entry (0-based) is empty.
-    #[error("key entry {index} is empty (expected `id:hex`)")]
-    EmptyEntry {
-        /// 0-based entry position.
-        index: usize,
-    },
-    /// An entry has no `:` between id and key.
-    #[error("key entry {index} has no `:` (expected `id:hex`)")]
-    MissingColon {
-        /// 0-based entry position.
-        index: usize,
-    },
-    /// An entry's id is not a decimal `u32`.
-    #[error("key entry {index}: the id is not a decimal number below 2^32")]
-    BadId {
-        /// 0-based entry position.
-        index: usize,
-    },
-    /// An entry's key is not 64 hex digits long.
-    #[error("key entry {index}: expected 64 hex digits, found {digits} characters")]
-    BadLength {
-        /// 0-based entry position.
-        index: usize,
-        /// How many characters it had.
-        digits: usize,
-    },
-    /// An entry's key has a character that is not a hex digit.
-    #[error("key entry {index}: the key has a character that is not a hex digit")]
-    BadHex {
-        /// 0-based entry position.
-        index: usize,
-    },
-    /// Two keys in one ring share an id.
-    #[error("key id {id} appears twice in the ring")]
-    DuplicateId {
-        /// The repeated id.
-        id: u32,
-    },
-    /// The operating system's random generator failed.
-    #[error("the operating system's random generator failed")]
-    Random,
 }

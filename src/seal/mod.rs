@@ -12,6 +12,18 @@
 //!   when the callback returns.
 //! * **test mode**: kept in the clear (in a buffer wiped on drop); no key.
 //!
+//! # The `seal` feature
+//!
+//! The cipher (`chacha20poly1305`, its RustCrypto stack and `getrandom`),
+//! [`Key`], [`KeyRing`], the key files and the key-management calls of the
+//! handle are compiled only with the default-on `seal` feature. Without it
+//! test mode works as above, and a production-mode scheduler refuses a
+//! payload at registration with `Error::SealingDisabled` (checked in
+//! `api::scheduler` before anything changes): a payload is never kept in the
+//! clear outside test mode. The error types, [`SealStats`] and
+//! [`ResealReport`] exist either way, so code matching on them builds with
+//! the feature on or off.
+//!
 //! User documentation (key encoding, rotation, retirement, failures):
 //! `docs/seal.md`.
 //!
@@ -47,23 +59,39 @@
 //! * A fire whose payload does not open runs no callback; it is counted as a
 //!   failed run and logged with the task id, name and [`SealError`] only.
 
+mod error;
+#[cfg(feature = "seal")]
 mod key;
+#[cfg(feature = "seal")]
 mod record;
 
-pub use key::{Key, KeyError, KeyRing, DEFAULT_KEYS_VAR};
-pub use record::SealError;
+pub use error::{KeyError, SealError};
+#[cfg(feature = "seal")]
+pub use key::{Key, KeyRing, DEFAULT_KEYS_VAR};
+#[cfg(feature = "seal")]
+pub(crate) use record::Record;
+
+/// Without the `seal` feature no key ring can exist: the builder's key slot
+/// is `Option<KeyRing>` either way and is always `None` here.
+#[cfg(not(feature = "seal"))]
+#[derive(Debug)]
+pub(crate) enum KeyRing {}
 
 use crate::id::TaskId;
-use crate::sync::{Arc, AtomicU64, Ordering, Swap, SwapOption};
-pub(crate) use record::Record;
+use crate::sync::AtomicU64;
+#[cfg(feature = "seal")]
+use crate::sync::{Arc, Ordering, Swap, SwapOption};
 use std::fmt;
-use zeroize::{Zeroize, Zeroizing};
+#[cfg(feature = "seal")]
+use zeroize::Zeroize;
+use zeroize::Zeroizing;
 
 /// A task's payload as the engine keeps it.
 pub(crate) enum Payload {
     /// Test mode: in the clear, wiped on drop.
     Clear(Zeroizing<Vec<u8>>),
     /// Production mode: sealed for this task.
+    #[cfg(feature = "seal")]
     Sealed {
         /// The task's binding (associated data); fixed for its life.
         aad: Box<[u8]>,
@@ -79,6 +107,7 @@ impl fmt::Debug for Payload {
                 .debug_struct("Clear")
                 .field("len", &b.len())
                 .finish_non_exhaustive(),
+            #[cfg(feature = "seal")]
             Payload::Sealed { record, .. } => record.load().fmt(f),
         }
     }
@@ -88,6 +117,7 @@ impl fmt::Debug for Payload {
 /// buffer wiped on drop.
 pub(crate) enum Opened<'a> {
     Clear(&'a [u8]),
+    #[cfg(feature = "seal")]
     Sealed(Zeroizing<Vec<u8>>),
 }
 
@@ -95,18 +125,30 @@ impl Opened<'_> {
     pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Opened::Clear(b) => b,
+            #[cfg(feature = "seal")]
             Opened::Sealed(b) => b,
         }
     }
 }
 
+/// Without the `seal` feature an opened payload only borrows a clear one:
+/// nothing to wipe. The run layer still drops it explicitly the moment the
+/// callback returns (the place a sealed one is wiped); this impl keeps that
+/// drop meaningful in both builds.
+#[cfg(not(feature = "seal"))]
+impl Drop for Opened<'_> {
+    fn drop(&mut self) {}
+}
+
 /// The scheduler's sealing state: key ring and counters.
 pub(crate) struct Sealer {
+    #[cfg(feature = "seal")]
     pub(crate) ring: SwapOption<KeyRing>,
     pub(crate) open_failures: AtomicU64,
     pub(crate) resealed: AtomicU64,
 }
 
+#[cfg(feature = "seal")]
 impl Sealer {
     pub(crate) fn new(ring: Option<KeyRing>) -> Sealer {
         let sealer = Sealer {
@@ -221,6 +263,52 @@ impl Sealer {
     }
 }
 
+/// Without the `seal` feature: clear payloads in test mode, nothing else.
+#[cfg(not(feature = "seal"))]
+impl Sealer {
+    pub(crate) fn new(ring: Option<KeyRing>) -> Sealer {
+        // `KeyRing` is uninhabited here: `ring` is `None`.
+        if let Some(ring) = ring {
+            match ring {}
+        }
+        Sealer {
+            open_failures: AtomicU64::new(0),
+            resealed: AtomicU64::new(0),
+        }
+    }
+
+    /// No ring can be set without the feature.
+    pub(crate) fn has_ring(&self) -> bool {
+        false
+    }
+
+    /// Test mode keeps the payload in the clear. Production mode cannot
+    /// seal: the api layer refuses such a registration first
+    /// (`Error::SealingDisabled`); should a caller get here anyway, it is
+    /// refused again, never kept in the clear.
+    pub(crate) fn payload(
+        &self,
+        plaintext: Vec<u8>,
+        test_mode: bool,
+        _id: TaskId,
+        _name: Option<&str>,
+    ) -> Result<Payload, SealError> {
+        if test_mode {
+            return Ok(Payload::Clear(Zeroizing::new(plaintext)));
+        }
+        // Wiped as it drops.
+        drop(Zeroizing::new(plaintext));
+        Err(SealError::NoKey)
+    }
+
+    /// Lends a clear payload for one fire.
+    pub(crate) fn open<'a>(&self, payload: &'a Payload) -> Result<Opened<'a>, SealError> {
+        match payload {
+            Payload::Clear(b) => Ok(Opened::Clear(b)),
+        }
+    }
+}
+
 /// Counters of the sealing layer, from [`Scheduler::seal_stats`](crate::Scheduler::seal_stats).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -233,6 +321,26 @@ pub struct SealStats {
 }
 
 /// What [`Scheduler::reseal_payloads`](crate::Scheduler::reseal_payloads) did.
+///
+/// Retiring a key (see [`Scheduler::rotate_keys`](crate::Scheduler::rotate_keys)):
+///
+/// ```
+/// use cronlane::{Key, KeyRing, Schedule, Scheduler};
+/// use std::time::Duration;
+///
+/// let old = || Key::from_bytes(1, [1u8; 32]);
+/// let s = Scheduler::builder().keys(KeyRing::new(old())).build();
+/// s.add(Schedule::every(Duration::from_secs(60))).payload(b"args".to_vec()).run(|| ())?;
+///
+/// // A new current key; the old one stays to open what it sealed.
+/// s.rotate_keys(KeyRing::new(Key::from_bytes(2, [2u8; 32])).with_previous(old())?);
+/// let report = s.reseal_payloads()?;
+/// assert_eq!((report.resealed, report.current, report.unreadable), (1, 0, 0));
+/// assert_eq!(s.payloads_sealed_with(1), 0);   // key 1 can now be dropped
+/// s.rotate_keys(KeyRing::new(Key::from_bytes(2, [2u8; 32])));
+/// assert_eq!(s.seal_stats().resealed, 1);
+/// # Ok::<(), cronlane::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ResealReport {
@@ -252,37 +360,59 @@ impl Sealer {
     /// production mode, clear in test mode; the input buffer is wiped.
     pub(crate) fn durable_payload(
         &self,
-        mut plaintext: Vec<u8>,
+        plaintext: Vec<u8>,
         test_mode: bool,
         name: &str,
     ) -> Result<Payload, SealError> {
         if test_mode {
             return Ok(Payload::Clear(Zeroizing::new(plaintext)));
         }
-        let aad = record::durable_binding(name);
-        let sealed = self.ring.with(|ring| match ring {
-            Some(ring) => Record::seal(ring.current(), &aad, &plaintext),
-            None => Err(SealError::NoKey),
-        });
-        plaintext.zeroize();
-        Ok(Payload::Sealed {
-            aad,
-            record: Swap::new(Arc::new(sealed?)),
-        })
+        #[cfg(feature = "seal")]
+        {
+            let mut plaintext = plaintext;
+            let aad = record::durable_binding(name);
+            let sealed = self.ring.with(|ring| match ring {
+                Some(ring) => Record::seal(ring.current(), &aad, &plaintext),
+                None => Err(SealError::NoKey),
+            });
+            plaintext.zeroize();
+            Ok(Payload::Sealed {
+                aad,
+                record: Swap::new(Arc::new(sealed?)),
+            })
+        }
+        #[cfg(not(feature = "seal"))]
+        {
+            let _ = name;
+            drop(Zeroizing::new(plaintext));
+            Err(SealError::NoKey)
+        }
     }
 }
 
 impl Payload {
     /// A durable task's payload as loaded from a store: `sealed` bytes are
-    /// a record bound to `name` (opened only at fire time).
-    pub(crate) fn from_store(sealed: bool, bytes: Vec<u8>, name: &str) -> Payload {
-        if sealed {
-            Payload::Sealed {
+    /// a record bound to `name` (opened only at fire time). Without the
+    /// `seal` feature a sealed record cannot be kept (it could never open).
+    pub(crate) fn from_store(
+        sealed: bool,
+        bytes: Vec<u8>,
+        name: &str,
+    ) -> Result<Payload, SealError> {
+        if !sealed {
+            return Ok(Payload::Clear(Zeroizing::new(bytes)));
+        }
+        #[cfg(feature = "seal")]
+        {
+            Ok(Payload::Sealed {
                 aad: record::durable_binding(name),
                 record: Swap::new(Arc::new(Record::from_bytes(bytes))),
-            }
-        } else {
-            Payload::Clear(Zeroizing::new(bytes))
+            })
+        }
+        #[cfg(not(feature = "seal"))]
+        {
+            let _ = (bytes, name);
+            Err(SealError::NoKey)
         }
     }
 
@@ -291,6 +421,7 @@ impl Payload {
     pub(crate) fn to_store(&self) -> (bool, Vec<u8>) {
         match self {
             Payload::Clear(b) => (false, b.to_vec()),
+            #[cfg(feature = "seal")]
             Payload::Sealed { record, .. } => (true, record.load().as_bytes().to_vec()),
         }
     }

@@ -17,6 +17,7 @@
 //! own buffer (wiped if encryption fails); opening decrypts into a fresh
 //! [`Zeroizing`] buffer.
 
+use super::error::SealError;
 use super::key::{Key, KeyRing};
 use crate::id::TaskId;
 use chacha20poly1305::{AeadInOut, Tag, XNonce};
@@ -142,49 +143,6 @@ impl fmt::Debug for Record {
             .field("len", &self.bytes.len())
             .finish_non_exhaustive()
     }
-}
-
-/// Why a payload could not be sealed or opened. Never carries payload or key
-/// bytes.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SealError {
-    /// The scheduler has no key ring to seal or open with.
-    #[error("no key ring is set")]
-    NoKey,
-    /// The record names a key id that is not in the ring (retired too early,
-    /// or the record was altered).
-    #[error("the payload is sealed with key id {key_id}, which is not in the key ring")]
-    UnknownKey {
-        /// The id the record names.
-        key_id: u32,
-    },
-    /// The record failed authentication: its bytes were altered, it was
-    /// sealed for another task, or the key under its id is not the one that
-    /// sealed it.
-    #[error("the payload failed authentication with key id {key_id} (altered, sealed for another task, or a different key under that id)")]
-    Rejected {
-        /// The id the record names.
-        key_id: u32,
-    },
-    /// The record is shorter than a header and a tag.
-    #[error("the sealed payload is malformed ({len} bytes)")]
-    Malformed {
-        /// Its length.
-        len: usize,
-    },
-    /// The record's layout version is not one this build reads.
-    #[error("the sealed payload has unknown layout version {version}")]
-    UnknownVersion {
-        /// The version byte found.
-        version: u8,
-    },
-    /// The payload is too large for the cipher.
-    #[error("the payload is too large to seal")]
-    TooLarge,
-    /// The operating system's random generator failed.
-    #[error("the operating system's random generator failed")]
-    Random,
 }
 
 #[cfg(test)]

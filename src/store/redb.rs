@@ -366,11 +366,14 @@ fn raise(
     Ok(())
 }
 
+/// Records that did not decode: `(name, why)`.
+type Unreadable = Vec<(String, String)>;
+
 /// Reads every record (and checks or writes the format version).
 fn load(
     db: &redb::Database,
     path: &str,
-) -> Result<(Vec<TaskRecord>, Vec<(String, String)>), StoreError> {
+) -> Result<(Vec<TaskRecord>, Unreadable), StoreError> {
     let corrupt = |detail: String| StoreError::Corrupt {
         path: path.to_owned(),
         detail,

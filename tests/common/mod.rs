@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 use chrono::{DateTime, Utc};
-use cronlane::{Key, KeyRing, ManualClock, Schedule, Scheduler};
+#[cfg(feature = "seal")]
+use cronlane::{Key, KeyRing};
+use cronlane::{ManualClock, Schedule, Scheduler};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,10 +24,12 @@ pub(crate) fn manual() -> (Scheduler, ManualClock) {
     (s, clock)
 }
 
+#[cfg(feature = "seal")]
 pub(crate) fn key(id: u32) -> Key {
     Key::from_bytes(id, [id as u8; 32])
 }
 
+#[cfg(feature = "seal")]
 pub(crate) fn ring(ids: &[u32]) -> KeyRing {
     let mut r = KeyRing::new(key(ids[0]));
     for &id in &ids[1..] {
@@ -34,6 +38,7 @@ pub(crate) fn ring(ids: &[u32]) -> KeyRing {
     r
 }
 
+#[cfg(feature = "seal")]
 pub(crate) fn production(ids: &[u32]) -> (Scheduler, ManualClock) {
     let clock = ManualClock::new(t0());
     let s = Scheduler::builder()
