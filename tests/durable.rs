@@ -359,3 +359,72 @@ fn a_batch_registers_many_in_one_call() {
     let s = open(&store.0, &clock, &log);
     assert!(s.durable_tasks().is_empty());
 }
+
+#[cfg(feature = "seal")]
+mod sealed {
+    use super::*;
+    use crate::common::ring;
+
+    fn production(
+        path: &PathBuf,
+        clock: &ManualClock,
+        ids: &[u32],
+        seen: &Arc<Mutex<Vec<Vec<u8>>>>,
+    ) -> Scheduler {
+        let s = Scheduler::builder()
+            .clock(clock.clone())
+            .keys(ring(ids))
+            .store(RedbStore::open(path).unwrap())
+            .build();
+        let seen = seen.clone();
+        s.handler("h", move |ctx| {
+            seen.lock()
+                .unwrap()
+                .push(ctx.payload().unwrap_or_default().to_vec());
+        })
+        .unwrap();
+        s
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn payloads_are_sealed_at_rest_and_rotation_reseals_them_in_place() {
+        let store = TempStore::new("sealed");
+        let clock = ManualClock::new(t0());
+        let seen: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+        const SECRET: &[u8] = b"postgres://admin:hunter2@db/prod";
+        {
+            let s = production(&store.0, &clock, &[1], &seen);
+            s.add(Schedule::every(SECOND).starting_at(t0() + SECOND))
+                .name("secret")
+                .payload(SECRET.to_vec())
+                .durable("h")
+                .register()
+                .unwrap();
+        }
+        // `strings` on the file must not show the payload.
+        let bytes = std::fs::read(&store.0).unwrap();
+        assert!(
+            !contains(&bytes, SECRET),
+            "the payload is on disk in the clear"
+        );
+        assert!(!contains(&bytes, b"hunter2"));
+        // Rotate to key 2 (key 1 still known), re-seal in place.
+        {
+            let s = production(&store.0, &clock, &[1], &seen);
+            s.rotate_keys(ring(&[2, 1]));
+            let report = s.reseal_payloads().unwrap();
+            assert_eq!(report.stored, 1, "{report:?}");
+        }
+        // Key 1 retired: the stored record opens with key 2 alone.
+        clock.advance(SECOND);
+        let s = production(&store.0, &clock, &[2], &seen);
+        assert_eq!(s.run_pending().fired, 1);
+        assert_eq!(seen.lock().unwrap().as_slice(), &[SECRET.to_vec()]);
+        let bytes = std::fs::read(&store.0).unwrap();
+        assert!(!contains(&bytes, SECRET));
+    }
+}

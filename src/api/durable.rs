@@ -476,6 +476,67 @@ impl Scheduler {
         )
     }
 
+    /// Rewrites, in one store commit, every stored payload that is not
+    /// sealed with the ring's current key: armed tasks with their (just
+    /// re-sealed) in-memory record, tasks waiting for a handler by opening
+    /// and sealing again. Records that do not open are left as they are.
+    #[cfg(feature = "seal")]
+    pub(super) fn reseal_stored(&self) -> Result<usize, Error> {
+        let Some(durable) = self.core.durable.as_deref() else {
+            return Ok(0);
+        };
+        let _stripes = durable.all_stripes();
+        let defs: Vec<Def> = lock(&durable.defs).values().cloned().collect();
+        let mut puts = Vec::new();
+        for mut def in defs {
+            let Some(PayloadRecord::Sealed(old)) = &def.record.payload else {
+                continue;
+            };
+            let live = def
+                .id
+                .and_then(|id| self.core.find(KeyRef::Id(id)).ok())
+                .and_then(|t| t.payload().map(crate::seal::Payload::to_store));
+            let new = match live {
+                Some((true, bytes)) => bytes,
+                _ => {
+                    let Ok(payload) =
+                        crate::seal::Payload::from_store(true, old.clone(), &def.record.name)
+                    else {
+                        continue;
+                    };
+                    let Ok(plain) = self.core.seal.open(&payload).map(|o| o.bytes().to_vec())
+                    else {
+                        continue;
+                    };
+                    match self
+                        .core
+                        .seal
+                        .durable_payload(plain, false, &def.record.name)?
+                        .to_store()
+                    {
+                        (true, bytes) => bytes,
+                        (false, _) => continue,
+                    }
+                }
+            };
+            if &new != old && self.core.seal.current_key_of(&new) {
+                def.record.payload = Some(PayloadRecord::Sealed(new));
+                puts.push(def);
+            }
+        }
+        let n = puts.len();
+        if n > 0 {
+            durable.write(puts.iter().map(|d| Op::Put(d.record.clone())).collect())?;
+            let mut defs = lock(&durable.defs);
+            for d in puts {
+                if let Some(cur) = defs.get_mut(&d.record.name) {
+                    cur.record.payload = d.record.payload;
+                }
+            }
+        }
+        Ok(n)
+    }
+
     /// Every durable task this scheduler's store holds, armed or waiting for
     /// its handler, ordered by name. Empty without a store.
     pub fn durable_tasks(&self) -> Vec<DurableTask> {

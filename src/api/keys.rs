@@ -96,6 +96,7 @@ impl Scheduler {
                 break;
             }
         }
+        report.stored = self.reseal_stored()?;
         Ok(report)
     }
 

@@ -27,7 +27,6 @@ use crate::run::core::Core;
 use crate::run::events::{emit, EventKind};
 use crate::run::policy::decide;
 use crate::run::report::Outcome;
-use crate::stats::Policies;
 use crate::sync::{HandleArc as Arc, Ordering};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
@@ -52,7 +51,6 @@ pub(crate) struct Begun {
     pub(crate) started: i64,
     /// The next instant as the run policies chose it at the start.
     next: Option<i64>,
-    policies: Policies,
     /// A catch-up in progress: the next fire follows this instant, not now.
     streak: bool,
     /// `Overlap::Allow`: the next fire is already on the timeline.
@@ -105,6 +103,7 @@ impl Core {
     /// Starts a claimed fire: the state word to `RUNNING`, the misfire,
     /// collapse and end policies decided, the cursor moved, and under
     /// `Overlap::Allow` the next fire put on the timeline.
+    #[inline]
     pub(crate) fn begin(self: &Arc<Self>, claimed: Claimed) -> Begin {
         let Claimed {
             task,
@@ -184,7 +183,6 @@ impl Core {
             due,
             started,
             next,
-            policies,
             streak: decision.streak != 0,
             allowed: false,
             counted: false,
@@ -231,6 +229,7 @@ impl Core {
     /// `Overlap::Allow` the run's count drops; otherwise the overlap policy
     /// deals with instants that came due while it ran, and the next entry
     /// goes on the timeline (or the task completes).
+    #[inline]
     pub(crate) fn complete(self: &Arc<Self>, begun: Begun, outcome: Outcome) -> Outcome {
         let Begun {
             task,
@@ -238,12 +237,13 @@ impl Core {
             scheduled,
             started,
             mut next,
-            policies,
             streak,
             allowed,
             counted,
             ..
         } = begun;
+        // Read again rather than carried: a smaller hand-off.
+        let policies = task.policies();
         if allowed {
             // Its next fire went on the timeline at the start.
             if counted {

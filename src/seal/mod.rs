@@ -351,6 +351,9 @@ pub struct ResealReport {
     /// Payloads that did not open (unknown key id, or altered); left as they
     /// were.
     pub unreadable: usize,
+    /// Durable tasks whose stored record was rewritten with the current key
+    /// (in place, in one store commit).
+    pub stored: usize,
 }
 
 /// Durable tasks (see `crate::store`): a payload bound to the task's name
@@ -387,6 +390,16 @@ impl Sealer {
             drop(Zeroizing::new(plaintext));
             Err(SealError::NoKey)
         }
+    }
+}
+
+#[cfg(feature = "seal")]
+impl Sealer {
+    /// Whether sealed `bytes` name the ring's current key.
+    pub(crate) fn current_key_of(&self, bytes: &[u8]) -> bool {
+        let rec = Record::from_bytes(bytes.to_vec());
+        self.ring
+            .with(|ring| ring.is_some_and(|r| rec.key_id() == Some(r.current_id())))
     }
 }
 
