@@ -22,11 +22,12 @@
 use crate::engine::task::{word, After, FireContext, TaskRef, CLAIMED, SCHEDULED};
 use crate::engine::timeline::Claimed;
 use crate::policy::SkipReason;
-use crate::policy::{self, Overlap};
+use crate::policy::{self, Delivery, Overlap};
 use crate::run::core::Core;
 use crate::run::events::{emit, EventKind};
 use crate::run::policy::decide;
 use crate::run::report::Outcome;
+use crate::stats::Policies;
 use crate::sync::{HandleArc as Arc, Ordering};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
@@ -51,6 +52,8 @@ pub(crate) struct Begun {
     pub(crate) started: i64,
     /// The next instant as the run policies chose it at the start.
     next: Option<i64>,
+    /// A durable task's delivery policy (`None`: not durable).
+    durable: Option<Delivery>,
     /// A catch-up in progress: the next fire follows this instant, not now.
     streak: bool,
     /// `Overlap::Allow`: the next fire is already on the timeline.
@@ -103,7 +106,7 @@ impl Core {
     /// Starts a claimed fire: the state word to `RUNNING`, the misfire,
     /// collapse and end policies decided, the cursor moved, and under
     /// `Overlap::Allow` the next fire put on the timeline.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn begin(self: &Arc<Self>, claimed: Claimed) -> Begin {
         let Claimed {
             task,
@@ -183,6 +186,7 @@ impl Core {
             due,
             started,
             next,
+            durable: policies.durable,
             streak: decision.streak != 0,
             allowed: false,
             counted: false,
@@ -229,7 +233,7 @@ impl Core {
     /// `Overlap::Allow` the run's count drops; otherwise the overlap policy
     /// deals with instants that came due while it ran, and the next entry
     /// goes on the timeline (or the task completes).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn complete(self: &Arc<Self>, begun: Begun, outcome: Outcome) -> Outcome {
         let Begun {
             task,
@@ -237,24 +241,29 @@ impl Core {
             scheduled,
             started,
             mut next,
+            durable,
             streak,
             allowed,
             counted,
             ..
         } = begun;
-        // Read again rather than carried: a smaller hand-off.
-        let policies = task.policies();
         if allowed {
             // Its next fire went on the timeline at the start.
             if counted {
                 task.extras_or_init().running.fetch_sub(1, Ordering::AcqRel);
             }
-            if let Some(delivery) = policies.durable {
+            if let Some(delivery) = durable {
                 self.durable_done(&task, delivery, scheduled, outcome.ran(), false);
             }
             return outcome;
         }
         let mut now = started;
+        // Only a recurring task (with a next instant) needs its policies
+        // again; a one-shot's completion reads none.
+        let policies = match next {
+            Some(_) => task.policies(),
+            None => Policies::default(),
+        };
         // A catch-up (a streak, or an on-time instant whose successor was
         // already due at the start) goes on from this instant instead.
         if next.is_some_and(|n| n > started) && !streak {
@@ -288,7 +297,7 @@ impl Core {
             next = policies.bound(next, runs(&task));
         }
         let after = task.finish(gen, scheduled, now, next);
-        if let Some(delivery) = policies.durable {
+        if let Some(delivery) = durable {
             let last = after == After::Completed;
             self.durable_done(&task, delivery, scheduled, outcome.ran(), last);
         }

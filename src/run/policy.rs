@@ -37,6 +37,7 @@ pub(crate) struct Decision {
 /// `due`, that starts at `now`; `streak` is the number of catch-up runs in a
 /// row so far. See the module rules. When only this instant is due (the
 /// common case) it costs one `next_after`, which is also the next instant.
+#[inline]
 pub(crate) fn decide(
     plan: &Plan,
     misfire: Misfire,
