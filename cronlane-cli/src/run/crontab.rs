@@ -236,7 +236,15 @@ pub(crate) fn parse(file: &str, text: &str, default_tz: Tz) -> Result<Crontab, C
             }
             continue;
         }
-        let (when, command_at) = schedule(line, tz).map_err(|(at, kind)| err(start + at, kind))?;
+        let (when, command_at) = schedule(line, tz).map_err(|(at, kind)| {
+            let mut e = err(start + at, kind);
+            if let CrontabErrorKind::Cron(c) = &e.kind {
+                // The crate counts characters into the expression, which
+                // starts the line.
+                e.column += c.position();
+            }
+            e
+        })?;
         let command = line[command_at..].trim().to_owned();
         if command.is_empty() {
             return Err(err(start + line.len(), CrontabErrorKind::MissingCommand));

@@ -182,6 +182,22 @@ impl Supervisor {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // SAFETY: the closure runs in the child between fork and exec and
+        // calls only async-signal-safe functions (sigemptyset,
+        // pthread_sigmask) on a set on its own stack; it allocates nothing.
+        unsafe {
+            cmd.pre_exec(|| {
+                // The daemon blocks its signals in every thread (signals.rs);
+                // the job must start with an empty mask, or a SIGTERM from
+                // --timeout or a stop would never reach it.
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                if libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let (tx, rx) = channel();
         let t0 = Instant::now();
         let mut child = {
@@ -299,24 +315,34 @@ impl Supervisor {
             ],
         );
         signal_group(pid, libc::SIGTERM);
-        match rx.recv_timeout(self.limits.kill_timeout) {
+        let deadline = Instant::now() + self.limits.kill_timeout;
+        let exit = match rx.recv_timeout(self.limits.kill_timeout) {
             Ok(exit) => {
-                // The leader is gone; make sure the rest of the group is too.
-                signal_group(pid, libc::SIGKILL);
-                return (exit, true);
+                // The leader is gone; the rest of its group gets what is
+                // left of --kill-timeout too.
+                while group_alive(pid) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                if !group_alive(pid) {
+                    return (exit, true);
+                }
+                Some(exit)
             }
             Err(RecvTimeoutError::Disconnected) => return (lost, true),
-            Err(RecvTimeoutError::Timeout) => {}
-        }
+            Err(RecvTimeoutError::Timeout) => None,
+        };
         self.log.event(
             Level::Warn,
             Some(tag),
             "kill",
             "still running after --kill-timeout: sending SIGKILL to its process group",
-            &[("pid", i64::from(pid).into())],
+            &[("pgid", i64::from(pid).into())],
         );
         signal_group(pid, libc::SIGKILL);
-        (rx.recv().unwrap_or(lost), true)
+        match exit {
+            Some(exit) => (exit, true),
+            None => (rx.recv().unwrap_or(lost), true),
+        }
     }
 
     /// Marks a fire under way until the guard is dropped (after its exit
@@ -440,6 +466,12 @@ impl Groups {
     fn leader_exited(&self, pgid: libc::pid_t) {
         self.update(pgid, |g| g.leader = false);
     }
+}
+
+/// Whether any process of group `pgid` is left (zombies included).
+fn group_alive(pgid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 only checks for existence; no memory is involved.
+    unsafe { libc::killpg(pgid, 0) == 0 }
 }
 
 fn signal_group(pgid: libc::pid_t, sig: libc::c_int) {
