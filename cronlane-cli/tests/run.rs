@@ -823,3 +823,55 @@ fn as_pid_1_orphans_are_reaped() {
     });
     assert!(recs.iter().any(|r| r["job"] == "zombies"));
 }
+
+#[test]
+fn split_logs_puts_job_output_on_stdout_and_the_rest_on_stderr() {
+    let s = Scratch::new("split");
+    let ct = s.write(
+        "crontab",
+        "# name: talker\n@reboot echo out-line; echo err-line >&2\n",
+    );
+    let mut child = Command::new(BIN)
+        .args(["run", "--split-logs"])
+        .arg(&ct)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    // Text format: both lines of the job's output arrive on stdout.
+    while lines.len() < 2 {
+        let mut l = String::new();
+        assert!(
+            stdout.read_line(&mut l).unwrap() > 0,
+            "stdout closed early: {lines:?}"
+        );
+        lines.push(l);
+    }
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let out = lines.concat() + &rest;
+    assert!(out.contains("[talker] stdout: out-line\n"), "{out}");
+    assert!(out.contains("[talker] stderr: err-line\n"), "{out}");
+    assert!(
+        !out.contains("INFO"),
+        "daemon messages stay off stdout: {out}"
+    );
+    assert!(err.contains("INFO  ready: "), "{err}");
+    assert!(err.contains("INFO  [talker] start: echo out-line"), "{err}");
+    assert!(err.contains("INFO  [talker] exit: exit 0"), "{err}");
+    assert!(err.contains("stopped"), "{err}");
+}

@@ -11,10 +11,11 @@
 //!   code path. The status goes to the fire waiting for that pid through a
 //!   channel registered in `children`; a pid nobody waits for is an orphan
 //!   and its status is dropped.
-//! * **Spawn under the lock.** `children` is held while `Command::spawn`
-//!   runs and the pid is inserted. The reaper takes the same lock before it
-//!   reaps, so it never reaps a pid that is not yet registered (and never
-//!   reaps a child that `spawn` itself reaps after a failed `exec`).
+//! * **Spawns hold the gate.** A fire holds `gate` for reading while
+//!   `Command::spawn` runs and its pid is inserted in `children`; the
+//!   reaper holds it for writing while it reaps. So the reaper never reaps a
+//!   pid that is not registered yet (nor a child that `spawn` itself reaps
+//!   after a failed `exec`), and fires still spawn in parallel.
 //! * **Process groups.** Each command runs as the leader of a new process
 //!   group (pgid = pid). Timeouts and shutdown signal the whole group, so a
 //!   grandchild the command started goes with it. `groups` holds each
@@ -31,7 +32,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::run::crontab::Entry;
@@ -88,6 +89,8 @@ pub(crate) struct Limits {
 /// Spawns, watches and reaps job processes. One per daemon.
 pub(crate) struct Supervisor {
     children: Mutex<HashMap<libc::pid_t, Sender<Exit>>>,
+    /// Read: a spawn is under way; write: the reaper reaps (ground rules).
+    gate: RwLock<()>,
     /// Wakes the reaper when it had no child to wait for.
     spawned: Condvar,
     /// Process groups of fires, by pgid.
@@ -115,6 +118,7 @@ impl Supervisor {
     pub(crate) fn start(log: Arc<Log>, limits: Limits) -> std::io::Result<Arc<Supervisor>> {
         let sup = Arc::new(Supervisor {
             children: Mutex::new(HashMap::new()),
+            gate: RwLock::new(()),
             spawned: Condvar::new(),
             groups: Arc::new(Groups::default()),
             fires: Mutex::new(0),
@@ -142,17 +146,24 @@ impl Supervisor {
             if r == -1 {
                 let err = std::io::Error::last_os_error();
                 if err.raw_os_error() == Some(libc::ECHILD) {
+                    // Sleep until a fire registers a child; checked under
+                    // the lock, so a registration cannot slip in between.
+                    // Re-checked every second: an orphan may be re-parented
+                    // to us (PID 1) at any time.
                     let children = lock(&self.children);
-                    // Re-checked at least every second: an orphan may be
-                    // re-parented to us (PID 1) at any time.
-                    let _ = self.spawned.wait_timeout(children, Duration::from_secs(1));
+                    if children.is_empty() {
+                        let _ = self.spawned.wait_timeout(children, Duration::from_secs(1));
+                    }
                 }
                 continue;
             }
             // SAFETY: waitid succeeded with WEXITED, so `info` describes a
             // child and si_pid is the field the kernel filled in.
             let pid = unsafe { info.si_pid() };
-            let mut children = lock(&self.children);
+            let _gate = self
+                .gate
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let mut status = 0;
             // SAFETY: `status` is a valid out-pointer; WNOHANG: the child
             // may have been reaped by `spawn` meanwhile (failed exec).
@@ -165,7 +176,7 @@ impl Supervisor {
             } else {
                 Exit::Code(libc::WEXITSTATUS(status))
             };
-            if let Some(tx) = children.remove(&pid) {
+            if let Some(tx) = lock(&self.children).remove(&pid) {
                 let _ = tx.send(exit);
             }
         }
@@ -182,29 +193,16 @@ impl Supervisor {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // SAFETY: the closure runs in the child between fork and exec and
-        // calls only async-signal-safe functions (sigemptyset,
-        // pthread_sigmask) on a set on its own stack; it allocates nothing.
-        unsafe {
-            cmd.pre_exec(|| {
-                // The daemon blocks its signals in every thread (signals.rs);
-                // the job must start with an empty mask, or a SIGTERM from
-                // --timeout or a stop would never reach it.
-                let mut set: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut set);
-                if libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
         let (tx, rx) = channel();
         let t0 = Instant::now();
         let mut child = {
-            let mut children = lock(&self.children);
+            let _gate = self
+                .gate
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             match cmd.spawn() {
                 Ok(child) => {
-                    children.insert(child.id() as libc::pid_t, tx);
+                    lock(&self.children).insert(child.id() as libc::pid_t, tx);
                     self.spawned.notify_one();
                     child
                 }

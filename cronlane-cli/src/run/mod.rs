@@ -9,12 +9,12 @@
 //! * `exec`: one fire's process (process group, output, timeouts) and the
 //!   reaper;
 //! * `log`: text or JSON records;
-//! * `signals`: the signal mask and `sigwait`;
+//! * `signals`: signal handlers and the self-pipe they write to;
 //! * `metrics`: the `/metrics` and `/healthz` endpoint;
 //! * `check`: the `--test` report.
 //!
-//! This file wires them: load and check the crontab, block the signals
-//! (before any thread starts), start the reaper, the scheduler with its
+//! This file wires them: load and check the crontab, install the signal
+//! handlers, start the reaper, the scheduler with its
 //! background runner and the metrics server, then take signals on the main
 //! thread until told to stop. Each fire runs on a thread of its own
 //! ([`ThreadPerFire`]) and blocks there until its process ends, so the
@@ -120,8 +120,8 @@ pub(crate) fn main(o: RunOptions) -> ExitCode {
 }
 
 fn daemon(o: &RunOptions, crontab: Crontab) -> Result<(), String> {
-    // Before any thread exists, so that every thread inherits the mask.
-    let sigset = signals::block().map_err(|e| format!("cannot block signals: {e}"))?;
+    let signals =
+        signals::install().map_err(|e| format!("cannot install the signal handlers: {e}"))?;
     let log = Arc::new(Log::new(o.json, o.split_logs));
     let limits = Limits {
         timeout: o.timeout,
@@ -186,7 +186,7 @@ fn daemon(o: &RunOptions, crontab: Crontab) -> Result<(), String> {
         ],
     );
     let stop = loop {
-        let sig = signals::wait(&sigset);
+        let sig = signals.wait();
         match sig {
             libc::SIGHUP | libc::SIGUSR2 => reload(o, &mut jobs, &log, &counters, &scheduler, sig),
             other => break other,
