@@ -665,6 +665,18 @@ fn hundred_jobs_every_second_start_once_per_second() {
         .iter()
         .filter(|r| r["event"] == "skip" || r["event"] == "misfire")
         .count();
+    let lags: Vec<f64> = recs
+        .iter()
+        .filter(|r| r["event"] == "start")
+        .filter_map(|r| r["lag_ms"].as_f64())
+        .collect();
+    let max_lag = lags.iter().copied().fold(0.0, f64::max);
+    eprintln!(
+        "{} starts of 100 jobs over {} instants; {} problems; engine start lag max {max_lag:.1} ms",
+        lags.len(),
+        all.len(),
+        problems.len()
+    );
     assert!(
         problems.is_empty(),
         "{} problems ({skips} skip/misfire records): {:?}",
