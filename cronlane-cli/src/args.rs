@@ -28,6 +28,8 @@ pub(crate) enum Command {
     Help(&'static str),
     /// Print the version.
     Version,
+    /// Run a crontab (`cronlane run`).
+    Run(crate::run::options::RunOptions),
 }
 
 /// A bad command line: the message, and the command it was for (to show
@@ -50,12 +52,20 @@ pub(crate) fn parse(args: &[String]) -> Result<Command, ArgError> {
     let command: &'static str = match cmd.as_str() {
         "next" => "next",
         "explain" => "explain",
+        "run" => {
+            return match crate::run::options::parse(rest) {
+                Ok(Some(o)) => Ok(Command::Run(o)),
+                Ok(None) => Ok(Command::Help(help::RUN)),
+                Err(message) => Err(fail(Some("run"), message)),
+            }
+        }
         "-h" | "--help" => return Ok(Command::Help(help::GLOBAL)),
         "help" => {
             return match rest.first().map(String::as_str) {
                 None => Ok(Command::Help(help::GLOBAL)),
                 Some("next") => Ok(Command::Help(help::NEXT)),
                 Some("explain") => Ok(Command::Help(help::EXPLAIN)),
+                Some("run") => Ok(Command::Help(help::RUN)),
                 Some(other) => Err(fail(None, format!("no help for {other:?}"))),
             }
         }

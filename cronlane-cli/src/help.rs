@@ -2,11 +2,13 @@
 
 /// `cronlane --help`: the commands.
 pub(crate) const GLOBAL: &str = "\
-cronlane: next fire times and plain-English explanations of cron expressions
+cronlane: next fire times and plain-English explanations of cron expressions,
+and a cron daemon for containers
 
 usage:
   cronlane next [OPTIONS] EXPR      print the next fire times
   cronlane explain [OPTIONS] EXPR   describe the expression in plain English
+  cronlane run [OPTIONS] CRONTAB    run the jobs of a crontab file (until SIGTERM)
   cronlane help [COMMAND]           this help, or a command's (also: COMMAND --help)
   cronlane --version                print the version (also: -V)
 
@@ -82,6 +84,59 @@ examples:
 
 exit status: 0 described; 2 invalid expression (with a caret) or bad arguments";
 
+/// `cronlane run --help`.
+pub(crate) const RUN: &str = "\
+cronlane run: run the jobs of a crontab file, logging to stdout (cron for containers)
+
+usage: cronlane run [OPTIONS] CRONTAB
+
+The file: comments, blank lines, NAME=value environment lines (for the jobs
+below them; SHELL= picks the shell, CRON_TZ= or TZ= the zone of the
+schedules below), `# name: NAME` naming the next job, and job lines:
+  SEC MIN HOUR DOM MON DOW COMMAND   6 fields, leading seconds
+  MIN HOUR DOM MON DOW COMMAND       5 fields, Vixie/Debian semantics
+  @hourly COMMAND                    macros (@daily, @weekly, ...); @reboot: once at start
+Each fire runs `$SHELL -c COMMAND` (default /bin/sh) in its own process
+group, with the daemon's environment plus the file's; its stdout and stderr
+are logged line by line, tagged with the job (its # name: or lineN).
+
+options:
+  --test             check the file, print each job with its next 3 fire times
+                     and its meaning in English, run nothing
+  --json             log one JSON object per line (default: text)
+  --split-logs       job output on stdout, daemon messages on stderr
+                     (default: everything on stdout)
+  --overlapping      let a job start while its previous run still goes on
+                     (default: that fire is skipped, with a warning at most
+                     once a minute per job)
+  --timeout DUR      stop a run that takes longer: SIGTERM to its process
+                     group, then SIGKILL after --kill-timeout (default: none)
+  --kill-timeout DUR SIGTERM to SIGKILL, for --timeout and stopping (default 10s)
+  --grace DUR        on SIGTERM or SIGINT, how long to wait for running jobs
+                     before terminating them (default 30s)
+  --metrics ADDR     serve Prometheus /metrics and /healthz on ADDR
+                     (127.0.0.1:9746, 0.0.0.0:9746, [::]:9746)
+  --tz ZONE          zone of the schedules above any CRON_TZ= (default UTC;
+                     `local` for this system's zone)
+  --max-line BYTES   longest output line logged; longer ones are cut with a
+                     marker (default 16384)
+  --state FILE       (not available yet) remember last fires across restarts
+  --postgres URL     (not available yet) run each fire once across replicas
+  -h, --help         this help
+DUR: 30s, 5m, 1h30m, 250ms, or a number of seconds.
+
+signals: SIGTERM, SIGINT: stop (see --grace), exit 0. SIGHUP, SIGUSR2:
+reload the file; unchanged jobs keep running, a file with errors is refused
+and the jobs loaded before keep running.
+
+examples:
+  cronlane run --test crontab
+  cronlane run --json --metrics 0.0.0.0:9746 crontab
+
+exit status: 0 stopped by a signal, or --test found no error; 1 cannot run
+(unreadable file, address in use); 2 the file has an error (file:line:column
+and a caret on stderr; nothing runs) or bad options";
+
 /// The one-line usage of a command, shown under an argument error.
 pub(crate) fn usage_line(command: Option<&str>) -> &'static str {
     match command {
@@ -93,6 +148,9 @@ pub(crate) fn usage_line(command: Option<&str>) -> &'static str {
             "usage: cronlane explain [--dialect vixie|quartz] EXPR\n\
              (cronlane explain --help for more)"
         }
-        _ => "usage: cronlane next|explain [OPTIONS] EXPR (cronlane --help for more)",
+        Some("run") => {
+            "usage: cronlane run [OPTIONS] CRONTAB (cronlane run --help for the options)"
+        }
+        _ => "usage: cronlane next|explain [OPTIONS] EXPR, or cronlane run [OPTIONS] CRONTAB (cronlane --help for more)",
     }
 }

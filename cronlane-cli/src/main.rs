@@ -1,5 +1,6 @@
 //! `cronlane`: next fire times and plain-English explanations of cron
-//! expressions, on the command line.
+//! expressions, on the command line, and `cronlane run CRONTAB`, a cron
+//! daemon for containers on the cronlane engine.
 //!
 //! ```text
 //! $ cronlane next --tz Europe/Berlin -n 2 --after 2025-06-13T12:00:00Z '0 9 * * MON-FRI'
@@ -14,7 +15,8 @@
 //! invalid expression or arguments, 3 no fire time to print.
 //!
 //! Modules: `args` (the command line), `help` (the texts), `zone` (zone
-//! names, `--tz local`, `--after`, printing instants).
+//! names, `--tz local`, `--after`, printing instants), `run` (the daemon;
+//! its own module doc lists its parts).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -24,6 +26,7 @@ use cronlane::cron::CronExpr;
 
 mod args;
 mod help;
+mod run;
 mod zone;
 
 use args::Command;
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
     match command {
         Command::Help(text) => print(text),
         Command::Version => print(&format!("cronlane {}", env!("CARGO_PKG_VERSION"))),
+        Command::Run(o) => run::main(o),
         Command::Explain { expr, dialect } => match CronExpr::parse_with(&expr, dialect) {
             Ok(e) => print(&e.explain()),
             Err(err) => {
