@@ -428,3 +428,26 @@ mod sealed {
         assert!(!contains(&bytes, SECRET));
     }
 }
+
+#[test]
+fn a_non_durable_task_replacing_a_durable_one_takes_it_out_of_the_store() {
+    let store = TempStore::new("displace");
+    let clock = ManualClock::new(t0());
+    let log: Log = Arc::default();
+    {
+        let s = open(&store.0, &clock, &log);
+        s.add(Schedule::every(SECOND))
+            .name("x")
+            .durable("h")
+            .register()
+            .unwrap();
+        s.add(Schedule::every(SECOND))
+            .name("x")
+            .replace_existing()
+            .run(|| ())
+            .unwrap();
+        assert_eq!(s.len(), 1);
+    }
+    let s = open(&store.0, &clock, &log);
+    assert!(s.durable_tasks().is_empty());
+}

@@ -377,6 +377,18 @@ impl crate::engine::registry::Displaced for Core {
     fn displace(&self, old: &TaskRef) {
         // Replaced: the old task stops firing; a race with its own removal
         // elsewhere is fine either way (exactly one of them cleans up).
+        if old.policies().durable.is_some() {
+            // A durable task replaced by a non-durable one leaves the store
+            // too, or it would come back at the next start.
+            if let (Some(durable), Some(name)) = (self.durable.as_deref(), old.name()) {
+                if durable
+                    .write(vec![crate::store::Op::Delete(name.to_owned())])
+                    .is_ok()
+                {
+                    crate::run::durable::lock(&durable.defs).remove(name);
+                }
+            }
+        }
         let _ = self.remove(old);
     }
 }
