@@ -54,7 +54,10 @@ pub use policy::{Delivery, Misfire, Overlap, SkipReason, DEFAULT_MISFIRE_GRACE};
 pub use run::dispatch::{Dispatcher, Executor, Job};
 pub use run::events::{Event, EventKind, Listener};
 pub use run::report::{RunReport, Stats, TaskInfo, TaskState};
+pub use run::lifecycle::{ShutdownReport, Stopper};
 pub use run::runner::{RunnerHandle, DROP_SHUTDOWN_TIMEOUT, MAX_PARK, SPIN_WINDOW};
+#[cfg(feature = "tokio")]
+pub use run::tokio::{AsyncContext, CancelSignal};
 pub use schedule::Schedule;
 pub use seal::{Key, KeyError, KeyRing, ResealReport, SealError, SealStats, DEFAULT_KEYS_VAR};
 pub use stats::{LagSummary, TaskStats};

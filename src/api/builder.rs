@@ -29,6 +29,9 @@ pub struct SchedulerBuilder {
     seed: Option<u64>,
     listener: Option<Arc<dyn Listener>>,
     store: Option<Box<dyn crate::store::Store>>,
+    /// The runtime async tasks are spawned on (`api::asynch`).
+    #[cfg(feature = "tokio")]
+    pub(super) tokio: Option<::tokio::runtime::Handle>,
 }
 
 impl Default for SchedulerBuilder {
@@ -44,6 +47,8 @@ impl Default for SchedulerBuilder {
             misfire: Misfire::default(),
             seed: None,
             listener: None,
+            #[cfg(feature = "tokio")]
+            tokio: None,
         }
     }
 }
@@ -160,6 +165,13 @@ impl SchedulerBuilder {
                 durable: self
                     .store
                     .map(|s| Box::new(crate::run::durable::Durable::new(s))),
+                #[cfg(feature = "tokio")]
+                asynch: match self.tokio {
+                    Some(h) => std::sync::OnceLock::from(Box::new(
+                        crate::run::tokio::AsyncSide::new(Some(h)),
+                    )),
+                    None => std::sync::OnceLock::new(),
+                },
             }),
         }
     }

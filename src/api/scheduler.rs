@@ -381,6 +381,17 @@ impl Core {
                 return Ok(self.publish(task, at));
             }
         }
+        self.register_as(spec, callback, false)
+    }
+
+    /// Registration's general path; `asynch` marks an async task (feature
+    /// `tokio`), which never takes the plain path above.
+    pub(crate) fn register_as(
+        &self,
+        spec: TaskBuilder<'_>,
+        callback: Callback,
+        asynch: bool,
+    ) -> Result<TaskId, Error> {
         let TaskBuilder {
             schedule,
             name,
@@ -417,6 +428,7 @@ impl Core {
             until,
             times: times.and_then(std::num::NonZeroU64::new),
             durable: None,
+            asynch,
         };
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let due = first.saturating_add(crate::policy::jitter(self.seed, n, first, policies.jitter));

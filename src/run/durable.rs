@@ -206,8 +206,7 @@ impl Core {
         let mut claims: Vec<FireClaim> = Vec::new();
         for claimed in batch.drain(..) {
             if stop.is_some_and(RunnerSignal::stop_raised) {
-                self.release(claimed);
-                report.skipped += 1;
+                self.hand_back(claimed, report);
                 continue;
             }
             let Some(delivery) = claimed.task.policies().durable else {
@@ -343,6 +342,7 @@ impl Core {
             until: record.until,
             times: record.times.and_then(std::num::NonZeroU64::new),
             durable: Some(record.delivery),
+            ..Policies::default()
         };
         let payload = record.payload.clone().map(|p| match p {
             PayloadRecord::Clear(b) => Payload::from_store(false, b, &record.name),

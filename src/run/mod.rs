@@ -23,7 +23,10 @@ pub(crate) mod dispatch;
 pub(crate) mod durable;
 pub(crate) mod events;
 pub(crate) mod fire;
+pub(crate) mod lifecycle;
 pub(crate) mod manage;
 pub(crate) mod policy;
 pub(crate) mod report;
 pub(crate) mod runner;
+#[cfg(feature = "tokio")]
+pub(crate) mod tokio;

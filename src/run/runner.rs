@@ -59,6 +59,9 @@ pub(crate) struct RunnerSignal {
     /// Generation and flags (see the ground rules).
     state: AtomicU64,
     thread: SwapOption<Thread>,
+    /// Fires released unrun because a runner was told to stop (for the
+    /// shutdown report, `run::lifecycle`).
+    handed_back: AtomicU64,
 }
 
 impl RunnerSignal {
@@ -66,6 +69,7 @@ impl RunnerSignal {
         RunnerSignal {
             state: AtomicU64::new(0),
             thread: SwapOption::empty(),
+            handed_back: AtomicU64::new(0),
         }
     }
 
@@ -95,7 +99,7 @@ impl RunnerSignal {
 
     /// Asks the runner registered as `mine` to stop; does nothing if it has
     /// exited already. Release pairs with the runner's Acquire loads.
-    fn raise_stop(&self, mine: u64) {
+    pub(crate) fn raise_stop(&self, mine: u64) {
         let _ = self
             .state
             .compare_exchange(mine, mine | STOP, Ordering::AcqRel, Ordering::Acquire);
@@ -106,6 +110,16 @@ impl RunnerSignal {
     #[inline]
     pub(crate) fn stop_raised(&self) -> bool {
         self.state.load(Ordering::Acquire) & STOP != 0
+    }
+
+    /// Counts a fire handed back at a stop.
+    pub(crate) fn handed_back_one(&self) {
+        self.handed_back.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Fires handed back at stops so far.
+    pub(crate) fn handed_back(&self) -> u64 {
+        self.handed_back.load(Ordering::Relaxed)
     }
 
     /// Gives the registration `mine` back (the runner thread, as it exits).
@@ -133,11 +147,11 @@ impl RunnerSignal {
 /// The running background runner. [`shutdown`](Self::shutdown) stops it;
 /// dropping it does the same with [`DROP_SHUTDOWN_TIMEOUT`].
 pub struct RunnerHandle {
-    core: Arc<Core>,
+    pub(crate) core: Arc<Core>,
     /// This runner's registration (`state` word while it runs).
-    mine: u64,
-    done: std::sync::Arc<(Mutex<bool>, Condvar)>,
-    join: Option<JoinHandle<()>>,
+    pub(crate) mine: u64,
+    pub(crate) done: std::sync::Arc<(Mutex<bool>, Condvar)>,
+    pub(crate) join: Option<JoinHandle<()>>,
 }
 
 impl RunnerHandle {
