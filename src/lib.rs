@@ -53,8 +53,8 @@ pub use id::{KeyRef, TaskKey};
 pub use policy::{Delivery, Misfire, Overlap, SkipReason, DEFAULT_MISFIRE_GRACE};
 pub use run::dispatch::{Dispatcher, Executor, Job};
 pub use run::events::{Event, EventKind, Listener};
-pub use run::report::{RunReport, Stats, TaskInfo, TaskState};
 pub use run::lifecycle::{ShutdownReport, Stopper};
+pub use run::report::{RunReport, Stats, TaskInfo, TaskState};
 pub use run::runner::{RunnerHandle, DROP_SHUTDOWN_TIMEOUT, MAX_PARK, SPIN_WINDOW};
 #[cfg(feature = "tokio")]
 pub use run::tokio::{AsyncContext, CancelSignal};

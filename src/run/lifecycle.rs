@@ -133,7 +133,6 @@ impl RunnerHandle {
             return ShutdownReport::default();
         };
         let core = self.core.clone();
-        let handed = core.runner.handed_back();
         // 1. Stop claiming: the runner releases what it claimed and did not
         // start, and exits (once a callback it runs inline has returned).
         core.runner.raise_stop(self.mine);
@@ -156,7 +155,7 @@ impl RunnerHandle {
         }
         // 5. Report.
         ShutdownReport {
-            handed_back: core.runner.handed_back() - handed,
+            handed_back: core.runner.handed_back() - self.handed_base,
             running,
             finished: running - left.min(running),
             cancelled: left,
@@ -208,7 +207,11 @@ impl RunnerHandle {
     /// Runs until `signal` completes, then shuts down in order
     /// ([`shutdown_async`](Self::shutdown_async)). Also returns if the
     /// runner stops on its own (a [`Stopper`]).
-    pub async fn run_until<F: std::future::Future>(self, signal: F, grace: Duration) -> ShutdownReport {
+    pub async fn run_until<F: std::future::Future>(
+        self,
+        signal: F,
+        grace: Duration,
+    ) -> ShutdownReport {
         either(signal, self.stopped_async()).await;
         self.shutdown_async(grace).await
     }
@@ -216,7 +219,10 @@ impl RunnerHandle {
     /// Runs until the process gets SIGINT (Ctrl-C) or, on Unix, SIGTERM,
     /// then shuts down in order. Needs a runtime with its I/O driver
     /// (`enable_all`, as `#[tokio::main]` builds).
-    pub async fn run_until_signal_async(self, grace: Duration) -> Result<ShutdownReport, crate::Error> {
+    pub async fn run_until_signal_async(
+        self,
+        grace: Duration,
+    ) -> Result<ShutdownReport, crate::Error> {
         let signal = termination()?;
         Ok(self.run_until(signal, grace).await)
     }
@@ -241,7 +247,11 @@ impl RunnerHandle {
         rt.block_on(async move {
             let signal = termination()?;
             let stopped = async move {
-                while !*done.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+                while !*done
+                    .0
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                {
                     ::tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             };
@@ -257,7 +267,11 @@ impl RunnerHandle {
     fn stopped_async(&self) -> impl std::future::Future<Output = ()> + 'static {
         let done = self.done.clone();
         async move {
-            while !*done.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+            while !*done
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+            {
                 ::tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }

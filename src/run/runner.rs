@@ -152,11 +152,15 @@ pub struct RunnerHandle {
     pub(crate) mine: u64,
     pub(crate) done: std::sync::Arc<(Mutex<bool>, Condvar)>,
     pub(crate) join: Option<JoinHandle<()>>,
+    /// Fires handed back before this runner started (its shutdown report
+    /// counts from here).
+    pub(crate) handed_base: u64,
 }
 
 impl RunnerHandle {
     pub(crate) fn start(core: Arc<Core>) -> Result<RunnerHandle, Error> {
         let mine = core.runner.register()?;
+        let handed_base = core.runner.handed_back();
         let done = std::sync::Arc::new((Mutex::new(false), Condvar::new()));
         let (c, d) = (core.clone(), done.clone());
         let spawned = ThreadBuilder::new()
@@ -180,6 +184,7 @@ impl RunnerHandle {
                 mine,
                 done,
                 join: Some(join),
+                handed_base,
             }),
             Err(e) => {
                 core.runner.clear(mine);

@@ -43,6 +43,8 @@ use crate::run::fire::{Begin, Begun};
 use crate::run::report::{Outcome, RunReport};
 use crate::run::runner::RunnerSignal;
 use crate::sync::HandleArc as Arc;
+use ::tokio::runtime::Handle;
+use ::tokio::sync::Notify;
 use chrono::{DateTime, Utc};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -50,8 +52,6 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
-use ::tokio::runtime::Handle;
-use ::tokio::sync::Notify;
 use tracing::Instrument;
 use zeroize::Zeroizing;
 
@@ -288,7 +288,8 @@ impl Drop for Fire {
                 Outcome::Skipped
             }
             Some(started) => {
-                let message = "the run's future was dropped before it finished (its runtime shut down)";
+                let message =
+                    "the run's future was dropped before it finished (its runtime shut down)";
                 tracing::warn!(task = %task.id, "cronlane: {message}");
                 self.core.failed(&task, scheduled, started, message, false);
                 Outcome::Failed
@@ -362,8 +363,7 @@ async fn run_fire(mut fire: Fire, job: std::sync::Arc<AsyncJob>) {
 impl Core {
     /// The async side, created now if this scheduler had none.
     pub(crate) fn async_side(&self) -> &AsyncSide {
-        self.asynch
-            .get_or_init(|| Box::new(AsyncSide::new(None)))
+        self.asynch.get_or_init(|| Box::new(AsyncSide::new(None)))
     }
 
     /// A pass's batch on a scheduler with an async side.
