@@ -60,7 +60,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Until Ctrl-C or SIGTERM; then stop claiming, let runs finish within
     // 5 s, cancel what is left, and report.
-    let report = runner.run_until_signal_async(Duration::from_secs(5)).await?;
+    let report = runner
+        .run_until_signal_async(Duration::from_secs(5))
+        .await?;
     requests.abort();
     tracing::info!(?report, stats = ?scheduler.stats(), "shut down");
     Ok(())

@@ -13,10 +13,10 @@ use std::future::Future;
 
 impl TaskBuilder<'_> {
     /// Registers an async task: each fire calls `f` with the run's
-    /// [`AsyncContext`] and spawns the future on a tokio runtime, the one
-    /// given to [`SchedulerBuilder::tokio_handle`] or else the one current
-    /// here (registration fails with [`Error::NoRuntime`] if there is
-    /// none). The fire's **completion** is what counts, exactly as for a
+    /// [`AsyncContext`] and spawns the future on the scheduler's tokio
+    /// runtime: the one given to [`SchedulerBuilder::tokio_handle`], or
+    /// else the one current at the scheduler's first `run_async`
+    /// (registration fails with [`Error::NoRuntime`] if there is none). The fire's **completion** is what counts, exactly as for a
     /// sync callback: overlap policies, statistics, lag, listener events and
     /// the next fire all act when the future is done. An `Err` output or a
     /// panic is counted and logged like a sync one.
@@ -52,15 +52,16 @@ impl TaskBuilder<'_> {
         }
         let core = self.scheduler.core();
         let side = core.async_side();
-        let handle = match &side.handle {
-            Some(h) => h.clone(),
-            None => ::tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?,
-        };
+        if side.handle.get().is_none() {
+            let current = ::tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+            // A registration racing with this one may have set it first.
+            let _ = side.handle.set(current);
+        }
         let make: MakeFuture = Box::new(move |ctx| -> BoxFuture {
             let fut = f(ctx);
             Box::pin(async move { fut.await.into_outcome() })
         });
-        let job = std::sync::Arc::new(AsyncJob::new(make, handle));
+        let job = std::sync::Arc::new(AsyncJob::new(make));
         // The engine calls this only to get the job (`run::tokio`).
         let callback: Callback = Box::new(move |ctx| match ctx.host.downcast_ref::<Slot>() {
             Some(slot) => {
@@ -76,7 +77,7 @@ impl TaskBuilder<'_> {
 
 impl SchedulerBuilder {
     /// The tokio runtime async tasks are spawned on (default: the runtime
-    /// current when each is registered). Also keeps sync callbacks off it:
+    /// current at the first `run_async`). Also keeps sync callbacks off it:
     /// a `run_pending` called on a runtime thread (with inline dispatch)
     /// sends them to the runtime's blocking pool. See `docs/async.md`.
     pub fn tokio_handle(mut self, handle: ::tokio::runtime::Handle) -> Self {

@@ -65,9 +65,10 @@ pub(crate) type MakeFuture = Box<dyn Fn(AsyncContext) -> BoxFuture + Send + Sync
 /// [`SchedulerBuilder::tokio_handle`](crate::SchedulerBuilder::tokio_handle)
 /// or by the first `run_async`.
 pub(crate) struct AsyncSide {
-    /// The runtime fires are spawned on, if the builder named one
-    /// (otherwise each task keeps the runtime current at its registration).
-    pub(crate) handle: Option<Handle>,
+    /// The runtime fires are spawned on: the builder's, or else the one
+    /// current at the first `run_async`. One per scheduler, so that a
+    /// batch's fires are spawned together (see [`Core::spawn_all`]).
+    pub(crate) handle: OnceLock<Handle>,
     /// Moved by every cancelling shutdown: a fire started under an older
     /// epoch is cancelled.
     epoch: AtomicU64,
@@ -78,26 +79,24 @@ pub(crate) struct AsyncSide {
 impl AsyncSide {
     pub(crate) fn new(handle: Option<Handle>) -> AsyncSide {
         AsyncSide {
-            handle,
+            handle: handle.map_or_else(OnceLock::new, OnceLock::from),
             epoch: AtomicU64::new(0),
             notify: Notify::new(),
         }
     }
 }
 
-/// One async task's code and runtime: shared by its callback and its runs.
+/// One async task's code: shared by its callback and its runs.
 pub(crate) struct AsyncJob {
     make: MakeFuture,
-    handle: Handle,
     /// Set once, when the task is removed: its runs' signals fire.
     cancelled: AtomicBool,
 }
 
 impl AsyncJob {
-    pub(crate) fn new(make: MakeFuture, handle: Handle) -> AsyncJob {
+    pub(crate) fn new(make: MakeFuture) -> AsyncJob {
         AsyncJob {
             make,
-            handle,
             cancelled: AtomicBool::new(false),
         }
     }
@@ -301,6 +300,26 @@ impl Drop for Fire {
     }
 }
 
+/// A begun async fire and its task's job, ready to spawn.
+pub(crate) struct Spawn {
+    fire: Fire,
+    job: std::sync::Arc<AsyncJob>,
+}
+
+impl Spawn {
+    /// The run, in its task's span.
+    fn run(self) -> impl Future<Output = ()> + Send + 'static {
+        let task = self.fire.begun.as_ref().map(|b| &b.task);
+        let span = match task {
+            Some(t) => {
+                tracing::info_span!("cronlane.run", task = %t.id, name = t.name().unwrap_or(""))
+            }
+            None => tracing::Span::none(),
+        };
+        run_fire(self.fire, self.job).instrument(span)
+    }
+}
+
 /// Polls a run's future with panics caught.
 struct CatchUnwind(BoxFuture);
 
@@ -375,13 +394,19 @@ impl Core {
     ) {
         // Once per batch: whether this thread is a runtime's.
         let blocking = self.blocking_handle();
+        let mut spawns = Vec::new();
         for claimed in batch.drain(..) {
             if stop.is_some_and(RunnerSignal::stop_raised) {
                 self.hand_back(claimed, report);
                 continue;
             }
-            self.dispatch_one(claimed, report, blocking.as_ref());
+            if claimed.task.policies().asynch {
+                spawns.extend(self.begin_async(claimed, report));
+                continue;
+            }
+            self.dispatch_other(claimed, report, blocking.as_ref());
         }
+        self.spawn_all(spawns);
     }
 
     /// The runtime whose blocking pool takes this thread's sync fires: on
@@ -403,8 +428,20 @@ impl Core {
         blocking: Option<&Handle>,
     ) {
         if claimed.task.policies().asynch {
-            return self.spawn_async(claimed, report);
+            let spawn = self.begin_async(claimed, report);
+            return self.spawn_all(spawn.into_iter().collect());
         }
+        self.dispatch_other(claimed, report, blocking);
+    }
+
+    /// A sync fire on a scheduler with an async side: to the blocking pool
+    /// if `blocking`, else as usual.
+    fn dispatch_other(
+        self: &Arc<Self>,
+        claimed: Claimed,
+        report: &mut RunReport,
+        blocking: Option<&Handle>,
+    ) {
         match blocking {
             Some(handle) => {
                 report.dispatched += 1;
@@ -417,28 +454,55 @@ impl Core {
         }
     }
 
-    /// Begins an async task's fire and spawns its run.
-    fn spawn_async(self: &Arc<Self>, claimed: Claimed, report: &mut RunReport) {
+    /// Begins an async task's fire: its run, ready to spawn.
+    fn begin_async(self: &Arc<Self>, claimed: Claimed, report: &mut RunReport) -> Option<Spawn> {
         let begun = match self.begin(claimed) {
-            Begin::Skipped => return report.add(Outcome::Skipped),
+            Begin::Skipped => {
+                report.add(Outcome::Skipped);
+                return None;
+            }
             Begin::Run(begun) => begun,
         };
         let Some(job) = async_job(&begun.task) else {
             // Not reachable: only `run_async` sets the flag.
             let message = "an async task without its job";
             self.failed(&begun.task, begun.scheduled, begun.started, message, false);
-            return report.add(self.complete(begun, Outcome::Failed));
+            report.add(self.complete(begun, Outcome::Failed));
+            return None;
         };
         report.dispatched += 1;
         self.job_started();
-        let span = tracing::info_span!("cronlane.run", task = %begun.task.id, name = begun.task.name().unwrap_or(""));
         let fire = Fire {
             core: self.clone(),
             begun: Some(begun),
             started: None,
         };
-        let handle = job.handle.clone();
-        drop(handle.spawn(run_fire(fire, job).instrument(span)));
+        Some(Spawn { fire, job })
+    }
+
+    /// Spawns a batch's runs on the scheduler's runtime. More than one go
+    /// out in one task that spawns them from a runtime thread: one remote
+    /// spawn (a lock and a wake-up) per batch instead of one per fire.
+    /// Dropped unspawned (the runtime shut down), each run completes as
+    /// skipped ([`Fire`]).
+    fn spawn_all(&self, mut spawns: Vec<Spawn>) {
+        let Some(handle) = self.asynch.get().and_then(|s| s.handle.get()) else {
+            // Not reachable: an async task registers only with a runtime.
+            return;
+        };
+        match spawns.len() {
+            0 => {}
+            1 => {
+                if let Some(one) = spawns.pop() {
+                    drop(handle.spawn(one.run()));
+                }
+            }
+            _ => drop(handle.spawn(async move {
+                for one in spawns {
+                    drop(::tokio::spawn(one.run()));
+                }
+            })),
+        }
     }
 
     /// A removed task's runs are cancelled (called by `remove`).
