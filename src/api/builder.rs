@@ -126,7 +126,7 @@ impl SchedulerBuilder {
         self
     }
 
-    /// Keeps durable tasks in `store` (e.g. [`RedbStore`](crate::store::RedbStore)
+    /// Keeps durable tasks in `store` (e.g. `RedbStore`
     /// with the `redb` feature): the scheduler loads its tasks at build and
     /// arms each once its handler is registered ([`Scheduler::handler`]).
     /// Non-durable tasks on the same scheduler are unaffected.

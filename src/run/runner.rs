@@ -25,6 +25,9 @@
 //!   does a `start` after a `shutdown` that timed out, once the old thread
 //!   has left its callback; until then `start` says
 //!   [`Error::RunnerStillStopping`].
+//! * The ordered shutdown (grace, cancel, report), [`RunnerHandle::wait`]
+//!   and the stopper are in `run::lifecycle`; they use this registration
+//!   and the count of fires handed back at a stop (`handed_back`).
 
 use crate::error::Error;
 use crate::run::core::Core;
