@@ -263,17 +263,24 @@ impl RunnerHandle {
         Ok(self.shutdown_graceful(grace))
     }
 
-    /// Completes once the runner thread has exited.
+    /// Completes once the runner thread has exited: a wait on the
+    /// blocking pool (no timer needed), which ends at the latest when the
+    /// shutdown that follows has stopped the runner.
     fn stopped_async(&self) -> impl std::future::Future<Output = ()> + 'static {
         let done = self.done.clone();
-        async move {
-            while !*done
-                .0
+        let waiter = ::tokio::task::spawn_blocking(move || {
+            let (lock, cv) = &*done;
+            let mut finished = lock
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-            {
-                ::tokio::time::sleep(Duration::from_millis(20)).await;
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            while !*finished {
+                finished = cv
+                    .wait(finished)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
             }
+        });
+        async move {
+            let _ = waiter.await;
         }
     }
 }
