@@ -205,9 +205,6 @@ pub(crate) struct Policies {
     /// A durable task's delivery policy (`None`: not durable). Read once
     /// per fire with the rest, and only on a scheduler with a store.
     pub(crate) durable: Option<crate::policy::Delivery>,
-    /// An async task (`run_async`, feature `tokio`): read per fire only on
-    /// a scheduler with an async side (see `run::tokio`).
-    pub(crate) asynch: bool,
 }
 
 impl Policies {

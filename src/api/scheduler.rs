@@ -428,7 +428,6 @@ impl Core {
             until,
             times: times.and_then(std::num::NonZeroU64::new),
             durable: None,
-            asynch,
         };
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let due = first.saturating_add(crate::policy::jitter(self.seed, n, first, policies.jitter));
@@ -452,6 +451,9 @@ impl Core {
         };
         let name = name.map(std::sync::Arc::from);
         let task = TaskRef::new(Task::new(id, name, plan, callback, payload, policies));
+        if asynch {
+            task.mark_async();
+        }
         if task.name().is_some() {
             if let NameClaim::Taken = self.registry.claim_name(&task, replace, self) {
                 self.gone.fetch_add(1, Ordering::AcqRel);

@@ -342,7 +342,6 @@ impl Core {
             until: record.until,
             times: record.times.and_then(std::num::NonZeroU64::new),
             durable: Some(record.delivery),
-            ..Policies::default()
         };
         let payload = record.payload.clone().map(|p| match p {
             PayloadRecord::Clear(b) => Payload::from_store(false, b, &record.name),

@@ -4,8 +4,8 @@
 //!
 //! # Ground rules
 //!
-//! * An async task is an engine task like any other: its policies have
-//!   `asynch` set, and its callback, called with a [`Slot`] as the fire
+//! * An async task is an engine task like any other: marked async
+//!   ([`Task::mark_async`](crate::engine::task::Task::mark_async)), and its callback, called with a [`Slot`] as the fire
 //!   context's host, hands out the task's [`AsyncJob`] (the user's future
 //!   maker and the runtime handle) instead of running anything. Nothing
 //!   below this module knows it is async. Called with any other host (no
@@ -13,7 +13,7 @@
 //! * A scheduler with no [`AsyncSide`] (no async task was ever registered
 //!   and the builder was given no handle) never reaches this module: it
 //!   pays one load per `run_pending` batch ([`Core::asynch`]). With one,
-//!   each fire of the batch reads its task's `asynch` flag.
+//!   each fire of the batch reads its task's async mark.
 //! * An async fire is *begun* on the thread that claimed it (state word,
 //!   misfire and collapse policies, cursor, `Overlap::Allow` bookkeeping:
 //!   [`Core::begin`]) and then spawned. Its future does the callback's start
@@ -115,7 +115,7 @@ impl Slot {
 
 /// The job of an async task (`None` for any other task).
 fn async_job(task: &TaskRef) -> Option<std::sync::Arc<AsyncJob>> {
-    if !task.policies().asynch {
+    if !task.is_async() {
         return None;
     }
     let slot = Slot(OnceLock::new());
@@ -400,7 +400,7 @@ impl Core {
                 self.hand_back(claimed, report);
                 continue;
             }
-            if claimed.task.policies().asynch {
+            if claimed.task.is_async() {
                 spawns.extend(self.begin_async(claimed, report));
                 continue;
             }
@@ -427,7 +427,7 @@ impl Core {
         report: &mut RunReport,
         blocking: Option<&Handle>,
     ) {
-        if claimed.task.policies().asynch {
+        if claimed.task.is_async() {
             let spawn = self.begin_async(claimed, report);
             return self.spawn_all(spawn.into_iter().collect());
         }

@@ -211,17 +211,34 @@ fn main() {
     let burst: usize = args.next().map_or(20_000, |a| a.parse().expect("BURST"));
     let trickle: usize = args.next().map_or(2_000, |a| a.parse().expect("TRICKLE"));
     let tcs_burst: usize = args.next().map_or(2_000, |a| a.parse().expect("TCS_BURST"));
+    // Diagnostic: `ONLY=cronlane` (or `raw`, `tcs`) runs one contender.
+    let only = std::env::var("ONLY").unwrap_or_default();
+    let on = |name: &str| only.is_empty() || name.contains(only.as_str());
+    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(2);
     let rt = runtime();
     let spacing = Duration::from_micros(500);
     println!("| shape | contender | jobs | fired | registration | done before due | fires/s | lag p50 | lag p99 | lag max |");
     println!("| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |");
-    for round in 0..2 {
-        let _ = round;
-        print("burst", "cronlane run_async", &cronlane(&rt, burst, Duration::ZERO));
-        print("burst", "raw tokio sleep_until", &raw_tokio(&rt, burst, Duration::ZERO));
-        print("burst", "tokio-cron-scheduler", &tokio_cron_scheduler(&rt, tcs_burst, Duration::ZERO));
-        print("trickle", "cronlane run_async", &cronlane(&rt, trickle, spacing));
-        print("trickle", "raw tokio sleep_until", &raw_tokio(&rt, trickle, spacing));
-        print("trickle", "tokio-cron-scheduler", &tokio_cron_scheduler(&rt, trickle, spacing));
+    for _ in 0..rounds {
+        if on("cronlane") {
+            print("burst", "cronlane run_async", &cronlane(&rt, burst, Duration::ZERO));
+        }
+        if on("raw") {
+            print("burst", "raw tokio sleep_until", &raw_tokio(&rt, burst, Duration::ZERO));
+        }
+        if on("tcs") {
+            let s = tokio_cron_scheduler(&rt, tcs_burst, Duration::ZERO);
+            print("burst", "tokio-cron-scheduler", &s);
+        }
+        if on("cronlane") {
+            print("trickle", "cronlane run_async", &cronlane(&rt, trickle, spacing));
+        }
+        if on("raw") {
+            print("trickle", "raw tokio sleep_until", &raw_tokio(&rt, trickle, spacing));
+        }
+        if on("tcs") {
+            let s = tokio_cron_scheduler(&rt, trickle, spacing);
+            print("trickle", "tokio-cron-scheduler", &s);
+        }
     }
 }
