@@ -386,6 +386,7 @@ impl Core {
 
     /// Registration's general path; `asynch` marks an async task (feature
     /// `tokio`), which never takes the plain path above.
+    #[inline(never)]
     pub(crate) fn register_as(
         &self,
         spec: TaskBuilder<'_>,
