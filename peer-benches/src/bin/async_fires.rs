@@ -33,7 +33,7 @@ struct Record {
 impl Record {
     fn new(n: usize) -> Arc<Record> {
         Arc::new(Record {
-            lags: (0..n).map(|_| AtomicI64::new(-1)).collect(),
+            lags: (0..n).map(|_| AtomicI64::new(i64::MIN)).collect(),
             done: AtomicUsize::new(0),
             last: AtomicU64::new(0),
             origin: Instant::now(),
@@ -61,17 +61,29 @@ struct Sample {
     n: usize,
     fired: usize,
     registration: Duration,
+    /// Registration began this long before the first due instant.
+    lead: Duration,
     /// Due instant (of the first job) to the last completion.
     span: Duration,
     lags: Vec<i64>,
 }
 
-fn percentile(sorted: &[i64], p: f64) -> Duration {
+/// Now minus `due`, in ns, negative when early.
+fn signed_since(due: Instant) -> i64 {
+    let now = Instant::now();
+    match now.checked_duration_since(due) {
+        Some(d) => d.as_nanos() as i64,
+        None => -(due.duration_since(now).as_nanos() as i64),
+    }
+}
+
+/// The `p` quantile in microseconds (negative: early).
+fn percentile(sorted: &[i64], p: f64) -> f64 {
     if sorted.is_empty() {
-        return Duration::ZERO;
+        return 0.0;
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    Duration::from_nanos(sorted[i].max(0) as u64)
+    sorted[i] as f64 / 1e3
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -82,25 +94,29 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-/// When the first job is due: 50 ms after now, plus 10 us per job.
-fn lead(n: usize) -> Duration {
-    Duration::from_millis(50) + Duration::from_micros(10 * n as u64)
+/// When the first job is due: 50 ms after now, plus 10 us per job (100 us
+/// for tokio-cron-scheduler, whose `add` is awaited per job and takes
+/// tens of microseconds), so that registration is over before it.
+fn lead(n: usize, per_job_us: u64) -> Duration {
+    Duration::from_millis(50) + Duration::from_micros(per_job_us * n as u64)
 }
 
-fn collect(rec: &Record, n: usize, registration: Duration, due: Instant) -> Sample {
+fn collect(rec: &Record, n: usize, registration: Duration, start: Instant, lead: Duration) -> Sample {
+    let due = start + lead;
     let fired = rec.wait(n, Duration::from_secs(30));
     let last = rec.origin + Duration::from_nanos(rec.last.load(Ordering::Relaxed));
     let mut lags: Vec<i64> = rec
         .lags
         .iter()
         .map(|l| l.load(Ordering::Relaxed))
-        .filter(|&l| l >= 0)
+        .filter(|&l| l != i64::MIN)
         .collect();
     lags.sort_unstable();
     Sample {
         n,
         fired,
         registration,
+        lead,
         span: last.saturating_duration_since(due),
         lags,
     }
@@ -112,7 +128,7 @@ fn cronlane(rt: &tokio::runtime::Runtime, n: usize, spacing: Duration) -> Sample
         .build();
     let runner = s.start().expect("runner");
     let rec = Record::new(n);
-    let lead = lead(n);
+    let lead = lead(n, 10);
     let start = Instant::now();
     let first = Utc::now() + chrono::Duration::from_std(lead).expect("lead");
     for i in 0..n {
@@ -130,7 +146,7 @@ fn cronlane(rt: &tokio::runtime::Runtime, n: usize, spacing: Duration) -> Sample
             .expect("registered");
     }
     let registration = start.elapsed();
-    let sample = collect(&rec, n, registration, start + lead);
+    let sample = collect(&rec, n, registration, start, lead);
     runner.shutdown(Duration::from_secs(5)).expect("shutdown");
     sample
 }
@@ -138,7 +154,7 @@ fn cronlane(rt: &tokio::runtime::Runtime, n: usize, spacing: Duration) -> Sample
 fn tokio_cron_scheduler(rt: &tokio::runtime::Runtime, n: usize, spacing: Duration) -> Sample {
     use tokio_cron_scheduler::{Job, JobScheduler};
     let rec = Record::new(n);
-    let lead = lead(n);
+    let lead = lead(n, 100);
     let (s, start, registration) = rt.block_on(async {
         // Its notifications travel on broadcast channels of this capacity;
         // with more jobs due at once than that, jobs are lost.
@@ -152,7 +168,7 @@ fn tokio_cron_scheduler(rt: &tokio::runtime::Runtime, n: usize, spacing: Duratio
             let job = Job::new_one_shot_at_instant_async(due, move |_id, _l| {
                 let rec = rec.clone();
                 Box::pin(async move {
-                    let lag = Instant::now().saturating_duration_since(due).as_nanos() as i64;
+                    let lag = signed_since(due);
                     rec.started(i, lag);
                     rec.finished();
                 })
@@ -164,7 +180,7 @@ fn tokio_cron_scheduler(rt: &tokio::runtime::Runtime, n: usize, spacing: Duratio
         s.start().await.expect("started");
         (s, start, registration)
     });
-    let sample = collect(&rec, n, registration, start + lead);
+    let sample = collect(&rec, n, registration, start, lead);
     let mut s = s;
     rt.block_on(async { s.shutdown().await.expect("shutdown") });
     sample
@@ -172,20 +188,20 @@ fn tokio_cron_scheduler(rt: &tokio::runtime::Runtime, n: usize, spacing: Duratio
 
 fn raw_tokio(rt: &tokio::runtime::Runtime, n: usize, spacing: Duration) -> Sample {
     let rec = Record::new(n);
-    let lead = lead(n);
+    let lead = lead(n, 10);
     let start = Instant::now();
     for i in 0..n {
         let due = start + lead + spacing * i as u32;
         let rec = rec.clone();
         rt.spawn(async move {
             tokio::time::sleep_until(due.into()).await;
-            let lag = Instant::now().saturating_duration_since(due).as_nanos() as i64;
+            let lag = signed_since(due);
             rec.started(i, lag);
             rec.finished();
         });
     }
     let registration = start.elapsed();
-    collect(&rec, n, registration, start + lead)
+    collect(&rec, n, registration, start, lead)
 }
 
 fn print(kind: &str, name: &str, s: &Sample) {
@@ -198,11 +214,11 @@ fn print(kind: &str, name: &str, s: &Sample) {
         s.n,
         s.fired,
         s.registration.as_secs_f64() * 1e3,
-        if s.registration < lead(s.n) { "yes" } else { "NO" },
+        if s.registration < s.lead { "yes" } else { "NO" },
         if kind == "burst" { rate } else { f64::NAN },
-        p50.as_secs_f64() * 1e6,
-        p99.as_secs_f64() * 1e6,
-        max.as_secs_f64() * 1e6,
+        p50,
+        p99,
+        max,
     );
 }
 
