@@ -327,8 +327,9 @@ impl Task {
         self.cold().asynch.store(true, Ordering::Relaxed);
     }
 
-    /// Whether the task was marked async.
+    /// Whether the task was marked async (read by `run::tokio` only).
     #[inline]
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn is_async(&self) -> bool {
         self.cold
             .get()
