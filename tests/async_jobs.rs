@@ -680,3 +680,146 @@ async fn the_runner_runs_sync_callbacks_off_the_runtime() {
     let report = runner.shutdown_async(PATIENCE).await;
     assert!(report.is_clean());
 }
+
+// --- listener and replacement ------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_hears_async_runs_on_completion() {
+    let clock = cronlane::ManualClock::new(t0());
+    let events: Arc<Mutex<Vec<String>>> = Arc::default();
+    let e = events.clone();
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .listener(move |ev: &cronlane::Event<'_>| {
+            let kind = match &ev.kind {
+                cronlane::EventKind::Started { .. } => "started".to_owned(),
+                cronlane::EventKind::Succeeded => "succeeded".to_owned(),
+                cronlane::EventKind::Failed { message, panicked } => {
+                    format!("failed({message},{panicked})")
+                }
+                other => format!("{other:?}"),
+            };
+            e.lock()
+                .unwrap()
+                .push(format!("{}:{kind}", ev.name.unwrap_or("")));
+        })
+        .build();
+    let gate = Arc::new(Semaphore::new(0));
+    let g = gate.clone();
+    s.add(Schedule::once(t0()))
+        .name("ok")
+        .run_async(move |_| {
+            let g = g.clone();
+            async move { g.acquire().await.unwrap().forget() }
+        })
+        .unwrap();
+    s.add(Schedule::once(t0()))
+        .name("bad")
+        .run_async(|_| async { Err::<(), _>("nope") })
+        .unwrap();
+    s.run_pending();
+    fired(&s, 1).await;
+    // The gated run has started but not succeeded: events follow completion.
+    until("ok started", || {
+        events.lock().unwrap().iter().any(|e| e == "ok:started")
+    })
+    .await;
+    assert!(!events.lock().unwrap().iter().any(|e| e == "ok:succeeded"));
+    gate.add_permits(1);
+    fired(&s, 2).await;
+    let mut got = events.lock().unwrap().clone();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "bad:failed(nope,false)",
+            "bad:started",
+            "ok:started",
+            "ok:succeeded"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn replacing_a_task_cancels_the_old_runs() {
+    let (s, clock) = manual();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let tx2 = tx.clone();
+    s.add(Schedule::every(SECOND))
+        .name("job")
+        .run_async(move |ctx| {
+            let tx = tx.clone();
+            async move {
+                ctx.cancelled().await;
+                tx.send("old cancelled").unwrap();
+            }
+        })
+        .unwrap();
+    clock.advance(SECOND);
+    assert_eq!(s.run_pending().dispatched, 1);
+    s.add(Schedule::every(SECOND))
+        .name("job")
+        .replace_existing()
+        .run_async(move |_| {
+            let tx = tx2.clone();
+            async move { tx.send("new ran").unwrap() }
+        })
+        .unwrap();
+    assert_eq!(rx.recv().await, Some("old cancelled"));
+    clock.advance(SECOND);
+    s.run_pending();
+    assert_eq!(rx.recv().await, Some("new ran"));
+}
+
+// --- a runtime that goes away -------------------------------------------------
+
+/// Runs dropped by their runtime are completed by the engine: a run that
+/// had started as failed, one never polled as skipped. Nothing is left
+/// running or live.
+#[test]
+fn runs_dropped_with_their_runtime_are_completed() {
+    // Started, then the runtime shuts down under it.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let clock = cronlane::ManualClock::new(t0());
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .tokio_handle(rt.handle().clone())
+        .build();
+    let (tx, rx) = std::sync::mpsc::channel();
+    s.add(Schedule::once(t0()))
+        .run_async(move |_| {
+            let tx = tx.clone();
+            async move {
+                tx.send(()).unwrap();
+                std::future::pending::<()>().await;
+            }
+        })
+        .unwrap();
+    assert_eq!(s.run_pending().dispatched, 1);
+    rx.recv_timeout(PATIENCE).unwrap();
+    drop(rt);
+    let st = s.stats();
+    assert_eq!((st.fired, st.failed), (1, 1), "{st:?}");
+    assert!(s.is_empty());
+
+    // Spawned on a runtime that never polls it, then dropped.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let s = Scheduler::builder()
+        .clock(clock)
+        .tokio_handle(rt.handle().clone())
+        .build();
+    s.add(Schedule::every(SECOND))
+        .run_async(|_| async {})
+        .unwrap();
+    s.add(Schedule::once(t0())).run_async(|_| async {}).unwrap();
+    let _ = s.run_pending();
+    drop(rt);
+    let st = s.stats();
+    assert_eq!((st.fired, st.skipped), (0, 1), "{st:?}");
+    assert_eq!(s.len(), 1, "the recurring task goes on");
+}
