@@ -18,6 +18,13 @@
 //! into a skiplist keyed by fire instant, claims due entries with an atomic
 //! state transition per task, runs the
 //! callbacks through the [`Dispatcher`], and puts recurring tasks back.
+//!
+//! With the off-by-default `tokio` feature, tasks may also be async
+//! (`TaskBuilder::run_async`): each fire's future is spawned on a tokio
+//! runtime and the fire completes when it does; the feature also brings
+//! cancellation signals, `RunnerHandle::shutdown_async` and the
+//! SIGINT/SIGTERM helpers (`docs/async.md`). The ordered shutdown
+//! ([`RunnerHandle::shutdown_graceful`], [`ShutdownReport`]) needs no feature.
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
