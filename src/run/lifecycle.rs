@@ -7,7 +7,7 @@
 //! * The ordered shutdown goes: **stop claiming** (the runner's `STOP`;
 //!   fires it claimed and did not start are handed back to the timeline,
 //!   counted) → **let running fires finish** within the grace period →
-//!   **cancel** what is left (async runs' [`CancelSignal`]s fire; sync
+//!   **cancel** what is left (async runs' `CancelSignal`s fire; sync
 //!   callbacks have no signal and are only waited for) → **wait** for them,
 //!   up to the grace period again → **report** ([`ShutdownReport`]). Nothing
 //!   is dropped silently: a fire is either completed (and counted in
@@ -17,8 +17,6 @@
 //! * Only the handle's own registration is stopped (the `STOP` CAS of
 //!   [`RunnerSignal`](crate::run::runner::RunnerSignal)); a [`Stopper`] carries
 //!   that registration, so a stale stopper cannot stop a later runner.
-//!
-//! [`CancelSignal`]: crate::CancelSignal
 
 use crate::run::core::Core;
 use crate::run::runner::RunnerHandle;
@@ -40,7 +38,7 @@ pub struct ShutdownReport {
     /// Of those, the runs that finished within the grace period.
     pub finished: u64,
     /// Runs still going at the end of the grace period, then told to stop:
-    /// each async run's [`CancelSignal`](crate::CancelSignal) fired.
+    /// each async run's `CancelSignal` fired (feature `tokio`).
     pub cancelled: u64,
     /// Runs still going when the shutdown returned (they ignored their
     /// signal, or are sync callbacks that outlived both waits). They go on
@@ -84,7 +82,7 @@ const POLL: Duration = Duration::from_millis(1);
 
 impl RunnerHandle {
     /// Blocks until the runner has stopped: by a [`Stopper`], a signal
-    /// ([`run_until_signal`](Self::run_until_signal)), or a panic in its
+    /// (`run_until_signal`, feature `tokio`), or a panic in its
     /// loop. Fires handed out before it stopped may still be running; follow
     /// with [`shutdown_graceful`](Self::shutdown_graceful) to wait for them
     /// and get the report.
