@@ -90,6 +90,6 @@ impl AsyncContext {
     /// A handle to the scheduler running this task: register, remove or
     /// reschedule tasks (this one included) from inside a run.
     pub fn scheduler(&self) -> Scheduler {
-        Scheduler::from_core(self.core.clone())
+        Scheduler::from_core(self.core().clone())
     }
 }

@@ -136,7 +136,6 @@ fn async_job(task: &TaskRef) -> Option<std::sync::Arc<AsyncJob>> {
 /// The payload, if the task has one, is a copy that is wiped when the
 /// context is dropped.
 pub struct AsyncContext {
-    pub(crate) core: Arc<Core>,
     task: TaskRef,
     scheduled: i64,
     started: i64,
@@ -174,6 +173,11 @@ impl AsyncContext {
     /// This run's cancellation signal (clone it to hand it on).
     pub fn cancel(&self) -> &CancelSignal {
         &self.cancel
+    }
+
+    /// The scheduler's core (for `AsyncContext::scheduler`, in `api`).
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.cancel.core
     }
 
     /// Whether this run was asked to stop (see [`CancelSignal`]).
@@ -338,7 +342,10 @@ impl Future for CatchUnwind {
 
 /// One async fire, from its first poll to its completion.
 async fn run_fire(mut fire: Fire, job: std::sync::Arc<AsyncJob>) {
-    let core = fire.core.clone();
+    // Borrowed, not cloned: the core's count is one cache line shared by
+    // every thread that fires (the context takes one clone, for its
+    // scheduler handle and signal).
+    let core = &fire.core;
     let Some((task, scheduled, due)) = fire
         .begun
         .as_ref()
@@ -360,7 +367,6 @@ async fn run_fire(mut fire: Fire, job: std::sync::Arc<AsyncJob>) {
         .get()
         .map_or(0, |s| s.epoch.load(Ordering::Acquire));
     let ctx = AsyncContext {
-        core: core.clone(),
         task: task.clone(),
         scheduled,
         started,
