@@ -8,7 +8,7 @@ use crate::api::scheduler::{Scheduler, TaskBuilder};
 use crate::engine::task::{Callback, TaskResult};
 use crate::error::Error;
 use crate::id::TaskId;
-use crate::run::tokio::{AsyncContext, AsyncJob, BoxFuture, MakeFuture, Slot};
+use crate::run::tokio::{AsyncContext, AsyncJob, Slot, Spawn, SpawnRun};
 use std::future::Future;
 
 impl TaskBuilder<'_> {
@@ -57,11 +57,15 @@ impl TaskBuilder<'_> {
             // A registration racing with this one may have set it first.
             let _ = side.handle.set(current);
         }
-        let make: MakeFuture = Box::new(move |ctx| -> BoxFuture {
-            let fut = f(ctx);
-            Box::pin(async move { fut.await.into_outcome() })
+        let f = std::sync::Arc::new(f);
+        let spawn: SpawnRun = Box::new(move |one: Spawn, handle| {
+            let f = f.clone();
+            one.spawn_on(handle, move |ctx| {
+                let fut = f(ctx);
+                async move { fut.await.into_outcome() }
+            });
         });
-        let job = std::sync::Arc::new(AsyncJob::new(make));
+        let job = std::sync::Arc::new(AsyncJob::new(spawn));
         // The engine calls this only to get the job (`run::tokio`).
         let callback: Callback = Box::new(move |ctx| match ctx.host.downcast_ref::<Slot>() {
             Some(slot) => {

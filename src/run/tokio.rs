@@ -55,11 +55,10 @@ use std::task::{Context, Poll};
 use tracing::Instrument;
 use zeroize::Zeroizing;
 
-/// A run's future, type-erased.
-pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
-
-/// What `run_async` was given, type-erased: one future per fire.
-pub(crate) type MakeFuture = Box<dyn Fn(AsyncContext) -> BoxFuture + Send + Sync>;
+/// What `run_async` was given, type-erased at the spawn: it spawns one
+/// begun fire on the runtime (through [`Spawn::spawn_on`], which keeps the
+/// user's future inline in the tokio task: no box of its own per fire).
+pub(crate) type SpawnRun = Box<dyn Fn(Spawn, &Handle) + Send + Sync>;
 
 /// The async side of a scheduler: created by
 /// [`SchedulerBuilder::tokio_handle`](crate::SchedulerBuilder::tokio_handle)
@@ -88,15 +87,15 @@ impl AsyncSide {
 
 /// One async task's code: shared by its callback and its runs.
 pub(crate) struct AsyncJob {
-    make: MakeFuture,
+    spawn: SpawnRun,
     /// Set once, when the task is removed: its runs' signals fire.
     cancelled: AtomicBool,
 }
 
 impl AsyncJob {
-    pub(crate) fn new(make: MakeFuture) -> AsyncJob {
+    pub(crate) fn new(spawn: SpawnRun) -> AsyncJob {
         AsyncJob {
-            make,
+            spawn,
             cancelled: AtomicBool::new(false),
         }
     }
@@ -311,8 +310,13 @@ pub(crate) struct Spawn {
 }
 
 impl Spawn {
-    /// The run, in its task's span.
-    fn run(self) -> impl Future<Output = ()> + Send + 'static {
+    /// Spawns the run on `handle`, in its task's span; `make` gives its
+    /// future (called at the first poll).
+    pub(crate) fn spawn_on<M, Fut>(self, handle: &Handle, make: M)
+    where
+        M: FnOnce(AsyncContext) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
         let task = self.fire.begun.as_ref().map(|b| &b.task);
         let span = match task {
             Some(t) => {
@@ -320,15 +324,21 @@ impl Spawn {
             }
             None => tracing::Span::none(),
         };
-        run_fire(self.fire, self.job).instrument(span)
+        drop(handle.spawn(run_fire(self.fire, self.job, make).instrument(span)));
+    }
+
+    /// Hands the run to its task's code, which spawns it.
+    fn spawn(self, handle: &Handle) {
+        let job = self.job.clone();
+        (job.spawn)(self, handle);
     }
 }
 
 /// Polls a run's future with panics caught.
-struct CatchUnwind(BoxFuture);
+struct CatchUnwind<'a, F>(Pin<&'a mut F>);
 
-impl Future for CatchUnwind {
-    type Output = std::thread::Result<Result<(), String>>;
+impl<F: Future> Future for CatchUnwind<'_, F> {
+    type Output = std::thread::Result<F::Output>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let fut = &mut self.0;
@@ -341,7 +351,11 @@ impl Future for CatchUnwind {
 }
 
 /// One async fire, from its first poll to its completion.
-async fn run_fire(mut fire: Fire, job: std::sync::Arc<AsyncJob>) {
+async fn run_fire<M, Fut>(mut fire: Fire, job: std::sync::Arc<AsyncJob>, make: M)
+where
+    M: FnOnce(AsyncContext) -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
     // Borrowed, not cloned: the core's count is one cache line shared by
     // every thread that fires (the context takes one clone, for its
     // scheduler handle and signal).
@@ -377,8 +391,11 @@ async fn run_fire(mut fire: Fire, job: std::sync::Arc<AsyncJob>) {
             epoch,
         },
     };
-    let result = match catch_unwind(AssertUnwindSafe(|| (job.make)(ctx))) {
-        Ok(fut) => CatchUnwind(fut).await,
+    let result = match catch_unwind(AssertUnwindSafe(|| make(ctx))) {
+        Ok(fut) => {
+            let fut = std::pin::pin!(fut);
+            CatchUnwind(fut).await
+        }
         Err(panic) => Err(panic),
     };
     let outcome = core.callback_ended(&task, scheduled, started, result);
@@ -500,12 +517,13 @@ impl Core {
             0 => {}
             1 => {
                 if let Some(one) = spawns.pop() {
-                    drop(handle.spawn(one.run()));
+                    one.spawn(handle);
                 }
             }
             _ => drop(handle.spawn(async move {
+                let here = Handle::current();
                 for one in spawns {
-                    drop(::tokio::spawn(one.run()));
+                    one.spawn(&here);
                 }
             })),
         }
