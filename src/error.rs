@@ -118,6 +118,18 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] StoreError),
 
+    /// An async task (`run_async`, feature `tokio`) was registered with no
+    /// tokio runtime to run on: none was given to
+    /// `SchedulerBuilder::tokio_handle` and none is current.
+    #[error("run_async needs a tokio runtime: register on one, or give the scheduler one with SchedulerBuilder::tokio_handle")]
+    NoRuntime,
+
+    /// The SIGINT/SIGTERM helpers (feature `tokio`) could not wait for a
+    /// signal (their handlers could not be installed, or the blocking form
+    /// was called on a runtime).
+    #[error("cannot wait for a termination signal: {0}")]
+    Signal(String),
+
     /// A durable task was asked for on a scheduler built without a store.
     #[error("task `{0}` is durable but this scheduler has no store (SchedulerBuilder::store)")]
     NoStore(String),

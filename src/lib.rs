@@ -149,6 +149,15 @@
 //! semantics by default, [`Dialect::Quartz`] on request), in any IANA zone
 //! ([`Tz`]) with documented daylight-saving rules; the [`cron`] module has
 //! the details and `docs/cron.md` every rule.
+//!
+//! # Async jobs (feature `tokio`)
+//!
+//! With the off-by-default `tokio` feature, tasks may also be async
+//! (`TaskBuilder::run_async`): each fire's future is spawned on a tokio
+//! runtime and the fire completes when it does; the feature also brings
+//! cancellation signals, `RunnerHandle::shutdown_async` and the
+//! SIGINT/SIGTERM helpers (`docs/async.md`). The ordered shutdown
+//! ([`RunnerHandle::shutdown_graceful`], [`ShutdownReport`]) needs no feature.
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
@@ -184,8 +193,11 @@ pub use id::{KeyRef, TaskKey};
 pub use policy::{Delivery, Misfire, Overlap, SkipReason, DEFAULT_MISFIRE_GRACE};
 pub use run::dispatch::{Dispatcher, Executor, Job};
 pub use run::events::{Event, EventKind, Listener};
+pub use run::lifecycle::{ShutdownReport, Stopper};
 pub use run::report::{RunReport, Stats, TaskInfo, TaskState};
 pub use run::runner::{RunnerHandle, DROP_SHUTDOWN_TIMEOUT, MAX_PARK, SPIN_WINDOW};
+#[cfg(feature = "tokio")]
+pub use run::tokio::{AsyncContext, CancelSignal};
 pub use schedule::Schedule;
 #[cfg(feature = "seal")]
 pub use seal::{Key, KeyRing, DEFAULT_KEYS_VAR};

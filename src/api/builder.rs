@@ -46,6 +46,9 @@ pub struct SchedulerBuilder {
     seed: Option<u64>,
     listener: Option<Arc<dyn Listener>>,
     store: Option<Box<dyn crate::store::Store>>,
+    /// The runtime async tasks are spawned on (`api::asynch`).
+    #[cfg(feature = "tokio")]
+    pub(super) tokio: Option<::tokio::runtime::Handle>,
 }
 
 impl Default for SchedulerBuilder {
@@ -61,6 +64,8 @@ impl Default for SchedulerBuilder {
             misfire: Misfire::default(),
             seed: None,
             listener: None,
+            #[cfg(feature = "tokio")]
+            tokio: None,
         }
     }
 }
@@ -148,7 +153,7 @@ impl SchedulerBuilder {
         self
     }
 
-    /// Keeps durable tasks in `store` (e.g. [`RedbStore`](crate::store::RedbStore)
+    /// Keeps durable tasks in `store` (e.g. `RedbStore`
     /// with the `redb` feature): the scheduler loads its tasks at build and
     /// arms each once its handler is registered ([`Scheduler::handler`]).
     /// Non-durable tasks on the same scheduler are unaffected.
@@ -187,6 +192,13 @@ impl SchedulerBuilder {
                 durable: self
                     .store
                     .map(|s| Box::new(crate::run::durable::Durable::new(s))),
+                #[cfg(feature = "tokio")]
+                asynch: match self.tokio {
+                    Some(h) => std::sync::OnceLock::from(Box::new(
+                        crate::run::tokio::AsyncSide::new(Some(h)),
+                    )),
+                    None => std::sync::OnceLock::new(),
+                },
             }),
         }
     }

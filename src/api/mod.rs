@@ -9,6 +9,8 @@
 //!   error that changes nothing) and then calls down. Nothing below names
 //!   anything here.
 
+#[cfg(feature = "tokio")]
+pub(crate) mod asynch;
 pub(crate) mod builder;
 pub(crate) mod durable;
 pub(crate) mod keys;

@@ -419,6 +419,18 @@ impl Core {
                 return Ok(self.publish(task, at));
             }
         }
+        self.register_as(spec, callback, false)
+    }
+
+    /// Registration's general path; `asynch` marks an async task (feature
+    /// `tokio`), which never takes the plain path above.
+    #[inline(never)]
+    pub(crate) fn register_as(
+        &self,
+        spec: TaskBuilder<'_>,
+        callback: Callback,
+        asynch: bool,
+    ) -> Result<TaskId, Error> {
         let TaskBuilder {
             schedule,
             name,
@@ -482,6 +494,9 @@ impl Core {
         };
         let name = name.map(std::sync::Arc::from);
         let task = TaskRef::new(Task::new(id, name, plan, callback, payload, policies));
+        if asynch {
+            task.mark_async();
+        }
         if task.name().is_some() {
             if let NameClaim::Taken = self.registry.claim_name(&task, replace, self) {
                 self.gone.fetch_add(1, Ordering::AcqRel);

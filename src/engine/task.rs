@@ -218,6 +218,9 @@ struct Cold {
     manage: AtomicBool,
     /// Set once, by whoever puts the task in the id registry.
     in_registry: AtomicBool,
+    /// An async task (the `run` layer's; feature `tokio`): set before the
+    /// task is published, whose push orders it before any read.
+    asynch: AtomicBool,
     /// Policies and detailed statistics, allocated on first need (see
     /// [`crate::stats`]).
     extras: std::sync::OnceLock<Box<Extras>>,
@@ -238,6 +241,7 @@ impl Cold {
             slot_lock: AtomicBool::new(false),
             manage: AtomicBool::new(false),
             in_registry: AtomicBool::new(false),
+            asynch: AtomicBool::new(false),
             extras: std::sync::OnceLock::new(),
             payload: None,
         }
@@ -338,6 +342,22 @@ impl Task {
     #[inline]
     pub(crate) fn payload(&self) -> Option<&crate::seal::Payload> {
         self.cold.get().and_then(|c| c.payload.as_deref())
+    }
+
+    /// Marks a new, unpublished task as async (its callback hands out its
+    /// job instead of running: see `run::tokio`). Needs no policies block,
+    /// so an async one-shot costs what a sync one with a cold block does.
+    pub(crate) fn mark_async(&self) {
+        self.cold().asynch.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the task was marked async (read by `run::tokio` only).
+    #[inline]
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn is_async(&self) -> bool {
+        self.cold
+            .get()
+            .is_some_and(|c| c.asynch.load(Ordering::Relaxed))
     }
 
     /// Whether the task is in the id registry.

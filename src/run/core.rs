@@ -52,6 +52,11 @@ pub(crate) struct Core {
     /// The store seam: `None` on a scheduler without a store, which then
     /// never reaches `run::durable` (one check per `run_pending` call).
     pub(crate) durable: Option<Box<Durable>>,
+    /// The async side (feature `tokio`): unset on a scheduler that never
+    /// registered an async task nor was given a runtime handle, which then
+    /// never reaches `run::tokio` (one load per `run_pending` batch).
+    #[cfg(feature = "tokio")]
+    pub(crate) asynch: std::sync::OnceLock<Box<crate::run::tokio::AsyncSide>>,
 }
 
 impl Core {
@@ -199,13 +204,17 @@ impl Core {
                 self.dispatch_durable(durable, &mut batch, &mut report, stop);
                 continue;
             }
+            #[cfg(feature = "tokio")]
+            if self.asynch.get().is_some() {
+                self.dispatch_async(&mut batch, &mut report, stop);
+                continue;
+            }
             for claimed in batch.drain(..) {
                 if stop.is_some_and(RunnerSignal::stop_raised) {
-                    self.release(claimed);
-                    report.skipped += 1;
+                    self.hand_back(claimed, &mut report);
                     continue;
                 }
-                self.dispatch(claimed, &mut report);
+                self.dispatch_sync(claimed, &mut report);
             }
         }
         if let Some(durable) = self.durable.as_deref() {
@@ -216,7 +225,27 @@ impl Core {
         report
     }
 
+    /// A fire claimed by a runner that was told to stop: put back as it
+    /// was (never dropped), and counted for the shutdown's report.
+    #[cold]
+    pub(crate) fn hand_back(&self, claimed: Claimed, report: &mut RunReport) {
+        self.release(claimed);
+        report.skipped += 1;
+        self.runner.handed_back_one();
+    }
+
+    /// One fire of a batch that may hold async ones (the store's pass).
     pub(crate) fn dispatch(self: &Arc<Self>, claimed: Claimed, report: &mut RunReport) {
+        #[cfg(feature = "tokio")]
+        if self.asynch.get().is_some() {
+            let blocking = self.blocking_handle();
+            return self.dispatch_one(claimed, report, blocking.as_ref());
+        }
+        self.dispatch_sync(claimed, report);
+    }
+
+    /// One sync fire: inline, or handed to the pool or executor.
+    pub(crate) fn dispatch_sync(self: &Arc<Self>, claimed: Claimed, report: &mut RunReport) {
         match &self.dispatch {
             Dispatch::Inline => report.add(self.execute(claimed, true)),
             Dispatch::Pool(pool) => {

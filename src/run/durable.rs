@@ -206,8 +206,7 @@ impl Core {
         let mut claims: Vec<FireClaim> = Vec::new();
         for claimed in batch.drain(..) {
             if stop.is_some_and(RunnerSignal::stop_raised) {
-                self.release(claimed);
-                report.skipped += 1;
+                self.hand_back(claimed, report);
                 continue;
             }
             let Some(delivery) = claimed.task.policies().durable else {

@@ -316,6 +316,28 @@ impl Core {
         let _span =
             tracing::info_span!("cronlane.run", task = %task.id, name = task.name().unwrap_or(""))
                 .entered();
+        self.callback_started(task, scheduled, due, started);
+        // The payload, if any, is opened for this fire only (see `seal`).
+        let Ok(opened) = self.open_payload(task, scheduled, started) else {
+            return Outcome::Failed;
+        };
+        let ctx = FireContext {
+            task,
+            scheduled,
+            started,
+            host: self,
+            payload: opened.as_ref().map(crate::seal::Opened::bytes),
+        };
+        let result = catch_unwind(AssertUnwindSafe(|| task.run_callback(&ctx)));
+        // Wipe the opened payload as soon as the callback is done.
+        drop(opened);
+        self.callback_ended(task, scheduled, started, result)
+    }
+
+    /// The start of a callback (sync or async): lag, the task's run
+    /// counters, the listener's `Started` event.
+    #[inline(always)]
+    pub(crate) fn callback_started(&self, task: &TaskRef, scheduled: i64, due: i64, started: i64) {
         let lag = started.saturating_sub(due);
         self.lag.record(lag);
         let extras = if task.is_once() {
@@ -333,29 +355,41 @@ impl Core {
             let lag = Duration::from_nanos(lag.max(0) as u64);
             self.notify(task, scheduled, EventKind::Started { lag });
         }
-        // The payload, if any, is opened for this fire only (see `seal`).
-        let opened = match task.payload() {
-            None => None,
+    }
+
+    /// The task's payload opened for one fire (`Ok(None)`: it has none).
+    /// `Err`: it did not open; the fire has been failed and reported.
+    #[inline(always)]
+    pub(crate) fn open_payload<'t>(
+        &self,
+        task: &'t TaskRef,
+        scheduled: i64,
+        started: i64,
+    ) -> Result<Option<crate::seal::Opened<'t>>, ()> {
+        match task.payload() {
+            None => Ok(None),
             Some(p) => match self.seal.open(p) {
-                Ok(opened) => Some(opened),
+                Ok(opened) => Ok(Some(opened)),
                 Err(e) => {
                     let message = format!("payload did not open: {e}");
                     tracing::error!(task = %task.id, name = task.name().unwrap_or(""), error = %e, "cronlane: task payload did not open; the callback was not run");
                     self.failed(task, scheduled, started, &message, false);
-                    return Outcome::Failed;
+                    Err(())
                 }
             },
-        };
-        let ctx = FireContext {
-            task,
-            scheduled,
-            started,
-            host: self,
-            payload: opened.as_ref().map(crate::seal::Opened::bytes),
-        };
-        let result = catch_unwind(AssertUnwindSafe(|| task.run_callback(&ctx)));
-        // Wipe the opened payload as soon as the callback is done.
-        drop(opened);
+        }
+    }
+
+    /// The end of a callback (sync or async) with its result, panics
+    /// caught: the listener's outcome event, failures counted and logged.
+    #[inline(always)]
+    pub(crate) fn callback_ended(
+        &self,
+        task: &TaskRef,
+        scheduled: i64,
+        started: i64,
+        result: std::thread::Result<Result<(), String>>,
+    ) -> Outcome {
         match result {
             Ok(Ok(())) => {
                 self.notify(task, scheduled, EventKind::Succeeded);
@@ -375,7 +409,14 @@ impl Core {
         }
     }
 
-    fn failed(&self, task: &TaskRef, scheduled: i64, started: i64, message: &str, panicked: bool) {
+    pub(crate) fn failed(
+        &self,
+        task: &TaskRef,
+        scheduled: i64,
+        started: i64,
+        message: &str,
+        panicked: bool,
+    ) {
         let e = task.extras_or_init();
         if task.is_once() && e.runs.load(Ordering::Relaxed) == 0 {
             // A one-shot's extras were created just now: count its run.

@@ -24,6 +24,8 @@ impl Core {
             return Err(());
         }
         self.cleanup(task, true);
+        #[cfg(feature = "tokio")]
+        self.cancel_removed(task);
         Ok(())
     }
 

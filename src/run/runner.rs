@@ -25,6 +25,9 @@
 //!   does a `start` after a `shutdown` that timed out, once the old thread
 //!   has left its callback; until then `start` says
 //!   [`Error::RunnerStillStopping`].
+//! * The ordered shutdown (grace, cancel, report), [`RunnerHandle::wait`]
+//!   and the stopper are in `run::lifecycle`; they use this registration
+//!   and the count of fires handed back at a stop (`handed_back`).
 
 use crate::error::Error;
 use crate::run::core::Core;
@@ -59,6 +62,9 @@ pub(crate) struct RunnerSignal {
     /// Generation and flags (see the ground rules).
     state: AtomicU64,
     thread: SwapOption<Thread>,
+    /// Fires released unrun because a runner was told to stop (for the
+    /// shutdown report, `run::lifecycle`).
+    handed_back: AtomicU64,
 }
 
 impl RunnerSignal {
@@ -66,6 +72,7 @@ impl RunnerSignal {
         RunnerSignal {
             state: AtomicU64::new(0),
             thread: SwapOption::empty(),
+            handed_back: AtomicU64::new(0),
         }
     }
 
@@ -95,7 +102,7 @@ impl RunnerSignal {
 
     /// Asks the runner registered as `mine` to stop; does nothing if it has
     /// exited already. Release pairs with the runner's Acquire loads.
-    fn raise_stop(&self, mine: u64) {
+    pub(crate) fn raise_stop(&self, mine: u64) {
         let _ = self
             .state
             .compare_exchange(mine, mine | STOP, Ordering::AcqRel, Ordering::Acquire);
@@ -106,6 +113,16 @@ impl RunnerSignal {
     #[inline]
     pub(crate) fn stop_raised(&self) -> bool {
         self.state.load(Ordering::Acquire) & STOP != 0
+    }
+
+    /// Counts a fire handed back at a stop.
+    pub(crate) fn handed_back_one(&self) {
+        self.handed_back.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Fires handed back at stops so far.
+    pub(crate) fn handed_back(&self) -> u64 {
+        self.handed_back.load(Ordering::Relaxed)
     }
 
     /// Gives the registration `mine` back (the runner thread, as it exits).
@@ -152,16 +169,20 @@ impl RunnerSignal {
 /// # }
 /// ```
 pub struct RunnerHandle {
-    core: Arc<Core>,
+    pub(crate) core: Arc<Core>,
     /// This runner's registration (`state` word while it runs).
-    mine: u64,
-    done: std::sync::Arc<(Mutex<bool>, Condvar)>,
-    join: Option<JoinHandle<()>>,
+    pub(crate) mine: u64,
+    pub(crate) done: std::sync::Arc<(Mutex<bool>, Condvar)>,
+    pub(crate) join: Option<JoinHandle<()>>,
+    /// Fires handed back before this runner started (its shutdown report
+    /// counts from here).
+    pub(crate) handed_base: u64,
 }
 
 impl RunnerHandle {
     pub(crate) fn start(core: Arc<Core>) -> Result<RunnerHandle, Error> {
         let mine = core.runner.register()?;
+        let handed_base = core.runner.handed_back();
         let done = std::sync::Arc::new((Mutex::new(false), Condvar::new()));
         let (c, d) = (core.clone(), done.clone());
         let spawned = ThreadBuilder::new()
@@ -185,6 +206,7 @@ impl RunnerHandle {
                 mine,
                 done,
                 join: Some(join),
+                handed_base,
             }),
             Err(e) => {
                 core.runner.clear(mine);

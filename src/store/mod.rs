@@ -4,7 +4,7 @@
 //! (code is not data) and whose definition — name, handler name, schedule
 //! as text, policies, delivery, payload (sealed in production mode),
 //! paused flag and **cursor** — lives in a [`Store`]. The same seam serves
-//! the embedded store (one process, a local file; [`RedbStore`] with the
+//! the embedded store (one process, a local file; `RedbStore` with the
 //! `redb` feature) and a cluster backend shared by replicas (one claim per
 //! fire across all of them).
 //!
