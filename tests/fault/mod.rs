@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 /// How the Nth I/O fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
+pub(crate) enum Fault {
     /// That I/O returns an error (a full disk, a failed fsync); the ones
     /// after it work again (redb itself refuses them until reopened).
     Error,
@@ -47,7 +47,7 @@ struct State {
 
 /// Which kind of I/O the fault hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IoKind {
+pub(crate) enum IoKind {
     /// A write (or a `set_len`).
     Write,
     /// A `sync_data`.
@@ -56,16 +56,16 @@ pub enum IoKind {
 
 /// The shared state of one simulated disk; clones share it.
 #[derive(Debug, Clone, Default)]
-pub struct Disk(Arc<Mutex<State>>);
+pub(crate) struct Disk(Arc<Mutex<State>>);
 
 impl Disk {
     /// An empty disk.
-    pub fn new() -> Disk {
+    pub(crate) fn new() -> Disk {
         Disk::default()
     }
 
     /// A disk holding `image`, all of it synced.
-    pub fn from_image(image: Vec<u8>) -> Disk {
+    pub(crate) fn from_image(image: Vec<u8>) -> Disk {
         let d = Disk::default();
         {
             let mut s = d.0.lock().unwrap();
@@ -77,7 +77,7 @@ impl Disk {
 
     /// The `n`th I/O from now on (1-based, counting writes, `set_len`s and
     /// syncs) fails as `fault`.
-    pub fn fail_at(&self, n: u64, fault: Fault) {
+    pub(crate) fn fail_at(&self, n: u64, fault: Fault) {
         let mut s = self.0.lock().unwrap();
         let at = s.ios + n;
         s.fail_at = Some((at, fault));
@@ -85,40 +85,40 @@ impl Disk {
 
     /// Every sync takes `latency` (what an fsync costs on a real device),
     /// so that concurrent commits have something to share.
-    pub fn sync_latency(&self, latency: std::time::Duration) {
+    pub(crate) fn sync_latency(&self, latency: std::time::Duration) {
         self.0.lock().unwrap().latency = Some(latency);
     }
 
     /// The kind of I/O the injected fault hit, once it did.
-    pub fn fired(&self) -> Option<IoKind> {
+    pub(crate) fn fired(&self) -> Option<IoKind> {
         self.0.lock().unwrap().fired
     }
 
     /// `(writes, syncs)` so far.
-    pub fn counts(&self) -> (u64, u64) {
+    pub(crate) fn counts(&self) -> (u64, u64) {
         let s = self.0.lock().unwrap();
         (s.writes, s.syncs)
     }
 
     /// Growths of the file so far.
-    pub fn grows(&self) -> u64 {
+    pub(crate) fn grows(&self) -> u64 {
         self.0.lock().unwrap().grows
     }
 
     /// The bytes as the OS has them (a process crash keeps these).
-    pub fn live(&self) -> Vec<u8> {
+    pub(crate) fn live(&self) -> Vec<u8> {
         self.0.lock().unwrap().live.clone()
     }
 
     /// The bytes as of the last completed sync (a power loss keeps these).
-    pub fn durable(&self) -> Vec<u8> {
+    pub(crate) fn durable(&self) -> Vec<u8> {
         self.0.lock().unwrap().durable.clone()
     }
 
     /// A power loss that tore the unsynced writes: the durable bytes with a
     /// subset of the writes made since the last sync applied (`keep` picks
     /// them, by index).
-    pub fn torn(&self, mut keep: impl FnMut(usize) -> bool) -> Vec<u8> {
+    pub(crate) fn torn(&self, mut keep: impl FnMut(usize) -> bool) -> Vec<u8> {
         let s = self.0.lock().unwrap();
         let mut image = s.durable.clone();
         for (i, (offset, data)) in s.unsynced.iter().enumerate() {
@@ -134,7 +134,7 @@ impl Disk {
     }
 
     /// A backend on this disk, for `RedbStoreBuilder::backend`.
-    pub fn backend(&self) -> FaultBackend {
+    pub(crate) fn backend(&self) -> FaultBackend {
         FaultBackend(self.clone())
     }
 
@@ -163,7 +163,7 @@ impl Disk {
 
 /// A redb [`StorageBackend`] on a [`Disk`].
 #[derive(Debug)]
-pub struct FaultBackend(Disk);
+pub(crate) struct FaultBackend(Disk);
 
 impl StorageBackend for FaultBackend {
     fn len(&self) -> io::Result<u64> {
@@ -221,16 +221,16 @@ impl StorageBackend for FaultBackend {
 
 /// A tiny seeded xorshift64* generator (no dependency, reproducible).
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
     /// A generator from `seed` (any value).
-    pub fn new(seed: u64) -> Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -240,18 +240,18 @@ impl Rng {
     }
 
     /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 
     /// True with probability `1 / n`.
-    pub fn one_in(&mut self, n: u64) -> bool {
+    pub(crate) fn one_in(&mut self, n: u64) -> bool {
         self.below(n) == 0
     }
 }
 
 /// A seed from `CRONLANE_SEED`, or a fixed one.
-pub fn seed() -> u64 {
+pub(crate) fn seed() -> u64 {
     std::env::var("CRONLANE_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -259,7 +259,7 @@ pub fn seed() -> u64 {
 }
 
 /// A number from the environment variable `var`, or `default`.
-pub fn env_count(var: &str, default: u64) -> u64 {
+pub(crate) fn env_count(var: &str, default: u64) -> u64 {
     std::env::var(var)
         .ok()
         .and_then(|s| s.parse().ok())
