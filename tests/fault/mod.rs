@@ -7,6 +7,8 @@
 //! image).
 #![allow(dead_code)]
 
+pub(crate) mod check;
+
 use redb::StorageBackend;
 use std::io;
 use std::sync::{Arc, Mutex};
