@@ -284,3 +284,77 @@ fn instants_skipped_while_paused_do_not_fire_after_a_restart() {
         assert_eq!(s.run_pending().fired, 1);
     }
 }
+
+/// A store whose claims fail while `fail` is set (a transient failure:
+/// redb itself refuses all I/O after one failed until reopened, so only a
+/// wrapper shows what happens when the store comes back).
+struct FlakyClaims {
+    inner: RedbStore,
+    fail: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Store for FlakyClaims {
+    fn loaded(&self) -> Vec<TaskRecord> {
+        self.inner.loaded()
+    }
+    fn write(&self, ops: Vec<cronlane::store::Op>) -> Result<(), cronlane::store::StoreError> {
+        self.inner.write(ops)
+    }
+    fn claim(
+        &self,
+        fires: &mut [cronlane::store::FireClaim],
+    ) -> Result<(), cronlane::store::StoreError> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(cronlane::store::StoreError::Io(
+                "injected claim failure".into(),
+            ));
+        }
+        self.inner.claim(fires)
+    }
+    fn complete(
+        &self,
+        fires: &[cronlane::store::FireDone],
+    ) -> Result<(), cronlane::store::StoreError> {
+        self.inner.complete(fires)
+    }
+}
+
+#[test]
+fn a_one_shot_whose_claim_failed_is_kept_and_runs_after_a_restart() {
+    let disk = Disk::new();
+    let clock = ManualClock::new(at(t0_ns()));
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let t1 = t0_ns() + S;
+    {
+        let store = RedbStore::builder("flaky.redb")
+            .backend(disk.backend())
+            .open()
+            .unwrap();
+        let s = Scheduler::builder()
+            .clock(clock.clone())
+            .test_mode(true)
+            .store(FlakyClaims {
+                inner: store,
+                fail: fail.clone(),
+            })
+            .build();
+        s.handler("h", |_| ()).unwrap();
+        op(&s, &["reg", "m1", "once", &t1.to_string()]).unwrap();
+        op(&s, &["reg", "l1", "once", &t1.to_string()]).unwrap();
+        fail.store(true, std::sync::atomic::Ordering::SeqCst);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(s.run_pending().fired, 0, "a failed claim runs nothing");
+        fail.store(false, std::sync::atomic::Ordering::SeqCst);
+        // The store works again: nothing deleted the one-shots that did
+        // not run, and the scheduler still lists them (not armed).
+        s.flush_store().unwrap();
+        let listed = s.durable_tasks();
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert!(listed.iter().all(|t| t.id.is_none() && t.problem.is_some()));
+    }
+    let lines: Lines = Arc::default();
+    let s = open(&Disk::from_image(disk.live()), &clock, &lines).unwrap();
+    assert_eq!(s.durable_tasks().len(), 2, "both kept in the store");
+    assert_eq!(s.run_pending().fired, 2, "and they run after the restart");
+    assert!(s.durable_tasks().is_empty());
+}

@@ -75,6 +75,9 @@ pub(crate) struct Durable {
     /// (a one-shot, the last run of an end): their completion writes
     /// nothing more (a second commit per pass otherwise).
     ended: Mutex<HashSet<(std::sync::Arc<str>, i64)>>,
+    /// Fires being put away because their claim failed: they did not run,
+    /// and nothing of them is written (a one-shot's record stays).
+    unclaimed: Mutex<HashSet<(std::sync::Arc<str>, i64)>>,
     /// Store calls that failed (each also logged).
     pub(crate) failures: AtomicU64,
 }
@@ -107,6 +110,7 @@ impl Durable {
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             done: Mutex::new(Vec::new()),
             ended: Mutex::new(HashSet::new()),
+            unclaimed: Mutex::new(HashSet::new()),
             failures: AtomicU64::new(0),
         }
     }
@@ -259,7 +263,13 @@ impl Core {
                 tracing::error!(error = %e, fires = begun.len(), "cronlane: claiming durable fires failed; they do not run");
                 for b in begun {
                     self.skipped(&b.task, b.scheduled, SkipReason::Cancelled, 1, true);
+                    // Nothing of a fire that did not run is written: a
+                    // one-shot (or a last run) keeps its record, and runs
+                    // after a restart.
+                    let key = (name_of(&b.task), b.scheduled);
+                    lock(&durable.unclaimed).insert(key.clone());
                     report.add(self.complete(b, Outcome::Skipped));
+                    lock(&durable.unclaimed).remove(&key);
                 }
             }
         }
@@ -303,6 +313,21 @@ impl Core {
         // At most once: the cursor moved at the claim; only an end the
         // claim did not foresee is written now.
         let name = name_of(task);
+        if lock(&durable.unclaimed).contains(&(name.clone(), scheduled)) {
+            if last {
+                // Its engine task is gone; the stored one waits (listed,
+                // not armed) for a restart or a registration of the same
+                // definition.
+                if let Some(d) = lock(&durable.defs).get_mut(&*name) {
+                    d.id = None;
+                    d.problem = Some(
+                        "its last fire could not be claimed (store error); it runs after a restart"
+                            .into(),
+                    );
+                }
+            }
+            return;
+        }
         let foreseen = last
             && delivery == Delivery::AtMostOnce
             && lock(&durable.ended).remove(&(name.clone(), scheduled));
