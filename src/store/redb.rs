@@ -371,11 +371,11 @@ fn raise(
     Ok(())
 }
 
+/// The records read at open, and the unreadable ones: `(name, why)`.
+type Loaded = (Vec<TaskRecord>, Vec<(String, String)>);
+
 /// Reads every record (and checks or writes the format version).
-fn load(
-    db: &redb::Database,
-    path: &str,
-) -> Result<(Vec<TaskRecord>, Vec<(String, String)>), StoreError> {
+fn load(db: &redb::Database, path: &str) -> Result<Loaded, StoreError> {
     let corrupt = |detail: String| StoreError::Corrupt {
         path: path.to_owned(),
         detail,
@@ -456,7 +456,7 @@ fn unfinished(
 ) -> std::io::Result<bool> {
     const PAGE: u64 = 4096;
     // redb's first layout is small; a bigger file is not a creation.
-    if len < 9 || len > (1 << 20) {
+    if !(9..=(1 << 20)).contains(&len) {
         return Ok(false);
     }
     let mut magic = [0u8; 9];
