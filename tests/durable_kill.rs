@@ -233,9 +233,10 @@ fn kill_nine_loop() {
     let began = Instant::now();
     let mut model = Model::default();
     let (mut killed, mut finished, mut read) = (0u64, 0u64, 0usize);
-    // A run takes some tens of ms; kill anywhere in it (and sometimes
-    // let it finish).
-    let mut limit_ms = 80u64;
+    // Kill anywhere in a run: the delay is uniform up to a little more
+    // than a whole run takes (learned from the runs that finish), so most
+    // runs are killed, at every point of them, and some finish.
+    let mut run_us = 50_000f64;
     let mut run = 0i64;
     let mut check_time = Duration::ZERO;
     while killed < kills {
@@ -248,8 +249,9 @@ fn kill_nine_loop() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let delay = Duration::from_micros(rng.below(limit_ms * 1000));
-        let deadline = Instant::now() + delay;
+        let spawned = Instant::now();
+        let delay = Duration::from_micros(rng.below((run_us * 1.1) as u64 + 1));
+        let deadline = spawned + delay;
         // A kill at a random point of the child's run is the point here.
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -272,8 +274,8 @@ fn kill_nine_loop() {
                     .unwrap();
                 assert!(status.success(), "child run {run} failed: {status}\n{err}");
                 finished += 1;
-                // Finished before the kill: kill later next time.
-                limit_ms = (limit_ms + 5).min(300);
+                let took = spawned.elapsed().as_micros() as f64;
+                run_us = 0.8 * run_us + 0.2 * took;
             }
             None => {
                 child.kill().unwrap();
