@@ -426,6 +426,15 @@ impl Scheduler {
             }
             Change::Resume => {
                 def.record.paused = false;
+                // Effective from now, as the engine's resume: the instants
+                // skipped while paused are not missed fires after a restart.
+                let now = self.core.clock.now_nanos();
+                let first = Plan::from_text(&def.record.schedule)
+                    .ok()
+                    .and_then(|p| p.first_after_cursor(now, def.record.cursor));
+                if let Some(first) = first {
+                    def.record.cursor = def.record.cursor.max(first.saturating_sub(1));
+                }
                 durable.write(vec![Op::Put(def.record.clone())])?;
                 self.core.resume(task)
             }

@@ -38,7 +38,7 @@ use crate::seal::Payload;
 use crate::stats::Policies;
 use crate::store::{FireClaim, FireDone, Op, PayloadRecord, Store, StoreError, TaskRecord};
 use crate::sync::HandleArc as Arc;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
@@ -71,6 +71,13 @@ pub(crate) struct Durable {
     pub(crate) defs: Mutex<HashMap<String, Def>>,
     stripes: Vec<Mutex<()>>,
     done: Mutex<Vec<FireDone>>,
+    /// At-most-once fires whose claim already deleted their task's record
+    /// (a one-shot, the last run of an end): their completion writes
+    /// nothing more (a second commit per pass otherwise).
+    ended: Mutex<HashSet<(std::sync::Arc<str>, i64)>>,
+    /// Fires being put away because their claim failed: they did not run,
+    /// and nothing of them is written (a one-shot's record stays).
+    unclaimed: Mutex<HashSet<(std::sync::Arc<str>, i64)>>,
     /// Store calls that failed (each also logged).
     pub(crate) failures: AtomicU64,
 }
@@ -102,6 +109,8 @@ impl Durable {
             defs: Mutex::new(defs),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             done: Mutex::new(Vec::new()),
+            ended: Mutex::new(HashSet::new()),
+            unclaimed: Mutex::new(HashSet::new()),
             failures: AtomicU64::new(0),
         }
     }
@@ -236,6 +245,9 @@ impl Core {
                 // The callbacks start after the commit: measure from then.
                 let now = self.clock.now_nanos();
                 for (mut b, c) in begun.into_iter().zip(&claims) {
+                    if c.won && c.last && c.delivery == Delivery::AtMostOnce {
+                        lock(&durable.ended).insert((c.name.clone(), c.scheduled));
+                    }
                     if c.won {
                         b.started = now.max(b.started);
                         self.dispatch_begun(b, report);
@@ -250,7 +262,13 @@ impl Core {
                 tracing::error!(error = %e, fires = begun.len(), "cronlane: claiming durable fires failed; they do not run");
                 for b in begun {
                     self.skipped(&b.task, b.scheduled, SkipReason::Cancelled, 1, true);
+                    // Nothing of a fire that did not run is written: a
+                    // one-shot (or a last run) keeps its record, and runs
+                    // after a restart.
+                    let key = (name_of(&b.task), b.scheduled);
+                    lock(&durable.unclaimed).insert(key.clone());
                     report.add(self.complete(b, Outcome::Skipped));
+                    lock(&durable.unclaimed).remove(&key);
                 }
             }
         }
@@ -293,12 +311,34 @@ impl Core {
         };
         // At most once: the cursor moved at the claim; only an end the
         // claim did not foresee is written now.
-        let write = last || (delivery == Delivery::AtLeastOnce && ran.is_some());
+        let name = name_of(task);
+        if lock(&durable.unclaimed).contains(&(name.clone(), scheduled)) {
+            if last {
+                // Its engine task is gone; the stored one waits (listed,
+                // not armed) for a restart or a registration of the same
+                // definition.
+                if let Some(d) = lock(&durable.defs).get_mut(&*name) {
+                    d.id = None;
+                    d.problem = Some(
+                        "its last fire could not be claimed (store error); it runs after a restart"
+                            .into(),
+                    );
+                }
+            }
+            return;
+        }
+        let foreseen = last
+            && delivery == Delivery::AtMostOnce
+            && lock(&durable.ended).remove(&(name.clone(), scheduled));
+        let write = !foreseen && (last || (delivery == Delivery::AtLeastOnce && ran.is_some()));
         if !write {
+            if foreseen {
+                lock(&durable.defs).remove(&*name);
+            }
             return;
         }
         let full = durable.push_done(FireDone {
-            name: name_of(task),
+            name,
             scheduled,
             delivery,
             last,

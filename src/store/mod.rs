@@ -98,7 +98,10 @@ pub struct FireDone {
 }
 
 /// Why a store call failed. Each names what was wrong; after a failed
-/// write, nothing of it is on disk and the scheduler changed nothing.
+/// write the scheduler changed nothing. What the file holds is known again
+/// once the store is reopened: a commit whose I/O failed after all of its
+/// pages and header were written (a failed fsync, most often) can be there
+/// after all (tests/durable_model.rs counts how often).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {

@@ -77,6 +77,10 @@ impl RedbStoreBuilder {
     #[doc(hidden)]
     pub fn backend(mut self, backend: impl redb::StorageBackend) -> Self {
         self.backend = Some(Box::new(move |b: &redb::Builder| {
+            let len = backend.len().map_err(io_error)?;
+            if unfinished(len, |at, out| backend.read(at, out)).map_err(io_error)? {
+                backend.set_len(0).map_err(io_error)?;
+            }
             b.create_with_backend(backend)
         }));
         self
@@ -87,10 +91,11 @@ impl RedbStoreBuilder {
         let path = self.path.display().to_string();
         let builder = redb::Database::builder();
         let db = match self.backend {
-            Some(open) => open(&builder),
-            None => builder.create(&self.path),
-        }
-        .map_err(|e| open_error(&path, e))?;
+            Some(open) => open(&builder).map_err(|e| open_error(&path, e)),
+            None => reset_unfinished(&self.path)
+                .map_err(|e| StoreError::Io(format!("{path}: {e}")))
+                .and_then(|()| builder.create(&self.path).map_err(|e| open_error(&path, e))),
+        }?;
         let (loaded, unreadable) = load(&db, &path)?;
         let (tx, rx) = mpsc::channel::<Request>();
         let committer = Committer {
@@ -435,6 +440,66 @@ fn load(db: &redb::Database, path: &str) -> Result<(Vec<TaskRecord>, Unreadable)
         tracing::error!(store = %path, task = %name, error = %why, "cronlane: unreadable task record; kept in the store, not loaded");
     }
     Ok((out, unreadable))
+}
+
+/// Whether the bytes are a file redb began to create and never finished:
+/// redb writes the magic number last, once the rest of the new file is
+/// synced, and refuses a file without it forever after. A crash during a
+/// store's first open leaves such a file: a header without its magic
+/// number and nothing past the first 4 KiB (or only part of that header, when the
+/// file's length was not synced). Nothing was ever stored in it
+/// (the open never returned), so it is created again; a file that has
+/// anything else is left alone (a foreign file stays [`StoreError::Corrupt`]).
+fn unfinished(
+    len: u64,
+    read: impl Fn(u64, &mut [u8]) -> std::io::Result<()>,
+) -> std::io::Result<bool> {
+    const PAGE: u64 = 4096;
+    // redb's first layout is small; a bigger file is not a creation.
+    if !(9..=(1 << 20)).contains(&len) {
+        return Ok(false);
+    }
+    let mut magic = [0u8; 9];
+    read(0, &mut magic)?;
+    if magic != [0; 9] {
+        return Ok(false);
+    }
+    if len <= PAGE {
+        return Ok(true);
+    }
+    let mut rest = vec![0u8; (len - PAGE) as usize];
+    read(PAGE, &mut rest)?;
+    Ok(rest.iter().all(|&b| b == 0))
+}
+
+/// [`unfinished`] for the file at `path` (truncated to empty when it is).
+fn reset_unfinished(path: &Path) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    let read = |at: u64, out: &mut [u8]| {
+        let mut f = &file;
+        f.seek(SeekFrom::Start(at))?;
+        f.read_exact(out)
+    };
+    if unfinished(len, read)? {
+        tracing::warn!(store = %path.display(), "cronlane: the store's creation was interrupted (a crash during its first open); creating it again");
+        file.set_len(0)?;
+        file.sync_all()?;
+    }
+    Ok(())
+}
+
+fn io_error(e: std::io::Error) -> redb::DatabaseError {
+    redb::DatabaseError::Storage(redb::StorageError::Io(e))
 }
 
 fn open_error(path: &str, e: redb::DatabaseError) -> StoreError {
