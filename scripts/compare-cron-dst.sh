@@ -3,7 +3,9 @@
 # `cronlane run`, yacron and Debian's cron, on a faked clock: each daemon runs
 # under `faketime -f "@START x60"` (libfaketime: the clock starts at START in
 # Europe/Berlin and runs 60 times faster, sleeps shortened to match), for
-# 130 s of real time = 130 min of faked time across each transition:
+# 130 s of real time = 130 min of faked time across each transition
+# (cronlane's waits are futexes, which libfaketime does not speed up, so its
+# counts here are 0: see docs/cli.md for how it was checked with --now):
 #
 #   spring: 2025-03-30 01:59:40 CET,  then 02:00 CET -> 03:00 CEST
 #   fall:   2025-10-26 01:59:40 CEST, then 03:00 CEST -> 02:00 CET
@@ -11,11 +13,12 @@
 # Jobs: F `30 2 * * *` (fixed time), H `30 * * * *` (hourly). Each fire
 # appends its letter to a file; the script prints the counts. docs/cron.md
 # (cronlane's rules): spring F=1 (at 03:00 CEST, the first instant after the
-# gap), H=1 (03:30; 02:30 does not exist); fall F=1 (first pass only), H=2
+# gap), H=2 (03:30, 04:30; 02:30 does not exist); fall F=1 (first pass only), H=2
 # (02:30 CEST and 02:30 CET). Needs root (Debian's cron reads /etc/cron.d).
 #
 #   apt-get install -y cron faketime && pip install yacron
 #   scripts/compare-cron-dst.sh
+# Last run (2026-12-02, 2 shared vCPUs, busy): docs/cli.md, "Compared".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p cronlane-cli
