@@ -120,7 +120,17 @@ options:
                      `local` for this system's zone)
   --max-line BYTES   longest output line logged; longer ones are cut with a
                      marker (default 16384)
-  --state FILE       (not available yet) remember last fires across restarts
+  --state FILE       remember each job's last fire in FILE (an embedded redb
+                     store), so fires missed while the daemon was down run
+                     after a restart, per --misfire; one daemon per FILE
+  --misfire POLICY   fires missed (daemon down, host suspended, stalled):
+                     once (default: the latest of them runs once), skip
+                     (none runs), catchup (each runs, oldest first)
+  --catchup-max N    with --misfire catchup: at most N missed fires in a row
+                     (default 10)
+  --delivery D       with --state: at-least-once (default: a run interrupted
+                     by a crash runs again after restart) or at-most-once
+                     (it never runs again)
   --postgres URL     (not available yet) run each fire once across replicas
   -h, --help         this help
 DUR: 30s, 5m, 1h30m, 250ms, or a number of seconds.
@@ -132,6 +142,7 @@ and the jobs loaded before keep running.
 examples:
   cronlane run --test crontab
   cronlane run --json --metrics 0.0.0.0:9746 crontab
+  cronlane run --state /var/lib/cronlane/state.db --misfire catchup crontab
 
 exit status: 0 stopped by a signal, or --test found no error; 1 cannot run
 (unreadable file, address in use); 2 the file has an error (file:line:column

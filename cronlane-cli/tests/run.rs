@@ -728,17 +728,192 @@ fn test_flag_prints_jobs_next_times_and_english() {
 }
 
 #[test]
-fn state_and_postgres_are_refused_as_not_available_yet() {
+fn postgres_is_refused_as_not_available_yet() {
+    let o = run_cli(&["run", "--postgres", "postgres://db", "crontab"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("not available yet"), "{err}");
     for args in [
-        ["run", "--state", "x.db", "crontab"],
-        ["run", "--postgres", "postgres://db", "crontab"],
-        ["run", "--misfire", "once", "crontab"],
+        ["run", "--misfire", "twice", "crontab"],
+        ["run", "--catchup-max", "3", "crontab"],
     ] {
         let o = run_cli(&args);
-        assert_eq!(o.status.code(), Some(2));
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.contains("not available yet"), "{err}");
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
     }
+}
+
+/// The `scheduled` instants of `job`'s start records.
+fn starts(recs: &[Value], job: &str) -> Vec<String> {
+    recs.iter()
+        .filter(|r| is(r, job, "start"))
+        .filter_map(|r| r["scheduled"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn parse_time(s: &str) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(s).unwrap()
+}
+
+/// Runs `job` (every second) under `--state`, kills the daemon with
+/// SIGKILL right after a run's exit record, waits `down` of real time and
+/// starts it again with `args`. Both runs' records and the instant of the
+/// exit waited for.
+fn kill_and_restart(
+    s: &Scratch,
+    args: &[&str],
+    down: Duration,
+) -> (
+    Vec<Value>,
+    Vec<Value>,
+    chrono::DateTime<chrono::FixedOffset>,
+) {
+    let ct = s.write("crontab", "# name: tick\n* * * * * * echo tock\n");
+    let state = s.path("state.db");
+    let mut all: Vec<&str> = vec!["--state", state.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let mut d = Daemon::start(&all, &ct);
+    let recs = d.wait_n("2 exits of tick", 2, |r| is(r, "tick", "exit"));
+    let last_exit = recs
+        .iter()
+        .filter(|r| is(r, "tick", "exit"))
+        .filter_map(|r| r["scheduled"].as_str())
+        .map(parse_time)
+        .max()
+        .unwrap();
+    d.signal(libc::SIGKILL);
+    assert_eq!(d.wait_exit(), None, "killed by a signal");
+    let first = d.records();
+    drop(d);
+    // Real time must pass for fires to be missed.
+    std::thread::sleep(down);
+    let d = Daemon::start(&all, &ct);
+    let state_rec = d.wait_for("state", |r| r["event"] == "state");
+    assert!(
+        state_rec
+            .iter()
+            .any(|r| r["event"] == "state" && r["stored_before"] == 1),
+        "{state_rec:?}"
+    );
+    // Two on-time runs after the restart: whatever was missed is done.
+    let second = d.wait_n("2 on-time starts", 2, |r| {
+        is(r, "tick", "start") && r["lag_ms"].as_f64().is_some_and(|l| l < 900.0)
+    });
+    (first, second, last_exit)
+}
+
+#[test]
+fn state_catches_up_missed_fires_after_kill_9() {
+    let s = Scratch::new("state-catchup");
+    let (first, second, last_exit) = kill_and_restart(
+        &s,
+        &["--misfire", "catchup", "--catchup-max", "100"],
+        Duration::from_secs(4),
+    );
+    let (a, b) = (starts(&first, "tick"), starts(&second, "tick"));
+    let set_b: std::collections::BTreeSet<&String> = b.iter().collect();
+    assert_eq!(
+        set_b.len(),
+        b.len(),
+        "an instant started twice after the restart: {b:?}"
+    );
+    // At least once: a run of the first daemon may start again only if the
+    // kill could have caught it before its progress was written (the exit
+    // waited for, or a later start); nothing older.
+    for t in a.iter().filter(|t| set_b.contains(t)) {
+        assert!(
+            parse_time(t) >= last_exit,
+            "{t} ran to its end before the kill and ran again: {a:?} / {b:?}"
+        );
+    }
+    // Every second from the first daemon's last start to the second
+    // daemon's first on-time start ran once across the two.
+    let on_time = second
+        .iter()
+        .filter(|r| is(r, "tick", "start") && r["lag_ms"].as_f64().is_some_and(|l| l < 900.0))
+        .filter_map(|r| r["scheduled"].as_str())
+        .map(parse_time)
+        .min()
+        .unwrap();
+    let union: std::collections::BTreeSet<chrono::DateTime<chrono::FixedOffset>> =
+        a.iter().chain(&b).map(|t| parse_time(t)).collect();
+    let mut t = last_exit;
+    let mut missed = 0;
+    while t <= on_time {
+        assert!(union.contains(&t), "{t} never ran: {a:?} / {b:?}");
+        if !a.iter().any(|x| parse_time(x) == t) {
+            missed += 1;
+        }
+        t += chrono::Duration::seconds(1);
+    }
+    assert!(
+        missed >= 3,
+        "the daemon was down 4 s: {missed} missed fires ran"
+    );
+    let late = second.iter().filter(|r| r["event"] == "misfire").count();
+    assert!(late >= 3, "{late} misfire records");
+}
+
+#[test]
+fn state_with_misfire_skip_runs_none_of_the_missed_fires() {
+    let s = Scratch::new("state-skip");
+    let (first, second, _) = kill_and_restart(
+        &s,
+        &["--misfire", "skip", "--delivery", "at-most-once"],
+        Duration::from_secs(4),
+    );
+    let (a, b) = (starts(&first, "tick"), starts(&second, "tick"));
+    // At most once: no instant of the first run starts again, whatever the
+    // kill interrupted.
+    for t in &b {
+        assert!(!a.contains(t), "{t} started in both runs");
+    }
+    // Skip: nothing late after the restart, only on-time starts.
+    for r in second.iter().filter(|r| is(r, "tick", "start")) {
+        let lag = r["lag_ms"].as_f64().unwrap();
+        assert!(lag < 900.0, "a missed fire ran: {r}");
+    }
+    assert!(
+        second.iter().any(|r| is(r, "tick", "skip")),
+        "the missed fires are reported as skipped"
+    );
+}
+
+#[test]
+fn state_reload_that_removes_a_job_removes_it_from_the_state_file() {
+    let s = Scratch::new("state-reload");
+    let both = "# name: keep\n* * * * * * echo k\n# name: drop\n* * * * * * echo d\n";
+    let ct = s.write("crontab", both);
+    let state = s.path("state.db");
+    let args = ["--state", state.to_str().unwrap()];
+    let mut d = Daemon::start(&args, &ct);
+    d.wait_for("a start of drop", |r| is(r, "drop", "start"));
+    s.write("crontab", "# name: keep\n* * * * * * echo k\n");
+    d.signal(libc::SIGHUP);
+    let recs = d.wait_for("reload", |r| r["event"] == "reload");
+    let reload = recs.iter().find(|r| r["event"] == "reload").unwrap();
+    assert_eq!(reload["removed"], 1, "{reload}");
+    assert_eq!(reload["kept"], 1, "{reload}");
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(), Some(0));
+    drop(d);
+    // Restart with the full file's jobs gone from it but for `keep`: the
+    // store holds `keep` only (nothing to forget), and `drop` never runs.
+    let d = Daemon::start(&args, &ct);
+    let recs = d.wait_n("2 starts of keep", 2, |r| is(r, "keep", "start"));
+    let st = recs.iter().find(|r| r["event"] == "state").unwrap();
+    assert_eq!(st["stored_before"], 1, "{st}");
+    assert!(!recs.iter().any(|r| r["event"] == "forgotten"), "{recs:?}");
+    assert!(!recs.iter().any(|r| r["job"] == "drop"), "{recs:?}");
+    drop(d);
+    // And a start with a file that no longer has `keep` forgets it.
+    s.write("crontab", "# name: other\n* * * * * * echo o\n");
+    let d = Daemon::start(&args, &ct);
+    let recs = d.wait_for("forgotten", |r| r["event"] == "forgotten");
+    assert!(
+        recs.iter()
+            .any(|r| r["event"] == "forgotten" && r["name"] == "keep"),
+        "{recs:?}"
+    );
 }
 
 fn http_get(addr: &str, path: &str) -> String {

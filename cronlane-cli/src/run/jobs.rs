@@ -6,9 +6,18 @@
 //! * A job is registered through one function, [`Jobs::register`], from a
 //!   crontab [`Entry`] and a **stable name**: the `# name:` comment, else
 //!   `FILE:LINE` (the file's base name) at the time the job first appeared.
-//!   That name is the engine task's name and is what a durable store
-//!   (`--state`) or a cluster backend (`--postgres`) will key a job's last
-//!   fire on; both will hook in there (see `docs/cli.md`, "Not yet").
+//!   That name is the engine task's name and is what the durable store
+//!   (`--state`) keys a job's last fire on (a cluster backend,
+//!   `--postgres`, will hook in there too; see `docs/cli.md`).
+//! * With `--state` every cron job is a **durable task** named by its
+//!   stable name, running the handler of the same name; the handler looks
+//!   the job up in `live` at each fire, so a name removed by one reload and
+//!   added back by another reuses the handler registered the first time
+//!   (the library has no way to unregister one). Registration uses
+//!   `replace_existing`: the same definition keeps the stored cursor, a
+//!   changed one replaces the stored task (instants at or before its cursor
+//!   still never fire again). `@reboot` jobs stay plain tasks: they run at
+//!   every start by definition, there is nothing to remember.
 //! * Across a reload a job is matched by its [`Entry::identity`]
 //!   (schedule, zone, command, shell, environment, `# name:`; not the line
 //!   number), with a counter for identical lines. A match keeps its engine
@@ -24,7 +33,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use cronlane::{Event, EventKind, FireContext, Overlap, Schedule, Scheduler, SkipReason};
+use cronlane::{Delivery, Event, EventKind, FireContext, Overlap, Schedule, Scheduler, SkipReason};
 
 use crate::run::crontab::{Crontab, CrontabError, CrontabErrorKind, Entry, When};
 use crate::run::exec::{describe, Outcome, Supervisor};
@@ -236,7 +245,7 @@ pub(crate) fn listener(live: Live, log: Arc<Log>) -> impl Fn(&Event<'_>) + Send 
                     tag.as_deref(),
                     "misfire",
                     if runs {
-                        "late: running once now"
+                        "late (the daemon was down, stalled or the host slept): running now"
                     } else {
                         "late: skipped"
                     },
@@ -271,6 +280,9 @@ pub(crate) struct Jobs {
     /// Base name of the crontab, for `FILE:LINE` names.
     file: String,
     overlap: Overlap,
+    /// `Some` with `--state`: cron jobs are durable tasks with this
+    /// delivery.
+    durable: Option<Delivery>,
     live: Live,
     /// Jobs by identity (`identity#k` for the k-th identical entry).
     by_identity: HashMap<String, Arc<Job>>,
@@ -284,6 +296,7 @@ impl Jobs {
         log: Arc<Log>,
         file: String,
         overlap: Overlap,
+        durable: Option<Delivery>,
         live: Live,
     ) -> Jobs {
         Jobs {
@@ -292,6 +305,7 @@ impl Jobs {
             log,
             file,
             overlap,
+            durable,
             live,
             by_identity: HashMap::new(),
         }
@@ -313,18 +327,82 @@ impl Jobs {
         });
         // In the map before the first fire can look it up.
         self.live_mut().insert(name.clone(), job.clone());
-        let (j, sup, log) = (job.clone(), self.sup.clone(), self.log.clone());
-        let registered = self
-            .scheduler
-            .add(schedule)
-            .name(name.clone())
-            .overlap(self.overlap)
-            .run_with_context(move |ctx| j.fire(&sup, &log, ctx));
+        let registered = match (self.durable, &job.entry.when) {
+            (Some(delivery), When::Cron { .. }) => self.register_durable(schedule, &name, delivery),
+            _ => {
+                let (j, sup, log) = (job.clone(), self.sup.clone(), self.log.clone());
+                self.scheduler
+                    .add(schedule)
+                    .name(name.clone())
+                    .overlap(self.overlap)
+                    .run_with_context(move |ctx| j.fire(&sup, &log, ctx))
+                    .map(|_| ())
+            }
+        };
         if let Err(e) = registered {
             self.live_mut().remove(&name);
             return Err(e);
         }
         Ok(job)
+    }
+
+    /// `--state`: the job `name` as a durable task running the handler
+    /// `name` (see the module docs).
+    fn register_durable(
+        &self,
+        schedule: Schedule,
+        name: &str,
+        delivery: Delivery,
+    ) -> Result<(), cronlane::Error> {
+        let (live, sup, log) = (self.live.clone(), self.sup.clone(), self.log.clone());
+        let key = name.to_owned();
+        let handler = self.scheduler.handler(name, move |ctx: &FireContext<'_>| {
+            let job = live
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&key)
+                .cloned();
+            match job {
+                Some(job) => job.fire(&sup, &log, ctx),
+                None => Err(format!("{key}: no longer in the crontab")),
+            }
+        });
+        match handler {
+            Ok(_) | Err(cronlane::Error::DuplicateHandler(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.scheduler
+            .add(schedule)
+            .name(name)
+            .overlap(self.overlap)
+            .delivery(delivery)
+            .replace_existing()
+            .durable(name)
+            .register()
+            .map(|_| ())
+    }
+
+    /// `--state`, at start: removes from the store the tasks of jobs that
+    /// are no longer in the crontab (or whose `FILE:LINE` name changed).
+    /// Returns the names removed and those that could not be.
+    pub(crate) fn forget_stored(&self) -> (Vec<String>, Vec<(String, String)>) {
+        let keep: std::collections::HashSet<&str> = self
+            .by_identity
+            .values()
+            .filter(|j| j.entry.when != When::Reboot)
+            .map(|j| j.name.as_str())
+            .collect();
+        let (mut gone, mut failed) = (Vec::new(), Vec::new());
+        for t in self.scheduler.durable_tasks() {
+            if keep.contains(t.name.as_str()) {
+                continue;
+            }
+            match self.scheduler.remove(t.name.as_str()) {
+                Ok(()) => gone.push(t.name),
+                Err(e) => failed.push((t.name, e.to_string())),
+            }
+        }
+        (gone, failed)
     }
 
     fn live_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Job>>> {

@@ -33,7 +33,7 @@ pub(crate) mod signals;
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -57,14 +57,29 @@ const FIRE_STACK: usize = 256 * 1024;
 /// Runs every fire on a new thread, so a fire that waits for its process
 /// holds no pool worker and never delays the runner. If the thread cannot
 /// be started the job is dropped, which the engine releases (not lost).
-struct ThreadPerFire;
+///
+/// With `--state`, `store` is the scheduler: once a fire has completed
+/// (its at-least-once progress queued), the thread writes it to the store
+/// at once rather than at the engine's next pass, which for an hourly job
+/// may be an hour away (a `kill -9` in between would run it again).
+struct ThreadPerFire {
+    store: Arc<OnceLock<Scheduler>>,
+}
 
 impl Executor for ThreadPerFire {
     fn execute(&self, job: Job) {
+        let store = self.store.clone();
         let _ = std::thread::Builder::new()
             .name("cronlane-fire".into())
             .stack_size(FIRE_STACK)
-            .spawn(move || job.run());
+            .spawn(move || {
+                job.run();
+                if let Some(s) = store.get() {
+                    // On failure the progress stays queued for the next
+                    // pass; the library counts the failure.
+                    let _ = s.flush_store();
+                }
+            });
     }
 }
 
@@ -132,15 +147,30 @@ fn daemon(o: &RunOptions, crontab: Crontab) -> Result<(), String> {
         .map_err(|e| format!("cannot start the reaper thread: {e}"))?;
     let live: Live = Arc::new(RwLock::new(HashMap::new()));
     let counters = Arc::new(DaemonCounters::default());
+    let store_handle = Arc::new(OnceLock::new());
     let mut builder = Scheduler::builder()
-        .dispatcher(Dispatcher::executor(ThreadPerFire))
+        .dispatcher(Dispatcher::executor(ThreadPerFire {
+            store: store_handle.clone(),
+        }))
+        .misfire(o.misfire)
         .listener(jobs::listener(live.clone(), log.clone()));
+    if let Some(path) = &o.state {
+        let store = cronlane::store::RedbStore::open(path)
+            .map_err(|e| format!("--state {}: cannot open the store: {e}", path.display()))?;
+        builder = builder.store(store);
+    }
     if let Some(now) = o.now {
         builder = builder.clock(ShiftedClock {
             offset: now - Utc::now(),
         });
     }
     let scheduler = builder.build();
+    let stored_before = scheduler.durable_tasks().len();
+    if o.state.is_some() {
+        // A cycle (the scheduler holds its executor), for the daemon's
+        // lifetime: the store is flushed explicitly at shutdown.
+        let _ = store_handle.set(scheduler.clone());
+    }
     let overlap = if o.overlapping {
         Overlap::Allow { max: None }
     } else {
@@ -156,6 +186,7 @@ fn daemon(o: &RunOptions, crontab: Crontab) -> Result<(), String> {
         log.clone(),
         file_label,
         overlap,
+        o.state.as_ref().map(|_| o.delivery),
         live.clone(),
     );
     if let Some(addr) = &o.metrics {
@@ -171,6 +202,44 @@ fn daemon(o: &RunOptions, crontab: Crontab) -> Result<(), String> {
     }
     let n = crontab.entries.len();
     let applied = jobs.apply(crontab, true);
+    if let Some(path) = &o.state {
+        let (gone, failed) = jobs.forget_stored();
+        for name in gone {
+            log.event(
+                Level::Info,
+                None,
+                "forgotten",
+                "a job of the state file is no longer in the crontab: removed from the state file",
+                &[("name", name.into())],
+            );
+        }
+        for (name, error) in failed {
+            log.event(
+                Level::Error,
+                None,
+                "forget_failed",
+                "a job no longer in the crontab could not be removed from the state file",
+                &[("name", name.into()), ("error", error.into())],
+            );
+        }
+        log.event(
+            Level::Info,
+            None,
+            "state",
+            &format!(
+                "--state {}: {stored_before} job(s) stored before this start, {} now; \
+                 missed fires: --misfire {}",
+                path.display(),
+                scheduler.durable_tasks().len(),
+                misfire_word(o.misfire)
+            ),
+            &[
+                ("state", path.display().to_string().into()),
+                ("stored_before", Val::from(stored_before as u64)),
+                ("stored", Val::from(scheduler.durable_tasks().len() as u64)),
+            ],
+        );
+    }
     let handle = scheduler
         .start()
         .map_err(|e| format!("cannot start the scheduler: {e}"))?;
@@ -193,7 +262,25 @@ fn daemon(o: &RunOptions, crontab: Crontab) -> Result<(), String> {
         }
     };
     shutdown(o, handle, &sup, &log, stop);
+    if let Err(e) = scheduler.flush_store() {
+        log.event(
+            Level::Error,
+            None,
+            "state_write",
+            "the last fires' progress could not be written to the state file \
+             (at-least-once jobs among them run again at the next start)",
+            &[("error", e.to_string().into())],
+        );
+    }
     Ok(())
+}
+
+fn misfire_word(m: cronlane::Misfire) -> String {
+    match m {
+        cronlane::Misfire::Skip => "skip".into(),
+        cronlane::Misfire::CatchUp { max } => format!("catchup (at most {max} in a row)"),
+        _ => "once".into(),
+    }
 }
 
 fn reload(

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use cronlane::{Delivery, Misfire};
 
 use crate::zone::{parse_after, parse_zone};
 
@@ -33,6 +34,13 @@ pub(crate) struct RunOptions {
     pub(crate) tz: Tz,
     /// `--max-line`: longest output line kept, in bytes.
     pub(crate) max_line: usize,
+    /// `--state FILE`: the embedded durable store.
+    pub(crate) state: Option<PathBuf>,
+    /// `--misfire`: what to do with fires missed while the daemon was
+    /// down (with `--state`) or late (a host suspend, a stall).
+    pub(crate) misfire: Misfire,
+    /// `--delivery`: when a durable job's fire counts as done.
+    pub(crate) delivery: Delivery,
     /// Hidden `--now`: pretend the clock reads this at start (tests; not a
     /// stable interface).
     pub(crate) now: Option<DateTime<Utc>>,
@@ -42,6 +50,8 @@ pub(crate) struct RunOptions {
 pub(crate) const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default `--grace`.
 pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+/// Default `--catchup-max`.
+pub(crate) const DEFAULT_CATCHUP_MAX: u32 = 10;
 /// Default `--max-line`.
 pub(crate) const DEFAULT_MAX_LINE: usize = 16 * 1024;
 
@@ -59,8 +69,13 @@ pub(crate) fn parse(rest: &[String]) -> Result<Option<RunOptions>, String> {
         metrics: None,
         tz: Tz::UTC,
         max_line: DEFAULT_MAX_LINE,
+        state: None,
+        misfire: Misfire::FireOnce,
+        delivery: Delivery::AtLeastOnce,
         now: None,
     };
+    let mut catchup_max: Option<u32> = None;
+    let mut misfire: Option<String> = None;
     let mut files: Vec<&str> = Vec::new();
     let mut i = 0;
     while i < rest.len() {
@@ -93,7 +108,8 @@ pub(crate) fn parse(rest: &[String]) -> Result<Option<RunOptions>, String> {
                 continue;
             }
             "--timeout" | "--kill-timeout" | "--grace" | "--metrics" | "--tz" | "--max-line"
-            | "--now" | "--state" | "--postgres" | "--misfire" => {}
+            | "--now" | "--state" | "--postgres" | "--misfire" | "--catchup-max" | "--delivery" => {
+            }
             _ => return Err(format!("unknown option {arg:?}")),
         }
         let value = match inline {
@@ -123,27 +139,62 @@ pub(crate) fn parse(rest: &[String]) -> Result<Option<RunOptions>, String> {
                 o.now = Some(parse_after(value, &o.tz).map_err(|e| e.replace("--after", "--now"))?)
             }
             "--state" => {
-                return Err(format!(
-                    "--state {value}: the durable store is not available yet in this build \
-                     (jobs would not remember their last fire across restarts); run without --state"
-                ))
+                if value.is_empty() {
+                    return Err("--state needs a file name".into());
+                }
+                o.state = Some(PathBuf::from(value))
             }
-            "--postgres" => {
-                return Err(
-                    "--postgres: the cluster backend is not available yet in this build; \
-                     run without --postgres (one replica)"
-                        .into(),
+            "--misfire" => misfire = Some(value.to_owned()),
+            "--catchup-max" => {
+                catchup_max = Some(
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=1_000_000).contains(n))
+                        .ok_or_else(|| {
+                            format!("--catchup-max {value:?} is not a count from 1 to 1000000")
+                        })?,
                 )
+            }
+            "--delivery" => {
+                o.delivery = match value {
+                    "at-least-once" => Delivery::AtLeastOnce,
+                    "at-most-once" => Delivery::AtMostOnce,
+                    _ => {
+                        return Err(format!(
+                            "--delivery {value:?}: use at-least-once (the default) or at-most-once"
+                        ))
+                    }
+                }
             }
             _ => {
                 return Err(
-                    "--misfire goes with --state, which is not available yet in this build \
-                     (without it a late fire runs once, as soon as possible)"
+                    "--postgres: the cluster backend is not available yet in this build; \
+                     run without --postgres (one replica), or with --state FILE (one daemon \
+                     that remembers its jobs' last fires)"
                         .into(),
                 )
             }
         }
     }
+    o.misfire = match (misfire.as_deref(), catchup_max) {
+        (None | Some("once"), None) => Misfire::FireOnce,
+        (Some("skip"), None) => Misfire::Skip,
+        (Some("catchup"), max) => Misfire::CatchUp {
+            max: max.unwrap_or(DEFAULT_CATCHUP_MAX),
+        },
+        (m @ (None | Some("once" | "skip")), Some(_)) => {
+            return Err(format!(
+                "--catchup-max goes with --misfire catchup (not {})",
+                m.unwrap_or("the default, once")
+            ))
+        }
+        (Some(other), _) => {
+            return Err(format!(
+                "--misfire {other:?}: use skip, once (the default) or catchup"
+            ))
+        }
+    };
     match files.as_slice() {
         [one] => o.crontab = PathBuf::from(one),
         [] => return Err("missing crontab file".into()),
@@ -226,9 +277,30 @@ mod tests {
         assert_eq!(o.timeout, Some(Duration::from_secs(5)));
         assert_eq!(o.grace, Duration::from_secs(60));
         assert_eq!(o.crontab, PathBuf::from("crontab"));
-        assert!(parse(&args("--state x.db crontab"))
-            .unwrap_err()
-            .contains("not available yet"));
+        let o = parse(&args("--state x.db --misfire catchup crontab"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.state, Some(PathBuf::from("x.db")));
+        assert_eq!(o.misfire, Misfire::CatchUp { max: 10 });
+        let o = parse(&args(
+            "--misfire=catchup --catchup-max 3 --delivery at-most-once c",
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(o.misfire, Misfire::CatchUp { max: 3 });
+        assert_eq!(o.delivery, Delivery::AtMostOnce);
+        assert_eq!(
+            parse(&args("c")).unwrap().unwrap().misfire,
+            Misfire::FireOnce
+        );
+        assert_eq!(
+            parse(&args("--misfire skip c")).unwrap().unwrap().misfire,
+            Misfire::Skip
+        );
+        assert!(parse(&args("--misfire never c")).is_err());
+        assert!(parse(&args("--catchup-max 3 c")).is_err());
+        assert!(parse(&args("--catchup-max 0 --misfire catchup c")).is_err());
+        assert!(parse(&args("--delivery twice c")).is_err());
         assert!(parse(&args("--postgres pg://x crontab"))
             .unwrap_err()
             .contains("not available yet"));
