@@ -165,7 +165,7 @@ impl SchedulerBuilder {
                 .map_or(0, |d| d.as_nanos() as u64);
             now ^ (&self as *const Self as u64).rotate_left(32)
         });
-        Scheduler {
+        let scheduler = Scheduler {
             core: Arc::new(Core {
                 clock: self.clock,
                 timeline: Timeline::new(),
@@ -188,6 +188,8 @@ impl SchedulerBuilder {
                     .store
                     .map(|s| Box::new(crate::run::durable::Durable::new(s))),
             }),
-        }
+        };
+        crate::run::link::attach(&scheduler.core);
+        scheduler
     }
 }

@@ -71,6 +71,9 @@ pub(crate) struct Durable {
     pub(crate) defs: Mutex<HashMap<String, Def>>,
     stripes: Vec<Mutex<()>>,
     done: Mutex<Vec<FireDone>>,
+    /// Fences of won claims still running, by `(name, instant)`: only for
+    /// a backend that hands fences out (non-zero), taken at completion.
+    fences: Mutex<HashMap<(std::sync::Arc<str>, i64), u64>>,
     /// Store calls that failed (each also logged).
     pub(crate) failures: AtomicU64,
 }
@@ -102,6 +105,7 @@ impl Durable {
             defs: Mutex::new(defs),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             done: Mutex::new(Vec::new()),
+            fences: Mutex::new(HashMap::new()),
             failures: AtomicU64::new(0),
         }
     }
@@ -236,6 +240,7 @@ impl Core {
             Ok(()) => {
                 // The callbacks start after the commit: measure from then.
                 let now = self.clock.now_nanos();
+                durable.keep_fences(&claims);
                 for (mut b, c) in begun.into_iter().zip(&claims) {
                     if c.won {
                         b.started = now.max(b.started);
@@ -274,6 +279,7 @@ impl Core {
 
     /// The callback and completion of a begun fire, on this thread.
     pub(crate) fn run_begun(self: &Arc<Self>, begun: Begun) -> Outcome {
+        let _fence = self.durable.as_deref().and_then(|d| d.enter_fence(&begun));
         let outcome = self.run_callback(&begun.task, begun.scheduled, begun.due, begun.started);
         self.complete(begun, outcome)
     }
@@ -293,8 +299,10 @@ impl Core {
             return;
         };
         // At most once: the cursor moved at the claim; only an end the
-        // claim did not foresee is written now.
-        let write = last || (delivery == Delivery::AtLeastOnce && ran.is_some());
+        // claim did not foresee is written now. A fenced claim is always
+        // completed (the backend's record of it waits for its end).
+        let fence = durable.take_fence(task, scheduled);
+        let write = last || fence != 0 || (delivery == Delivery::AtLeastOnce && ran.is_some());
         if !write {
             return;
         }
@@ -303,7 +311,7 @@ impl Core {
             scheduled,
             delivery,
             last,
-            fence: 0,
+            fence,
             ok: ran == Some(true),
         });
         if full {
@@ -391,5 +399,40 @@ fn name_of(task: &TaskRef) -> std::sync::Arc<str> {
         Some(n) => n.clone(),
         // Durable tasks are always named (registration checks it).
         None => std::sync::Arc::from(""),
+    }
+}
+
+/// Fences (a backend that hands them out): kept from the claim to the
+/// completion, and set for the callback (see `run::link`).
+impl Durable {
+    fn keep_fences(&self, claims: &[FireClaim]) {
+        if claims.iter().all(|c| c.fence == 0 || !c.won) {
+            return;
+        }
+        let mut fences = lock(&self.fences);
+        for c in claims.iter().filter(|c| c.won && c.fence != 0) {
+            fences.insert((c.name.clone(), c.scheduled), c.fence);
+        }
+    }
+
+    fn enter_fence(&self, begun: &Begun) -> Option<crate::run::link::FenceScope> {
+        let name = begun.task.name_arc()?.clone();
+        let fence = *lock(&self.fences).get(&(name, begun.scheduled))?;
+        Some(crate::run::link::enter_fence(
+            begun.task.id,
+            begun.scheduled,
+            fence,
+        ))
+    }
+
+    fn take_fence(&self, task: &TaskRef, scheduled: i64) -> u64 {
+        let Some(name) = task.name_arc() else {
+            return 0;
+        };
+        let mut fences = lock(&self.fences);
+        if fences.is_empty() {
+            return 0;
+        }
+        fences.remove(&(name.clone(), scheduled)).unwrap_or(0)
     }
 }

@@ -370,10 +370,7 @@ fn raise(
 type Unreadable = Vec<(String, String)>;
 
 /// Reads every record (and checks or writes the format version).
-fn load(
-    db: &redb::Database,
-    path: &str,
-) -> Result<(Vec<TaskRecord>, Unreadable), StoreError> {
+fn load(db: &redb::Database, path: &str) -> Result<(Vec<TaskRecord>, Unreadable), StoreError> {
     let corrupt = |detail: String| StoreError::Corrupt {
         path: path.to_owned(),
         detail,
