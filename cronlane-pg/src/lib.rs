@@ -23,7 +23,7 @@
 //!     })
 //!     .map_err(|e| e.to_string())
 //! })?;
-//! s.task(Schedule::every(std::time::Duration::from_secs(5)))
+//! s.add(Schedule::every(std::time::Duration::from_secs(5)))
 //!     .name("report")
 //!     .durable("report")
 //!     .register()?;

@@ -1,0 +1,2 @@
+//! Chaos run (placeholder).
+fn main() {}
