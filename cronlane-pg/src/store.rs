@@ -147,6 +147,7 @@ pub(crate) struct Inner {
     pub(crate) inflight: AtomicUsize,
     pub(crate) stats: Counters,
     pub(crate) apply: Mutex<Option<std::sync::mpsc::Sender<Apply>>>,
+    pub(crate) applier: Mutex<Option<std::thread::JoinHandle<()>>>,
     pub(crate) wake_heartbeat: tokio::sync::Notify,
     pub(crate) wake_resync: tokio::sync::Notify,
 }
@@ -291,6 +292,7 @@ impl PgStore {
             inflight: AtomicUsize::new(0),
             stats: Counters::default(),
             apply: Mutex::new(None),
+            applier: Mutex::new(None),
             wake_heartbeat: tokio::sync::Notify::new(),
             wake_resync: tokio::sync::Notify::new(),
             opts,
@@ -357,7 +359,7 @@ impl Inner {
         let score = |id: &Uuid| {
             let mut b = id.as_bytes().to_vec();
             b.extend_from_slice(name.as_bytes());
-            fnv(&b)
+            mix(fnv(&b))
         };
         let mine = score(&node.id);
         node.live
@@ -521,6 +523,15 @@ impl Inner {
     }
 }
 
+/// A 64-bit finaliser (splitmix64's): FNV alone leaves the high bits of
+/// keys that share a long prefix (the node id) nearly ordered, so one node
+/// would rank first for almost every task.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// A nanosecond instant as the key compares it (microseconds, in ns).
 fn to_key(ns: i64) -> i64 {
     ns.div_euclid(1000) * 1000
@@ -608,7 +619,14 @@ impl Store for PgStore {
                 if rank == 0 {
                     now_keys.push((f.name.clone(), f.scheduled));
                 } else {
-                    let after = inner.opts.stagger * rank as u32;
+                    // Rank r claims r × stagger after the instant, by the
+                    // database clock as last measured (this clock may run
+                    // ahead: then it waits for the instant too).
+                    let db_now =
+                        Utc::now().timestamp_nanos_opt().unwrap_or(0) + node.offset_ms * 1_000_000;
+                    let ahead = (f.scheduled - db_now).max(0);
+                    let after =
+                        Duration::from_nanos(ahead as u64) + inner.opts.stagger * rank as u32;
                     inner.defer(f.name.clone(), f.scheduled, after);
                 }
             }
@@ -640,7 +658,8 @@ impl Store for PgStore {
                 // Early by database time (this clock runs ahead), or the
                 // lease lapsed: try again when it is time / after rejoin.
                 if now_keys_contains(&now_keys, f) {
-                    let wait = (to_key(f.scheduled) - 500_000_000 - db_now_ns).max(0);
+                    // (Rank 0 here: claim at the instant by database time.)
+                    let wait = (to_key(f.scheduled) - db_now_ns).max(0);
                     inner.defer(
                         f.name.clone(),
                         f.scheduled,
@@ -675,7 +694,7 @@ impl Store for PgStore {
             return;
         }
         let inner = self.inner.clone();
-        let _ = std::thread::Builder::new()
+        let applier = std::thread::Builder::new()
             .name("cronlane-pg-apply".into())
             .spawn(move || {
                 for work in rx {
@@ -696,6 +715,7 @@ impl Store for PgStore {
                     }
                 }
             });
+        *lock(&self.inner.applier) = applier.ok();
     }
 }
 
@@ -784,11 +804,20 @@ impl Drop for PgStore {
         while inner.inflight.load(Ordering::Acquire) > me && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        // 3. Stop the loops and the applier.
+        // 3. Nothing claims any more: stop the loops, then let the
+        //    applier start what was claimed already, and wait for it.
         for l in self.loops.drain(..) {
             l.abort();
         }
         lock(&inner.apply).take();
+        if let Some(applier) = lock(&inner.applier).take() {
+            if applier.thread().id() != std::thread::current().id() {
+                let _ = applier.join();
+            }
+        }
+        while inner.inflight.load(Ordering::Acquire) > me && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         // 4. Leave: fires still running here (past the grace) are taken
         //    over by the others at once, not after the lease.
         let id = inner.node_id();
