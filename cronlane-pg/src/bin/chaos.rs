@@ -1,7 +1,7 @@
 //! The chaos test of the cluster design, as a command.
 //!
 //! `cronlane-pg-chaos run [--secs 120] [--nodes 5] [--tasks 200]
-//! [--pg-fault terminate|restart|none] [--url URL]` starts `--nodes` node
+//! [--pg-fault terminate|restart|none] [--calm] [--url URL]` starts `--nodes` node
 //! processes (this binary, `node` subcommand) sharing `--tasks` durable
 //! tasks (half every 1 s, half every 5 s) in a fresh schema; two nodes run
 //! with ±3 s injected clock skew. The callback inserts into `fires` (no
@@ -137,11 +137,13 @@ fn node(args: &[String]) -> i32 {
         "{url}{}application_name=chaos_{schema}",
         if url.contains('?') { "&" } else { "?" }
     );
+    let lease = Duration::from_millis(arg(args, "--lease-ms", "4000").parse().unwrap_or(4000));
+    let sweep = Duration::from_millis(arg(args, "--sweep-ms", "1000").parse().unwrap_or(1000));
     let store = match PgStore::builder(&app_url)
         .schema(schema.clone())
-        .lease(LEASE)
-        .heartbeat(Duration::from_secs(1))
-        .sweep(Duration::from_secs(1))
+        .lease(lease)
+        .heartbeat(lease / 5)
+        .sweep(sweep)
         .resync(Duration::from_secs(10))
         .pool_size(8)
         .connect()
@@ -266,6 +268,8 @@ fn run(args: &[String]) -> i32 {
     let n_nodes: usize = arg(args, "--nodes", "5").parse().unwrap_or(5);
     let n_tasks: usize = arg(args, "--tasks", "200").parse().unwrap_or(200);
     let fault = arg(args, "--pg-fault", "terminate");
+    // `--calm`: no chaos at all (the cross-process once-per-fire test).
+    let calm = args.iter().any(|a| a == "--calm");
     let schema = format!("cronlane_chaos_{}", std::process::id());
     let db = Db::new(&url, 2);
     if let Err(e) = db.exec("SELECT 1", &[]) {
@@ -326,9 +330,9 @@ fn run(args: &[String]) -> i32 {
     let start = Instant::now();
     let window_start = anchor + 5_000_000_000;
     let at = |f: f64| Duration::from_secs_f64(secs as f64 * f);
-    let mut kills_at: Vec<Duration> = vec![at(0.2), at(0.65)];
+    let mut kills_at: Vec<Duration> = if calm { Vec::new() } else { vec![at(0.2), at(0.65)] };
     let mut t = 45.0;
-    while t < secs as f64 * 0.9 {
+    while !calm && t < secs as f64 * 0.9 {
         if !kills_at.iter().any(|k| (k.as_secs_f64() - t).abs() < 10.0) {
             kills_at.push(Duration::from_secs_f64(t));
         }
@@ -340,8 +344,8 @@ fn run(args: &[String]) -> i32 {
     let mut killed: HashSet<String> = HashSet::new();
     let mut paused: HashSet<String> = HashSet::new();
     let mut events: Vec<String> = Vec::new();
-    let mut stopped = false;
-    let mut faulted = false;
+    let mut stopped = calm;
+    let mut faulted = calm;
     let ident = |p: &Proc| format!("{}:{}", p.index, p.child.id());
     while start.elapsed() < Duration::from_secs(secs) {
         std::thread::sleep(Duration::from_millis(100));
