@@ -43,6 +43,7 @@ pub struct PgStoreBuilder {
     pub(crate) connect_timeout: Duration,
     pub(crate) pool_size: usize,
     pub(crate) grace: Duration,
+    pub(crate) run_threads: usize,
     pub(crate) hostname: String,
 }
 
@@ -64,6 +65,7 @@ impl PgStoreBuilder {
             connect_timeout: Duration::from_secs(30),
             pool_size: 4,
             grace: Duration::from_secs(10),
+            run_threads: 16,
             hostname: std::env::var("HOSTNAME").unwrap_or_else(|_| "unknown".to_owned()),
         }
     }
@@ -160,6 +162,14 @@ impl PgStoreBuilder {
     /// (takeovers, deferred claims) before it leaves (default 10 s).
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
+        self
+    }
+
+    /// Threads for the fires this backend claims outside a pass (deferred
+    /// ranks, retried claims, takeovers; default 16). The reconciler claims
+    /// at most four per thread ahead, leaving the rest to other nodes.
+    pub fn run_threads(mut self, threads: usize) -> Self {
+        self.run_threads = threads.max(1);
         self
     }
 

@@ -148,6 +148,7 @@ pub(crate) struct Inner {
     pub(crate) stats: Counters,
     pub(crate) apply: Mutex<Option<std::sync::mpsc::Sender<Apply>>>,
     pub(crate) applier: Mutex<Option<std::thread::JoinHandle<()>>>,
+    pub(crate) runs: Mutex<Option<std::sync::mpsc::Sender<(Arc<str>, i64, u64)>>>,
     pub(crate) wake_heartbeat: tokio::sync::Notify,
     pub(crate) wake_resync: tokio::sync::Notify,
 }
@@ -293,6 +294,7 @@ impl PgStore {
             stats: Counters::default(),
             apply: Mutex::new(None),
             applier: Mutex::new(None),
+            runs: Mutex::new(None),
             wake_heartbeat: tokio::sync::Notify::new(),
             wake_resync: tokio::sync::Notify::new(),
             opts,
@@ -470,36 +472,67 @@ impl Inner {
     /// Runs a fire this backend claimed outside a pass, on its own thread,
     /// and completes it under its fence.
     pub(crate) fn spawn_run(self: &Arc<Self>, name: Arc<str>, scheduled: i64, fence: u64) {
-        let Some(link) = self.link.get().cloned() else {
+        let guard = lock(&self.runs);
+        let Some(tx) = guard.as_ref() else {
             return;
         };
         self.inflight.fetch_add(1, Ordering::AcqRel);
-        let inner = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name("cronlane-pg-run".into())
-            .spawn(move || {
-                RUN_THREAD.with(|r| r.set(true));
-                let ok = link.run_now(&name, scheduled, fence);
-                let done = [(name.clone(), scheduled, fence, ok.unwrap_or(false), false)];
-                // Completion retried while the database is away, bounded.
-                let deadline = Instant::now() + inner.opts.lease * 4;
-                loop {
-                    match inner.rt.block_on(inner.complete_batch(&done)) {
-                        Ok(_) => break,
-                        Err(e) if Instant::now() < deadline => {
-                            tracing::warn!(error = %e, "cronlane-pg: completion failed; retrying");
-                            std::thread::sleep(Duration::from_millis(250));
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, task = %name, "cronlane-pg: completion failed; the fire stays running and will be taken over");
-                            break;
-                        }
-                    }
-                }
-                inner.inflight.fetch_sub(1, Ordering::AcqRel);
-            });
-        if spawned.is_err() {
+        if tx.send((name, scheduled, fence)).is_err() {
             self.inflight.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Room in the run pool: how many more fires the reconciler may claim
+    /// now (at most four queued per thread).
+    pub(crate) fn run_room(&self) -> usize {
+        (self.opts.run_threads * 4).saturating_sub(self.inflight.load(Ordering::Acquire))
+    }
+
+    /// Starts the run pool: `run_threads` threads running the fires this
+    /// backend claimed outside a pass, then completing them under their
+    /// fence (retried while the database is away, bounded).
+    fn start_runs(self: &Arc<Self>, link: StoreLink) {
+        let (tx, rx) = std::sync::mpsc::channel::<(Arc<str>, i64, u64)>();
+        *lock(&self.runs) = Some(tx);
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..self.opts.run_threads {
+            let (inner, rx, link) = (self.clone(), rx.clone(), link.clone());
+            let _ = std::thread::Builder::new()
+                .name("cronlane-pg-run".into())
+                .spawn(move || {
+                    RUN_THREAD.with(|r| r.set(true));
+                    loop {
+                        let job = lock(&rx).recv();
+                        let Ok((name, scheduled, fence)) = job else {
+                            break;
+                        };
+                        inner.run_one(&link, name, scheduled, fence);
+                        inner.inflight.fetch_sub(1, Ordering::AcqRel);
+                    }
+                });
+        }
+    }
+
+    fn run_one(&self, link: &StoreLink, name: Arc<str>, scheduled: i64, fence: u64) {
+        // `None`: the scheduler is gone (the fire stays running and is
+        // taken over once this node has left).
+        let Some(ok) = link.run_now(&name, scheduled, fence) else {
+            return;
+        };
+        let done = [(name.clone(), scheduled, fence, ok, false)];
+        let deadline = Instant::now() + self.opts.lease * 4;
+        loop {
+            match self.rt.block_on(self.complete_batch(&done)) {
+                Ok(_) => break,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::warn!(error = %e, "cronlane-pg: completion failed; retrying");
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, task = %name, "cronlane-pg: completion failed; the fire stays running and will be taken over");
+                    break;
+                }
+            }
         }
     }
 
@@ -693,6 +726,7 @@ impl Store for PgStore {
         if self.inner.link.set(link.clone()).is_err() {
             return;
         }
+        self.inner.start_runs(link.clone());
         let inner = self.inner.clone();
         let applier = std::thread::Builder::new()
             .name("cronlane-pg-apply".into())
@@ -815,6 +849,7 @@ impl Drop for PgStore {
                 let _ = applier.join();
             }
         }
+        lock(&inner.runs).take();
         while inner.inflight.load(Ordering::Acquire) > me && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }

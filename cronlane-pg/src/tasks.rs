@@ -188,6 +188,17 @@ pub(crate) async fn reconcile(inner: Arc<Inner>) {
             .collect();
         keys.sort_by(|a, b| (&*a.0, a.1).cmp(&(&*b.0, b.1)));
         keys.dedup();
+        // Claim no more than the run pool can take; the rest waits a
+        // tick (and is most likely claimed by another node meanwhile).
+        let room = inner.run_room();
+        if keys.len() > room {
+            let later = Instant::now() + Duration::from_millis(50);
+            lock(&inner.retry).extend(keys.drain(room..).map(|(name, scheduled)| Retry {
+                name,
+                scheduled,
+                not_before: later,
+            }));
+        }
         if keys.is_empty() {
             continue;
         }

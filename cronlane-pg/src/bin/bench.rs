@@ -97,7 +97,8 @@ fn main() {
     for &n in &nodes {
         let schema = format!("cronlane_bench_{}_{n}", std::process::id());
         let _ = rt.block_on(db.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")));
-        let start_s = Utc::now().timestamp() + 3;
+        // Time to write the definitions and start the nodes first.
+        let start_s = Utc::now().timestamp() + 4 + (tasks as i64 * n as i64) / 4000;
         let anchor = start_s * 1_000_000_000;
         {
             let w = PgStore::builder(&url).schema(schema.clone()).connect().expect("connect");
@@ -174,7 +175,9 @@ fn main() {
             pct(&mut l, 0.5),
             pct(&mut l, 0.99)
         );
-        let _ = rt.block_on(db.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")));
+        if std::env::var("CRONLANE_BENCH_KEEP").is_err() {
+            let _ = rt.block_on(db.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")));
+        }
     }
     if args.iter().any(|a| a == "--takeover") {
         takeover(&url, &rt, &db);

@@ -146,6 +146,7 @@ fn node(args: &[String]) -> i32 {
         .sweep(sweep)
         .resync(Duration::from_secs(10))
         .pool_size(8)
+        .run_threads(48)
         .connect()
     {
         Ok(s) => s,
