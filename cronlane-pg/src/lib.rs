@@ -69,3 +69,8 @@ pub use schema::SUPPORTED as SCHEMA_VERSION;
 pub use store::{PgHandle, PgStats, PgStore};
 pub use tokio_postgres;
 pub use uuid::Uuid;
+
+/// `docs/cluster.md`'s examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/cluster.md")]
+struct ClusterDoc;

@@ -123,6 +123,9 @@ pub(crate) struct Retry {
     pub(crate) not_before: Instant,
 }
 
+/// A fire for the run pool: `(task, scheduled instant, fence)`.
+pub(crate) type RunJob = (Arc<str>, i64, u64);
+
 /// Work for the applier thread (the only caller of the link).
 pub(crate) enum Apply {
     Upsert(TaskRecord),
@@ -148,7 +151,7 @@ pub(crate) struct Inner {
     pub(crate) stats: Counters,
     pub(crate) apply: Mutex<Option<std::sync::mpsc::Sender<Apply>>>,
     pub(crate) applier: Mutex<Option<std::thread::JoinHandle<()>>>,
-    pub(crate) runs: Mutex<Option<std::sync::mpsc::Sender<(Arc<str>, i64, u64)>>>,
+    pub(crate) runs: Mutex<Option<std::sync::mpsc::Sender<RunJob>>>,
     pub(crate) wake_heartbeat: tokio::sync::Notify,
     pub(crate) wake_resync: tokio::sync::Notify,
 }
@@ -492,7 +495,7 @@ impl Inner {
     /// backend claimed outside a pass, then completing them under their
     /// fence (retried while the database is away, bounded).
     fn start_runs(self: &Arc<Self>, link: StoreLink) {
-        let (tx, rx) = std::sync::mpsc::channel::<(Arc<str>, i64, u64)>();
+        let (tx, rx) = std::sync::mpsc::channel::<RunJob>();
         *lock(&self.runs) = Some(tx);
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..self.opts.run_threads {

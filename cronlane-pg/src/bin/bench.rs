@@ -37,8 +37,13 @@ fn pct(v: &mut [i64], p: f64) -> f64 {
 fn recorder(s: &Scheduler, lags: &Lags) {
     let lags = lags.clone();
     s.handler("b", move |ctx| {
-        let lag = (ctx.started() - ctx.scheduled()).num_microseconds().unwrap_or(0) * 1000;
-        lags.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(lag);
+        let lag = (ctx.started() - ctx.scheduled())
+            .num_microseconds()
+            .unwrap_or(0)
+            * 1000;
+        lags.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(lag);
     })
     .expect("handler");
 }
@@ -59,7 +64,12 @@ fn client(url: &str) -> (tokio::runtime::Runtime, tokio_postgres::Client) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let url = arg(&args, "--url", &std::env::var("CRONLANE_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into()));
+    let url = arg(
+        &args,
+        "--url",
+        &std::env::var("CRONLANE_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into()),
+    );
     let tasks: usize = arg(&args, "--tasks", "5000").parse().unwrap_or(5000);
     let secs: u64 = arg(&args, "--secs", "10").parse().unwrap_or(10);
     let nodes: Vec<usize> = arg(&args, "--nodes", "1,3,5")
@@ -78,15 +88,23 @@ fn main() {
             s.add(cronlane::Schedule::every(Duration::from_secs(1)).starting_at(start))
                 .name(format!("b{i}"))
                 .run_with_context(move |ctx: &cronlane::FireContext<'_>| {
-                    let lag = (ctx.started() - ctx.scheduled()).num_microseconds().unwrap_or(0) * 1000;
-                    lags.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(lag);
+                    let lag = (ctx.started() - ctx.scheduled())
+                        .num_microseconds()
+                        .unwrap_or(0)
+                        * 1000;
+                    lags.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(lag);
                 })
                 .expect("task");
         }
         let r = s.start().expect("start");
         std::thread::sleep(Duration::from_secs(secs + 2));
         let _ = r.shutdown(Duration::from_secs(5));
-        let mut l = lags.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let mut l = lags
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let n = l.len();
         println!(
             "baseline (no database, 1 node): {tasks} tasks sharing each second, {n} fires, lag p50 {:.2} ms p99 {:.2} ms",
@@ -101,7 +119,10 @@ fn main() {
         let start_s = Utc::now().timestamp() + 4 + (tasks as i64 * n as i64) / 4000;
         let anchor = start_s * 1_000_000_000;
         {
-            let w = PgStore::builder(&url).schema(schema.clone()).connect().expect("connect");
+            let w = PgStore::builder(&url)
+                .schema(schema.clone())
+                .connect()
+                .expect("connect");
             let ops = (0..tasks)
                 .map(|i| {
                     Op::Put(TaskRecord {
@@ -126,7 +147,10 @@ fn main() {
         let mut handles = Vec::new();
         let scheds: Vec<Scheduler> = (0..n)
             .map(|_| {
-                let st = PgStore::builder(&url).schema(schema.clone()).connect().expect("connect");
+                let st = PgStore::builder(&url)
+                    .schema(schema.clone())
+                    .connect()
+                    .expect("connect");
                 handles.push(st.handle());
                 let s = Scheduler::builder().store(st).build();
                 recorder(&s, &lags);
@@ -165,7 +189,10 @@ fn main() {
             ))
             .map(|r| r.get(0))
             .unwrap_or(-1);
-        let mut l = lags.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let mut l = lags
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let expected = tasks as i64 * secs as i64;
         println!(
             "{n} node(s), {tasks} tasks sharing each second: {:.0} fires/s ({done}/{expected} fires done), \
@@ -176,7 +203,8 @@ fn main() {
             pct(&mut l, 0.99)
         );
         if std::env::var("CRONLANE_BENCH_KEEP").is_err() {
-            let _ = rt.block_on(db.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")));
+            let _ =
+                rt.block_on(db.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")));
         }
     }
     if args.iter().any(|a| a == "--takeover") {
@@ -191,7 +219,10 @@ fn takeover(url: &str, rt: &tokio::runtime::Runtime, db: &tokio_postgres::Client
     let _ = rt.block_on(db.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")));
     let anchor = (Utc::now().timestamp() + 1) * 1_000_000_000;
     {
-        let w = PgStore::builder(url).schema(schema.clone()).connect().expect("connect");
+        let w = PgStore::builder(url)
+            .schema(schema.clone())
+            .connect()
+            .expect("connect");
         let ops = (0..20)
             .map(|i| {
                 Op::Put(TaskRecord {
@@ -222,7 +253,19 @@ fn takeover(url: &str, rt: &tokio::runtime::Runtime, db: &tokio_postgres::Client
         .expect("chaos binary beside this one");
     let spawn = |i: usize| {
         Command::new(&exe)
-            .args(["node", "--url", url, "--schema", &schema, "--index", &i.to_string(), "--lease-ms", "15000", "--sweep-ms", "5000"])
+            .args([
+                "node",
+                "--url",
+                url,
+                "--schema",
+                &schema,
+                "--index",
+                &i.to_string(),
+                "--lease-ms",
+                "15000",
+                "--sweep-ms",
+                "5000",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -243,7 +286,9 @@ fn takeover(url: &str, rt: &tokio::runtime::Runtime, db: &tokio_postgres::Client
         std::thread::sleep(Duration::from_millis(10));
     }
     let mut b = spawn(1);
-    let _ = Command::new("kill").args(["-9", &victim_pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-9", &victim_pid.to_string()])
+        .status();
     let _ = a.wait();
     let killed_at: chrono::DateTime<Utc> = rt
         .block_on(db.query_one("SELECT now()", &[]))
@@ -267,7 +312,10 @@ fn takeover(url: &str, rt: &tokio::runtime::Runtime, db: &tokio_postgres::Client
     drop(b.stdin.take());
     let _ = b.wait();
     match latency {
-        Some(ms) => println!("takeover after kill -9 (lease 15 s, heartbeat 3 s, sweep 5 s): {:.1} s", ms as f64 / 1000.0),
+        Some(ms) => println!(
+            "takeover after kill -9 (lease 15 s, heartbeat 3 s, sweep 5 s): {:.1} s",
+            ms as f64 / 1000.0
+        ),
         None => println!("takeover after kill -9: not seen within 40 s"),
     }
     let _ = rt.block_on(db.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")));

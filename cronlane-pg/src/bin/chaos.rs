@@ -331,7 +331,11 @@ fn run(args: &[String]) -> i32 {
     let start = Instant::now();
     let window_start = anchor + 5_000_000_000;
     let at = |f: f64| Duration::from_secs_f64(secs as f64 * f);
-    let mut kills_at: Vec<Duration> = if calm { Vec::new() } else { vec![at(0.2), at(0.65)] };
+    let mut kills_at: Vec<Duration> = if calm {
+        Vec::new()
+    } else {
+        vec![at(0.2), at(0.65)]
+    };
     let mut t = 45.0;
     while !calm && t < secs as f64 * 0.9 {
         if !kills_at.iter().any(|k| (k.as_secs_f64() - t).abs() < 10.0) {
@@ -480,6 +484,9 @@ fn run(args: &[String]) -> i32 {
     code
 }
 
+/// One `fires` row: fence, node incarnation, attempt.
+type Run = (i64, String, Option<i32>);
+
 #[allow(clippy::too_many_arguments)]
 fn check(
     db: &Db,
@@ -501,7 +508,7 @@ fn check(
             .or_default()
             .push(r.get(2));
     }
-    let mut fires: HashMap<(String, i64), Vec<(i64, String, Option<i32>)>> = HashMap::new();
+    let mut fires: HashMap<(String, i64), Vec<Run>> = HashMap::new();
     for r in db.query(&format!(
         "SELECT task, fire_time, fence, node, attempt FROM {schema}.fires"
     )) {
