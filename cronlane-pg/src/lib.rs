@@ -1,4 +1,4 @@
-//! Cluster mode for [cronlane](cronlane) on PostgreSQL: several processes
+//! Cluster mode for [cronlane] on PostgreSQL: several processes
 //! (replicas of one service) share a set of durable tasks through one
 //! database, and **each fire `(task, scheduled instant)` runs once across
 //! all of them**. No leader: the fire table's primary key decides.

@@ -348,6 +348,25 @@ pub(crate) fn record_of(row: &tokio_postgres::Row) -> Result<TaskRecord, PgError
 }
 
 impl Inner {
+    /// Runs a database call to completion from synchronous code. Inside an
+    /// async runtime (the scheduler dropped by a link call on one of this
+    /// backend's loops, or a user's executor) blocking is not allowed, so
+    /// it runs on a scoped thread of its own.
+    pub(crate) fn block<F, T>(&self, make: impl FnOnce() -> F + Send) -> T
+    where
+        F: std::future::Future<Output = T>,
+        T: Send,
+    {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return self.rt.block_on(make());
+        }
+        std::thread::scope(|s| {
+            s.spawn(|| self.rt.block_on(make()))
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })
+    }
+
     fn node_id(&self) -> Uuid {
         lock(&self.node).id
     }
@@ -618,7 +637,7 @@ impl Store for PgStore {
 
     fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         let inner = &self.inner;
-        let changed = inner.rt.block_on(write_ops(inner, ops))?;
+        let changed = inner.block(move || write_ops(inner, ops))?;
         let mut versions = lock(&inner.versions);
         for (name, v) in changed {
             versions.insert(name, v);
@@ -670,7 +689,7 @@ impl Store for PgStore {
         if now_keys.is_empty() {
             return Ok(());
         }
-        let result = inner.rt.block_on(inner.claim_batch(&mut now_keys, false));
+        let result = inner.block(|| inner.claim_batch(&mut now_keys, false));
         let (won, alive, db_now) = match result {
             Ok(r) => r,
             Err(e) => {
@@ -719,7 +738,7 @@ impl Store for PgStore {
             return Ok(());
         }
         let inner = &self.inner;
-        inner.rt.block_on(inner.complete_batch(&done))?;
+        inner.block(|| inner.complete_batch(&done))?;
         Ok(())
     }
 
@@ -832,12 +851,47 @@ async fn write_ops(inner: &Inner, ops: Vec<Op>) -> Result<Vec<(String, i64)>, Pg
 
 impl Drop for PgStore {
     fn drop(&mut self) {
+        let mut parts = Shutdown {
+            inner: self.inner.clone(),
+            rt: self.rt.take(),
+            loops: std::mem::take(&mut self.loops),
+            heartbeat: self.heartbeat.take(),
+        };
+        // The scheduler may be dropped last by one of this backend's own
+        // loops (a link call on a runtime thread): blocking there is not
+        // allowed, so the ordered shutdown goes on on a thread of its own.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            parts.inner.stopping.store(true, Ordering::Release);
+            let spawned = std::thread::Builder::new()
+                .name("cronlane-pg-shutdown".into())
+                .spawn(move || parts.run(0));
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cronlane-pg: shutdown thread failed; the lease expires instead");
+            }
+            return;
+        }
+        let me = usize::from(RUN_THREAD.with(std::cell::Cell::get));
+        parts.run(me);
+    }
+}
+
+/// What the ordered shutdown needs, movable to another thread.
+struct Shutdown {
+    inner: Arc<Inner>,
+    rt: Option<tokio::runtime::Runtime>,
+    loops: Vec<tokio::task::JoinHandle<()>>,
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Shutdown {
+    /// `me`: runs of the pool this thread is one of (it does not wait for
+    /// itself).
+    fn run(&mut self, me: usize) {
         let inner = &self.inner;
         // 1. Stop claiming.
         inner.stopping.store(true, Ordering::Release);
         // 2. Let this backend's own runs finish and complete (grace).
         let deadline = Instant::now() + inner.opts.grace;
-        let me = usize::from(RUN_THREAD.with(std::cell::Cell::get));
         while inner.inflight.load(Ordering::Acquire) > me && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -847,7 +901,8 @@ impl Drop for PgStore {
             l.abort();
         }
         lock(&inner.apply).take();
-        if let Some(applier) = lock(&inner.applier).take() {
+        let applier = lock(&inner.applier).take();
+        if let Some(applier) = applier {
             if applier.thread().id() != std::thread::current().id() {
                 let _ = applier.join();
             }
