@@ -154,6 +154,8 @@ pub(crate) struct Inner {
     pub(crate) runs: Mutex<Option<std::sync::mpsc::Sender<RunJob>>>,
     pub(crate) wake_heartbeat: tokio::sync::Notify,
     pub(crate) wake_resync: tokio::sync::Notify,
+    /// The first `LISTEN` is in place.
+    pub(crate) listening: AtomicBool,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -300,6 +302,7 @@ impl PgStore {
             runs: Mutex::new(None),
             wake_heartbeat: tokio::sync::Notify::new(),
             wake_resync: tokio::sync::Notify::new(),
+            listening: AtomicBool::new(false),
             opts,
         });
         let heartbeat = rt.spawn(crate::tasks::heartbeat(inner.clone()));
@@ -310,6 +313,12 @@ impl PgStore {
         ];
         if inner.opts.listen {
             loops.push(rt.spawn(crate::tasks::listen(inner.clone())));
+            // Changes made by others from now on are notified: wait (a
+            // little) for the session, so a fresh node misses none.
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while !inner.listening.load(Ordering::Acquire) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
         }
         Ok(PgStore {
             inner,

@@ -346,9 +346,11 @@ async fn listen_session(inner: &Inner, url: &str, first: &mut bool) -> Result<()
     client
         .batch_execute(&format!("LISTEN {}", inner.sql.channel))
         .await?;
-    if !std::mem::take(first) {
-        // Reconnected: what changed meanwhile was not notified.
-        inner.wake_resync.notify_one();
+    // What changed between the load (or the lost session) and this LISTEN
+    // was not notified: resync once now.
+    inner.wake_resync.notify_one();
+    if std::mem::take(first) {
+        inner.listening.store(true, Ordering::Release);
     }
     while let Some(name) = rx.recv().await {
         if let Some(row) = client.query_opt(&inner.sql.load_one, &[&name]).await? {

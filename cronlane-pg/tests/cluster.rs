@@ -260,7 +260,7 @@ fn misfire_at_start_up_claims_the_latest_missed_instant_on_every_node() {
     let Some(db) = db("misfire") else { return };
     // A task every 10 s whose cursor is a minute old, written as a node
     // that has since gone: the instants in between were missed.
-    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap() / 1_000_000_000 * 1_000_000_000;
     let period = 10_000_000_000i64;
     // now - anchor = 6.5 periods: the latest missed instant is 5 s ago.
     let anchor = now - 6 * period - period / 2;
