@@ -170,7 +170,7 @@ impl SchedulerBuilder {
                 .map_or(0, |d| d.as_nanos() as u64);
             now ^ (&self as *const Self as u64).rotate_left(32)
         });
-        Scheduler {
+        let scheduler = Scheduler {
             core: Arc::new(Core {
                 clock: self.clock,
                 timeline: Timeline::new(),
@@ -200,6 +200,8 @@ impl SchedulerBuilder {
                     None => std::sync::OnceLock::new(),
                 },
             }),
-        }
+        };
+        crate::run::link::attach(&scheduler.core);
+        scheduler
     }
 }

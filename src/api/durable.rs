@@ -581,3 +581,14 @@ impl Scheduler {
 fn to_nanos(t: DateTime<Utc>) -> Result<i64, Error> {
     crate::clock::to_nanos(t).ok_or_else(|| Error::OutOfRange(t.to_rfc3339()))
 }
+
+impl FireContext<'_> {
+    /// The fencing token of this fire, from a store that hands them out (a
+    /// cluster backend bumps it on every claim and takeover, so a run that
+    /// was taken over carries an older one); `None` for a non-durable fire
+    /// or a store without fences. A callee that dedupes on
+    /// `(task, scheduled, fence)` gets exactly-once effects.
+    pub fn fence(&self) -> Option<u64> {
+        crate::run::link::current_fence(self.task.id, self.scheduled)
+    }
+}

@@ -78,6 +78,9 @@ pub(crate) struct Durable {
     /// Fires being put away because their claim failed: they did not run,
     /// and nothing of them is written (a one-shot's record stays).
     unclaimed: Mutex<HashSet<(std::sync::Arc<str>, i64)>>,
+    /// Fences of won claims still running, by `(name, instant)`: only for
+    /// a backend that hands fences out (non-zero), taken at completion.
+    fences: Mutex<HashMap<(std::sync::Arc<str>, i64), u64>>,
     /// Store calls that failed (each also logged).
     pub(crate) failures: AtomicU64,
 }
@@ -111,6 +114,7 @@ impl Durable {
             done: Mutex::new(Vec::new()),
             ended: Mutex::new(HashSet::new()),
             unclaimed: Mutex::new(HashSet::new()),
+            fences: Mutex::new(HashMap::new()),
             failures: AtomicU64::new(0),
         }
     }
@@ -244,6 +248,7 @@ impl Core {
             Ok(()) => {
                 // The callbacks start after the commit: measure from then.
                 let now = self.clock.now_nanos();
+                durable.keep_fences(&claims);
                 for (mut b, c) in begun.into_iter().zip(&claims) {
                     if c.won && c.last && c.delivery == Delivery::AtMostOnce {
                         lock(&durable.ended).insert((c.name.clone(), c.scheduled));
@@ -291,6 +296,7 @@ impl Core {
 
     /// The callback and completion of a begun fire, on this thread.
     pub(crate) fn run_begun(self: &Arc<Self>, begun: Begun) -> Outcome {
+        let _fence = self.durable.as_deref().and_then(|d| d.enter_fence(&begun));
         let outcome = self.run_callback(&begun.task, begun.scheduled, begun.due, begun.started);
         self.complete(begun, outcome)
     }
@@ -327,10 +333,14 @@ impl Core {
             }
             return;
         }
+        // A fenced claim is always completed (the backend's record of it
+        // waits for its end).
+        let fence = durable.take_fence(task, scheduled);
         let foreseen = last
             && delivery == Delivery::AtMostOnce
             && lock(&durable.ended).remove(&(name.clone(), scheduled));
-        let write = !foreseen && (last || (delivery == Delivery::AtLeastOnce && ran.is_some()));
+        let write = fence != 0
+            || (!foreseen && (last || (delivery == Delivery::AtLeastOnce && ran.is_some())));
         if !write {
             if foreseen {
                 lock(&durable.defs).remove(&*name);
@@ -342,7 +352,7 @@ impl Core {
             scheduled,
             delivery,
             last,
-            fence: 0,
+            fence,
             ok: ran == Some(true),
         });
         if full {
@@ -430,5 +440,40 @@ fn name_of(task: &TaskRef) -> std::sync::Arc<str> {
         Some(n) => n.clone(),
         // Durable tasks are always named (registration checks it).
         None => std::sync::Arc::from(""),
+    }
+}
+
+/// Fences (a backend that hands them out): kept from the claim to the
+/// completion, and set for the callback (see `run::link`).
+impl Durable {
+    fn keep_fences(&self, claims: &[FireClaim]) {
+        if claims.iter().all(|c| c.fence == 0 || !c.won) {
+            return;
+        }
+        let mut fences = lock(&self.fences);
+        for c in claims.iter().filter(|c| c.won && c.fence != 0) {
+            fences.insert((c.name.clone(), c.scheduled), c.fence);
+        }
+    }
+
+    fn enter_fence(&self, begun: &Begun) -> Option<crate::run::link::FenceScope> {
+        let name = begun.task.name_arc()?.clone();
+        let fence = *lock(&self.fences).get(&(name, begun.scheduled))?;
+        Some(crate::run::link::enter_fence(
+            begun.task.id,
+            begun.scheduled,
+            fence,
+        ))
+    }
+
+    fn take_fence(&self, task: &TaskRef, scheduled: i64) -> u64 {
+        let Some(name) = task.name_arc() else {
+            return 0;
+        };
+        let mut fences = lock(&self.fences);
+        if fences.is_empty() {
+            return 0;
+        }
+        fences.remove(&(name.clone(), scheduled)).unwrap_or(0)
     }
 }

@@ -27,6 +27,7 @@ pub(crate) mod durable;
 pub(crate) mod events;
 pub(crate) mod fire;
 pub(crate) mod lifecycle;
+pub(crate) mod link;
 pub(crate) mod manage;
 pub(crate) mod policy;
 pub(crate) mod report;

@@ -10,8 +10,8 @@
 //!
 //! # Ground rules
 //!
-//! * **What is written when** (the scheduler calls these; a backend never
-//!   calls up):
+//! * **What is written when** (the scheduler calls these; a backend calls
+//!   up only through the [`StoreLink`] it was handed, from its own threads):
 //!   - [`Store::write`]: definitions, at register, remove, pause, resume
 //!     and reschedule of a durable task, durable before it returns; many
 //!     threads may call it at once and a backend shares one commit among
@@ -28,6 +28,10 @@
 //!     definition under that fire's delivery policy.
 //!   - [`Store::loaded`]: the records read when the backend was opened,
 //!     handed to the scheduler once, at build.
+//!   - [`Store::attach`]: once, at build, after `loaded`: the scheduler
+//!     hands a [`StoreLink`], the only way up. A backend shared with other
+//!     schedulers (a cluster) uses it for definitions changed elsewhere
+//!     and for fires it took over; the embedded store ignores it.
 //! * **A cursor never goes back**: a backend keeps the larger of the stored
 //!   and the written cursor whatever the order of the calls (a definition
 //!   write carrying an older cursor races a pass's progress).
@@ -161,6 +165,86 @@ pub trait Store: Send + Sync + 'static {
     /// Fires whose callbacks returned. On `Err` the scheduler keeps them
     /// and hands them again with the next call.
     fn complete(&self, fires: &[FireDone]) -> Result<(), StoreError>;
+    /// Receives the scheduler's [`StoreLink`], once, at build (after
+    /// [`loaded`](Self::loaded)). The default ignores it: a store only this
+    /// scheduler writes has nothing to tell it.
+    fn attach(&self, link: StoreLink) {
+        let _ = link;
+    }
+}
+
+/// What a [`StoreLink`] reaches: the scheduler side (`run::durable`),
+/// which holds its scheduler weakly (each call is a no-op once it is gone).
+pub(crate) trait LinkTarget: Send + Sync {
+    fn alive(&self) -> bool;
+    fn upsert(&self, record: TaskRecord) -> bool;
+    fn remove(&self, name: &str) -> bool;
+    fn runs(&self, name: &str) -> bool;
+    fn run_now(&self, name: &str, scheduled: i64, fence: u64) -> Option<bool>;
+}
+
+/// The scheduler's handle for its store's up-calls ([`Store::attach`]):
+/// definitions changed by another scheduler sharing the store, and fires
+/// the store claimed outside a pass (a takeover). It does not keep the
+/// scheduler alive: once the scheduler is gone every call does nothing
+/// (and says so). Call it from the backend's own threads, never from
+/// inside a [`Store`] method (the scheduler may hold the task's lock
+/// there).
+#[derive(Clone)]
+pub struct StoreLink {
+    target: Arc<dyn LinkTarget>,
+}
+
+impl StoreLink {
+    pub(crate) fn new(target: Arc<dyn LinkTarget>) -> StoreLink {
+        StoreLink { target }
+    }
+
+    /// Whether the scheduler still exists.
+    pub fn is_alive(&self) -> bool {
+        self.target.alive()
+    }
+
+    /// A definition was created or changed elsewhere: this scheduler holds
+    /// it from now on (armed if its handler is registered here, replacing
+    /// an older definition of the name), without writing it back. An
+    /// unchanged definition (the cursor aside) is a no-op. `false`: the
+    /// scheduler is gone.
+    pub fn upsert(&self, record: TaskRecord) -> bool {
+        self.target.upsert(record)
+    }
+
+    /// A definition was deleted elsewhere: this scheduler forgets the task
+    /// (no store write). `false`: the scheduler is gone.
+    pub fn remove(&self, name: &str) -> bool {
+        self.target.remove(name)
+    }
+
+    /// Whether this scheduler can run the named task now (it is armed: its
+    /// handler is registered here). A backend claims nothing else.
+    pub fn runs(&self, name: &str) -> bool {
+        self.target.runs(name)
+    }
+
+    /// Runs the named task's handler once, now, on this thread, for the
+    /// instant `scheduled` (nanoseconds since the Unix epoch) with `fence`
+    /// ([`FireContext::fence`](crate::FireContext::fence)): a fire the
+    /// backend claimed outside a pass (a takeover, a deferred claim). The
+    /// task's own timeline is not touched and the scheduler writes no
+    /// progress for it: the backend completes it. `Some(ok)`: it ran and
+    /// succeeded (`true`) or failed; `None`: no such armed task here, or
+    /// the scheduler is gone.
+    pub fn run_now(&self, name: &str, scheduled: i64, fence: u64) -> Option<bool> {
+        self.target.run_now(name, scheduled, fence)
+    }
+}
+
+impl fmt::Debug for StoreLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreLink")
+            .field("alive", &self.is_alive())
+            .finish()
+    }
 }
 
 impl fmt::Debug for dyn Store {
