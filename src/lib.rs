@@ -229,6 +229,17 @@ pub struct CronBenchDoctests;
 #[doc = include_str!("../docs/loom.md")]
 pub struct LoomDocDoctests;
 
+/// `docs/async.md`'s examples, compiled and run as doctests.
+#[cfg(all(doctest, feature = "tokio"))]
+#[doc = include_str!("../docs/async.md")]
+pub struct AsyncDocDoctests;
+
+/// `docs/cli.md`'s examples (shell and crontab only today; a Rust block
+/// added later is compiled).
+#[cfg(doctest)]
+#[doc = include_str!("../docs/cli.md")]
+pub struct CliDocDoctests;
+
 /// `docs/seal.md`'s examples, compiled and run as doctests.
 #[cfg(all(doctest, feature = "seal"))]
 #[doc = include_str!("../docs/seal.md")]
