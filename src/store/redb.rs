@@ -27,6 +27,7 @@ use crate::store::{FireClaim, FireDone, Op, Store, StoreError, TaskRecord};
 use crate::Delivery;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -93,10 +94,12 @@ impl RedbStoreBuilder {
         .map_err(|e| open_error(&path, e))?;
         let (loaded, unreadable) = load(&db, &path)?;
         let (tx, rx) = mpsc::channel::<Request>();
+        let commits = Arc::new(AtomicU64::new(0));
         let committer = Committer {
             db,
             durability: self.durability,
             rx,
+            commits: commits.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("cronlane-store".into())
@@ -110,6 +113,7 @@ impl RedbStoreBuilder {
             thread: Mutex::new(Some(thread)),
             loaded: Mutex::new(loaded),
             unreadable,
+            commits,
         })
     }
 }
@@ -145,6 +149,7 @@ pub struct RedbStore {
     thread: Mutex<Option<JoinHandle<()>>>,
     loaded: Mutex<Vec<TaskRecord>>,
     unreadable: Vec<(String, String)>,
+    commits: Arc<AtomicU64>,
 }
 
 impl RedbStore {
@@ -172,6 +177,14 @@ impl RedbStore {
     /// The store's path.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// A counter of the committer's transactions (successful or not) since
+    /// open, still readable once the store is moved into a scheduler: for
+    /// benchmarks measuring requests per group commit. Outside semver.
+    #[doc(hidden)]
+    pub fn commit_counter(&self) -> Arc<AtomicU64> {
+        self.commits.clone()
     }
 
     fn call(&self, work: Work) -> Result<(), StoreError> {
@@ -289,6 +302,7 @@ struct Committer {
     db: redb::Database,
     durability: Durability,
     rx: Receiver<Request>,
+    commits: Arc<AtomicU64>,
 }
 
 impl Committer {
@@ -302,6 +316,8 @@ impl Committer {
                 }
             }
             let result = self.commit(&group);
+            // Relaxed: a statistic, read after the replies it counts.
+            self.commits.fetch_add(1, Ordering::Relaxed);
             for r in group {
                 let _ = r.reply.send(result.clone());
             }
