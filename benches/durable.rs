@@ -13,12 +13,17 @@
 //!   bound, K = 2 the bound of a 2-thread group commit, larger K a batch's.
 //! * `durable_fire/{at_most_once,at_least_once,not_durable}/100000`: 100k
 //!   recurring tasks due together, one `run_pending` pass (ManualClock).
+//! * `raw_redb/cursors_per_commit[_sorted]/100000`: the fire-progress
+//!   bound, 100k stored cursors rewritten in one commit.
+//! * ratio: single registrations on 1 and 2 threads against raw commits
+//!   times the tasks per commit of the same round, in alternating rounds
+//!   (printed): the "0.8 x (commits/s x tasks per group commit)".
 //! * recovery (100k, 1M tasks: open the store, build the scheduler, register
 //!   the handler, which arms every task) and bytes on disk per task: plain
 //!   timed runs after the criterion groups (printed; a few runs each).
 //!
 //! Run: `cargo bench --features redb --bench durable` (BENCHMARKS.md has the
-//! full command). `CRONLANE_DURABLE=register,raw,fire,recovery` picks parts.
+//! full command). `CRONLANE_DURABLE=register,raw,fire,ratio,recovery` picks parts.
 
 use chrono::{DateTime, Utc};
 use criterion::measurement::WallTime;
@@ -152,7 +157,10 @@ fn register(c: &mut Criterion) {
                 total
             })
         });
-        let (t, k) = (tasks.load(Ordering::Relaxed), commits.load(Ordering::Relaxed));
+        let (t, k) = (
+            tasks.load(Ordering::Relaxed),
+            commits.load(Ordering::Relaxed),
+        );
         println!(
             "durable_register/single/{threads}: {t} registrations in {k} commits: {:.2} tasks per group commit",
             t as f64 / k.max(1) as f64
@@ -262,7 +270,140 @@ fn raw(c: &mut Criterion) {
             })
         });
     }
+    // The fire-progress bound: 100k cursor updates (existing rows) in one
+    // commit, in the order the tasks were registered and in name order.
+    for (case, sorted) in [
+        ("cursors_per_commit", false),
+        ("cursors_per_commit_sorted", true),
+    ] {
+        let k = FIRES;
+        configure(&mut group, k);
+        group.bench_function(BenchmarkId::new(case, k), |b| {
+            b.iter_custom(|iters| {
+                let store = TempStore::new("rawcur");
+                let db = redb::Database::create(store.path()).unwrap();
+                let mut names: Vec<String> = (0..k).map(|i| format!("t{i}")).collect();
+                let txn = db.begin_write().unwrap();
+                {
+                    let mut cursors = txn.open_table(CURSORS).unwrap();
+                    for name in &names {
+                        cursors.insert(name.as_str(), 0).unwrap();
+                    }
+                }
+                txn.commit().unwrap();
+                if sorted {
+                    names.sort();
+                }
+                let mut total = Duration::ZERO;
+                for it in 0..iters {
+                    let start = Instant::now();
+                    let txn = db.begin_write().unwrap();
+                    {
+                        let mut cursors = txn.open_table(CURSORS).unwrap();
+                        for name in &names {
+                            cursors.insert(name.as_str(), it as i64 + 1).unwrap();
+                        }
+                    }
+                    txn.commit().unwrap();
+                    total += start.elapsed();
+                }
+                total
+            })
+        });
+    }
     group.finish();
+}
+
+// ---------------------------------------------------------------------------
+// Single registrations against the commit rate, paired in one loop
+// ---------------------------------------------------------------------------
+
+/// Raw redb: `commits` commits of `k` records; commits per second.
+fn raw_rate(k: usize, commits: usize) -> f64 {
+    let store = TempStore::new("ratio-raw");
+    let db = redb::Database::create(store.path()).unwrap();
+    let recs: Vec<TaskRecord> = (0..k * commits).map(|i| record(format!("t{i}"))).collect();
+    let start = Instant::now();
+    for chunk in recs.chunks(k) {
+        let txn = db.begin_write().unwrap();
+        {
+            let mut tasks = txn.open_table(TASKS).unwrap();
+            let mut cursors = txn.open_table(CURSORS).unwrap();
+            for r in chunk {
+                tasks
+                    .insert(r.name.as_str(), r.encode().as_slice())
+                    .unwrap();
+                cursors.insert(r.name.as_str(), r.cursor).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+    commits as f64 / start.elapsed().as_secs_f64()
+}
+
+/// cronlane: `per` single `register()` calls on each of `threads` threads;
+/// registrations per second and tasks per commit.
+fn single_rate(threads: usize, per: usize) -> (f64, f64) {
+    let cron = Schedule::cron(CRON).unwrap();
+    let store = TempStore::new("ratio");
+    let clock = ManualClock::new(t0());
+    let (s, counter) = durable(store.path(), &clock);
+    let before = counter.load(Ordering::Relaxed);
+    let barrier = Barrier::new(threads + 1);
+    let elapsed = std::thread::scope(|scope| {
+        for t in 0..threads {
+            let (s, barrier, cron) = (&s, &barrier, &cron);
+            scope.spawn(move || {
+                barrier.wait();
+                for i in 0..per {
+                    s.add(cron.clone())
+                        .name(format!("t{t}-{i}"))
+                        .durable("h")
+                        .register()
+                        .unwrap();
+                }
+                barrier.wait();
+            });
+        }
+        barrier.wait();
+        let start = Instant::now();
+        barrier.wait();
+        start.elapsed()
+    });
+    let commits = counter.load(Ordering::Relaxed) - before;
+    let n = (threads * per) as f64;
+    (n / elapsed.as_secs_f64(), n / commits.max(1) as f64)
+}
+
+/// Rounds of (raw 1-record commits, cronlane on 1 thread, raw 2-record
+/// commits, cronlane on 2 threads), so that each ratio compares
+/// neighbours in time on a noisy disk.
+fn ratio() {
+    const ROUNDS: usize = 7;
+    const PER: usize = 150;
+    let mut r1 = Vec::new();
+    let mut r2 = Vec::new();
+    for round in 0..ROUNDS {
+        let raw1 = raw_rate(1, PER);
+        let (one, g1) = single_rate(1, PER);
+        let raw2 = raw_rate(2, PER);
+        let (two, g2) = single_rate(2, PER);
+        let (b1, b2) = (raw1 * g1, raw2 * g2);
+        println!(
+            "ratio round {round}: raw 1-record commits {raw1:.0}/s; 1 thread {one:.0} reg/s ({g1:.2} tasks/commit) = {:.2} x bound; raw 2-record commits {raw2:.0}/s; 2 threads {two:.0} reg/s ({g2:.2} tasks/commit) = {:.2} x bound",
+            one / b1,
+            two / b2
+        );
+        r1.push(one / b1);
+        r2.push(two / b2);
+    }
+    r1.sort_by(f64::total_cmp);
+    r2.sort_by(f64::total_cmp);
+    println!(
+        "ratio median over {ROUNDS} rounds: 1 thread {:.2} x (commits/s x tasks per commit), 2 threads {:.2} x (target 0.8)",
+        r1[ROUNDS / 2],
+        r2[ROUNDS / 2]
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -417,6 +558,9 @@ fn main() {
         fire(&mut c);
     }
     c.final_summary();
+    if wanted("ratio") {
+        ratio();
+    }
     if wanted("recovery") {
         recovery();
     }

@@ -18,10 +18,14 @@
 //!   knows, armed (it has an engine id) or waiting for its handler. It is
 //!   locked briefly and never across a store call.
 //! * A pass with durable fires: begin each (the engine's start, misfire
-//!   and collapse rules, cursor), one [`Store::claim`] for all of them, and
-//!   only then their callbacks. Completions wait in `done` and go to the
-//!   store in one [`Store::complete`] at the end of the pass, from a pool
-//!   worker once its fire completed, or once [`FLUSH_AT`] are waiting.
+//!   and collapse rules, cursor) as the pass drains them, batch after
+//!   batch, one [`Store::claim`] for all of them once the pass has drained
+//!   everything due (or once [`CLAIM_AT`] wait), and only then their
+//!   callbacks. A begun fire is out of the timeline like a running one, so
+//!   waiting for the claim is, to the engine, a slower start. Completions
+//!   wait in `done` and go to the store in one [`Store::complete`] at the
+//!   end of the pass, from a pool worker once its fire completed, or once
+//!   [`FLUSH_AT`] are waiting.
 
 use crate::engine::task::{FireContext, TaskRef};
 use crate::engine::timeline::Claimed;
@@ -42,8 +46,24 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
-/// Completions written at once when this many wait.
-pub(crate) const FLUSH_AT: usize = 4096;
+/// Completions written at once when this many wait (inline dispatch:
+/// a pass writes its own at its end, so this only bounds what a pass of
+/// more fires than [`CLAIM_AT`] keeps waiting; pool workers write theirs
+/// after each fire, sharing the store's group commits).
+pub(crate) const FLUSH_AT: usize = CLAIM_AT;
+
+/// Durable fires a pass begins before it claims them in one store call
+/// (one commit): every fire of a pass of up to this many, so that 100k
+/// recurring tasks due together cost one commit, not one per engine batch.
+pub(crate) const CLAIM_AT: usize = 1 << 17;
+
+/// The durable fires of a `run_pending` pass that are begun and wait for
+/// their claim ([`Core::claim_durable`]).
+#[derive(Default)]
+pub(crate) struct DurablePass {
+    begun: Vec<Begun>,
+    claims: Vec<FireClaim>,
+}
 
 /// Stripe locks for definition writes (by name hash).
 const STRIPES: usize = 64;
@@ -193,17 +213,17 @@ impl Core {
     }
 
     /// A pass's batch on a scheduler with a store: non-durable fires go
-    /// out as usual; durable ones are begun, claimed in one store call, and
-    /// only then run.
+    /// out as usual; durable ones are begun and wait in `pass` for one
+    /// claim of the whole pass ([`Core::claim_durable`], called once the
+    /// pass has drained everything due, or here once [`CLAIM_AT`] wait).
     pub(crate) fn dispatch_durable(
         self: &Arc<Self>,
         durable: &Durable,
         batch: &mut Vec<Claimed>,
+        pass: &mut DurablePass,
         report: &mut RunReport,
         stop: Option<&RunnerSignal>,
     ) {
-        let mut begun: Vec<Begun> = Vec::new();
-        let mut claims: Vec<FireClaim> = Vec::new();
         for claimed in batch.drain(..) {
             if stop.is_some_and(RunnerSignal::stop_raised) {
                 self.release(claimed);
@@ -217,7 +237,7 @@ impl Core {
             match self.begin(claimed) {
                 Begin::Skipped => report.add(Outcome::Skipped),
                 Begin::Run(b) => {
-                    claims.push(FireClaim {
+                    pass.claims.push(FireClaim {
                         name: name_of(&b.task),
                         scheduled: b.scheduled,
                         delivery,
@@ -225,13 +245,28 @@ impl Core {
                         won: true,
                         fence: 0,
                     });
-                    begun.push(b);
+                    pass.begun.push(b);
                 }
             }
         }
-        if begun.is_empty() {
+        if pass.begun.len() >= CLAIM_AT {
+            self.claim_durable(durable, pass, report);
+        }
+    }
+
+    /// Claims every durable fire begun in `pass` in one store call, and
+    /// only then runs them (or hands them out).
+    pub(crate) fn claim_durable(
+        self: &Arc<Self>,
+        durable: &Durable,
+        pass: &mut DurablePass,
+        report: &mut RunReport,
+    ) {
+        if pass.begun.is_empty() {
             return;
         }
+        let mut claims = std::mem::take(&mut pass.claims);
+        let begun = std::mem::take(&mut pass.begun);
         match durable.store.claim(&mut claims) {
             Ok(()) => {
                 // The callbacks start after the commit: measure from then.
@@ -321,12 +356,14 @@ impl Core {
     /// far in the past: the misfire policy then decides, exactly as for a
     /// late fire), or parked if paused. `Ok(None)`: the task has no instant
     /// left (it ended while the process was down).
-    pub(crate) fn arm(
+    /// `plan` is `Plan::from_text(&record.schedule)`, read by the caller
+    /// (once per distinct cron text of a batch or a recovery).
+    pub(crate) fn arm_plan(
         self: &Arc<Self>,
         record: &TaskRecord,
+        plan: Plan,
         handler: Handler,
     ) -> Result<Option<TaskId>, Error> {
-        let plan = Plan::from_text(&record.schedule)?;
         let cursor = record.cursor;
         let first = match &plan {
             Plan::Once(at) => (*at > cursor).then_some(*at),

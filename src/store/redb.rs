@@ -334,14 +334,18 @@ impl Committer {
         {
             let mut tasks = txn.open_table(TASKS).map_err(io)?;
             let mut cursors = txn.open_table(CURSORS).map_err(io)?;
+            // One encoding buffer for the whole commit.
+            let mut buf = Vec::new();
             for r in group {
                 match &r.work {
                     Work::Ops(ops) => {
                         for op in ops {
                             match op {
                                 Op::Put(rec) => {
+                                    buf.clear();
+                                    rec.encode_into(&mut buf);
                                     tasks
-                                        .insert(rec.name.as_str(), rec.encode().as_slice())
+                                        .insert(rec.name.as_str(), buf.as_slice())
                                         .map_err(io)?;
                                     raise(&mut cursors, &rec.name, rec.cursor)?;
                                 }
@@ -357,8 +361,8 @@ impl Committer {
                             if m.last {
                                 tasks.remove(&*m.name).map_err(io)?;
                                 cursors.remove(&*m.name).map_err(io)?;
-                            } else if tasks.get(&*m.name).map_err(io)?.is_some() {
-                                raise(&mut cursors, &m.name, m.cursor)?;
+                            } else {
+                                progress(&tasks, &mut cursors, &m.name, m.cursor)?;
                             }
                         }
                     }
@@ -369,15 +373,45 @@ impl Committer {
     }
 }
 
-/// The cursor of `name` becomes the larger of the stored one and `to`.
+/// The cursor of `name` becomes the larger of the stored one and `to`:
+/// one B-tree operation when it rises (the common case); the old value is
+/// put back when it was the larger.
 fn raise(
     cursors: &mut redb::Table<'_, &'static str, i64>,
     name: &str,
     to: i64,
 ) -> Result<(), StoreError> {
-    let old = cursors.get(name).map_err(io)?.map(|g| g.value());
-    if old.is_none_or(|o| o < to) {
-        cursors.insert(name, to).map_err(io)?;
+    let old = cursors.insert(name, to).map_err(io)?.map(|g| g.value());
+    if let Some(old) = old.filter(|&o| o > to) {
+        cursors.insert(name, old).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// Fire progress for `name`: its cursor rises to `to` if the task is still
+/// stored. Every stored task has a cursor row (a definition write puts
+/// both, a delete removes both), so in the common case the cursor row
+/// answers "still stored" within the one insert that raises it, and the
+/// record is not read. Without a cursor row the record is looked up: a
+/// task that is gone gets no cursor; one stored without a cursor row (a
+/// file written otherwise) gets it, as before.
+fn progress(
+    tasks: &redb::Table<'_, &'static str, &'static [u8]>,
+    cursors: &mut redb::Table<'_, &'static str, i64>,
+    name: &str,
+    to: i64,
+) -> Result<(), StoreError> {
+    let old = cursors.insert(name, to).map_err(io)?.map(|g| g.value());
+    match old {
+        Some(old) if old > to => {
+            cursors.insert(name, old).map_err(io)?;
+        }
+        Some(_) => {}
+        None => {
+            if tasks.get(name).map_err(io)?.is_none() {
+                cursors.remove(name).map_err(io)?;
+            }
+        }
     }
     Ok(())
 }
@@ -431,20 +465,42 @@ fn load(
         .map_err(|e| corrupt(e.to_string()))?;
     let mut out = Vec::new();
     let mut unreadable = Vec::new();
+    // Both tables are in name order: walk them together (a merge join)
+    // rather than looking each cursor up.
+    let mut cursor_rows = cursors.iter().map_err(io)?;
+    let mut next_cursor = cursor_rows.next().transpose().map_err(io)?;
     for item in tasks.iter().map_err(io)? {
         let (k, v) = item.map_err(io)?;
-        let name = k.value().to_owned();
+        let name = k.value();
+        let mut stored = None;
+        loop {
+            let order = match &next_cursor {
+                Some((ck, _)) => ck.value().cmp(name),
+                None => break,
+            };
+            match order {
+                std::cmp::Ordering::Less => {
+                    next_cursor = cursor_rows.next().transpose().map_err(io)?;
+                }
+                std::cmp::Ordering::Equal => {
+                    stored = next_cursor.as_ref().map(|(_, cv)| cv.value());
+                    break;
+                }
+                std::cmp::Ordering::Greater => break,
+            }
+        }
         match TaskRecord::decode(v.value()) {
             Ok(mut rec) if rec.name == name => {
-                if let Some(c) = cursors.get(name.as_str()).map_err(io)? {
-                    rec.cursor = rec.cursor.max(c.value());
+                if let Some(c) = stored {
+                    rec.cursor = rec.cursor.max(c);
                 }
                 out.push(rec);
             }
-            Ok(rec) => {
-                unreadable.push((name, format!("record names another task: {:?}", rec.name)))
-            }
-            Err(e) => unreadable.push((name, e.to_string())),
+            Ok(rec) => unreadable.push((
+                name.to_owned(),
+                format!("record names another task: {:?}", rec.name),
+            )),
+            Err(e) => unreadable.push((name.to_owned(), e.to_string())),
         }
     }
     for (name, why) in &unreadable {
