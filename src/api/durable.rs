@@ -130,11 +130,15 @@ impl Scheduler {
         if !durable.add_handler(name, handler.clone()) {
             return Err(Error::DuplicateHandler(name.to_owned()));
         }
-        let waiting: Vec<String> = lock(&durable.defs)
+        let mut waiting: Vec<String> = lock(&durable.defs)
             .iter()
             .filter(|(_, d)| d.id.is_none() && d.record.handler == name)
             .map(|(n, _)| n.clone())
             .collect();
+        // In name order: the engine's name index is an ordered map, and
+        // inserting in its order keeps its search paths in cache (hash order
+        // is random: a cache miss per level at 1M tasks).
+        waiting.sort_unstable();
         let mut armed = 0;
         // Each distinct cron text is read once (a program's tasks share a
         // few schedules; the plans share one parsed expression).

@@ -104,18 +104,16 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Durable {
     pub(crate) fn new(store: Box<dyn Store>) -> Durable {
         let loaded = store.loaded();
-        let defs = loaded
-            .into_iter()
-            .map(|record| {
-                let name = record.name.clone();
-                let def = Def {
-                    record,
-                    id: None,
-                    problem: None,
-                };
-                (name, def)
-            })
-            .collect();
+        let mut defs = HashMap::with_capacity(loaded.len());
+        defs.extend(loaded.into_iter().map(|record| {
+            let name = record.name.clone();
+            let def = Def {
+                record,
+                id: None,
+                problem: None,
+            };
+            (name, def)
+        }));
         Durable {
             store,
             handlers: RwLock::new(HashMap::new()),
