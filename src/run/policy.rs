@@ -104,7 +104,6 @@ pub(crate) fn decide(
 mod tests {
     use super::*;
     use crate::policy::jitter;
-    use crate::policy::Overlap;
 
     const S: i64 = 1_000_000_000;
 

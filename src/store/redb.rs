@@ -416,11 +416,12 @@ fn progress(
     Ok(())
 }
 
+/// What [`load`] found: the records, and the unreadable ones as
+/// `(name, why)`.
+type Loaded = (Vec<TaskRecord>, Vec<(String, String)>);
+
 /// Reads every record (and checks or writes the format version).
-fn load(
-    db: &redb::Database,
-    path: &str,
-) -> Result<(Vec<TaskRecord>, Vec<(String, String)>), StoreError> {
+fn load(db: &redb::Database, path: &str) -> Result<Loaded, StoreError> {
     let corrupt = |detail: String| StoreError::Corrupt {
         path: path.to_owned(),
         detail,
@@ -473,11 +474,7 @@ fn load(
         let (k, v) = item.map_err(io)?;
         let name = k.value();
         let mut stored = None;
-        loop {
-            let order = match &next_cursor {
-                Some((ck, _)) => ck.value().cmp(name),
-                None => break,
-            };
+        while let Some(order) = next_cursor.as_ref().map(|(ck, _)| ck.value().cmp(name)) {
             match order {
                 std::cmp::Ordering::Less => {
                     next_cursor = cursor_rows.next().transpose().map_err(io)?;
