@@ -214,6 +214,9 @@ impl Core {
     /// out as usual; durable ones are begun and wait in `pass` for one
     /// claim of the whole pass ([`Core::claim_durable`], called once the
     /// pass has drained everything due, or here once [`CLAIM_AT`] wait).
+    // Out of line: `run_pending`'s loop stays as it was for schedulers
+    // without a store.
+    #[inline(never)]
     pub(crate) fn dispatch_durable(
         self: &Arc<Self>,
         durable: &Durable,
@@ -254,6 +257,9 @@ impl Core {
 
     /// Claims every durable fire begun in `pass` in one store call, and
     /// only then runs them (or hands them out).
+    // Out of line: `run_pending`'s loop stays as it was for schedulers
+    // without a store.
+    #[inline(never)]
     pub(crate) fn claim_durable(
         self: &Arc<Self>,
         durable: &Durable,
