@@ -313,22 +313,19 @@ fn bench(c: &mut Criterion) {
                 .delivery(Delivery::AtMostOnce)
         }))
         .unwrap();
-        group.bench_function(
-            BenchmarkId::new("cronlane/fire_at_most_once", FIRES),
-            |b| {
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        clock.advance(PERIOD);
-                        let start = Instant::now();
-                        let report = s.run_pending();
-                        total += start.elapsed();
-                        assert_eq!(report.fired as usize, FIRES);
-                    }
-                    total
-                })
-            },
-        );
+        group.bench_function(BenchmarkId::new("cronlane/fire_at_most_once", FIRES), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    clock.advance(PERIOD);
+                    let start = Instant::now();
+                    let report = s.run_pending();
+                    total += start.elapsed();
+                    assert_eq!(report.fired as usize, FIRES);
+                }
+                total
+            })
+        });
     }
     group.finish();
 }
