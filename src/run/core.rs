@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::id::{KeyRef, TaskId};
 use crate::policy::Misfire;
 use crate::run::dispatch::{Dispatch, Job};
-use crate::run::durable::Durable;
+use crate::run::durable::{Durable, DurablePass};
 use crate::run::events::Listener;
 use crate::run::report::{RunReport, StatsCells};
 use crate::run::runner::RunnerSignal;
@@ -177,6 +177,7 @@ impl Core {
         let mut intake = self.timeline.intake_budget();
         let mut report = RunReport::default();
         let mut batch: Vec<Claimed> = Vec::new();
+        let mut durable_pass = DurablePass::default();
         loop {
             let excursions = self.timeline.excursions();
             if !intake.is_spent() {
@@ -201,7 +202,7 @@ impl Core {
                 continue;
             }
             if let Some(durable) = self.durable.as_deref() {
-                self.dispatch_durable(durable, &mut batch, &mut report, stop);
+                self.dispatch_durable(durable, &mut batch, &mut durable_pass, &mut report, stop);
                 continue;
             }
             #[cfg(feature = "tokio")]
@@ -218,7 +219,9 @@ impl Core {
             }
         }
         if let Some(durable) = self.durable.as_deref() {
-            // One write for the pass's at-least-once progress.
+            // One claim for the pass's durable fires, then one write for
+            // its at-least-once progress.
+            self.claim_durable(durable, &mut durable_pass, &mut report);
             let _ = durable.flush();
         }
         self.stats.add(&report);

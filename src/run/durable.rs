@@ -18,10 +18,14 @@
 //!   knows, armed (it has an engine id) or waiting for its handler. It is
 //!   locked briefly and never across a store call.
 //! * A pass with durable fires: begin each (the engine's start, misfire
-//!   and collapse rules, cursor), one [`Store::claim`] for all of them, and
-//!   only then their callbacks. Completions wait in `done` and go to the
-//!   store in one [`Store::complete`] at the end of the pass, from a pool
-//!   worker once its fire completed, or once [`FLUSH_AT`] are waiting.
+//!   and collapse rules, cursor) as the pass drains them, batch after
+//!   batch, one [`Store::claim`] for all of them once the pass has drained
+//!   everything due (or once [`CLAIM_AT`] wait), and only then their
+//!   callbacks. A begun fire is out of the timeline like a running one, so
+//!   waiting for the claim is, to the engine, a slower start. Completions
+//!   wait in `done` and go to the store in one [`Store::complete`] at the
+//!   end of the pass, from a pool worker once its fire completed, or once
+//!   [`FLUSH_AT`] are waiting.
 
 use crate::engine::task::{FireContext, TaskRef};
 use crate::engine::timeline::Claimed;
@@ -42,8 +46,24 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
-/// Completions written at once when this many wait.
-pub(crate) const FLUSH_AT: usize = 4096;
+/// Completions written at once when this many wait (inline dispatch:
+/// a pass writes its own at its end, so this only bounds what a pass of
+/// more fires than [`CLAIM_AT`] keeps waiting; pool workers write theirs
+/// after each fire, sharing the store's group commits).
+pub(crate) const FLUSH_AT: usize = CLAIM_AT;
+
+/// Durable fires a pass begins before it claims them in one store call
+/// (one commit): every fire of a pass of up to this many, so that 100k
+/// recurring tasks due together cost one commit, not one per engine batch.
+pub(crate) const CLAIM_AT: usize = 1 << 17;
+
+/// The durable fires of a `run_pending` pass that are begun and wait for
+/// their claim ([`Core::claim_durable`]).
+#[derive(Default)]
+pub(crate) struct DurablePass {
+    begun: Vec<Begun>,
+    claims: Vec<FireClaim>,
+}
 
 /// Stripe locks for definition writes (by name hash).
 const STRIPES: usize = 64;
@@ -94,18 +114,16 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Durable {
     pub(crate) fn new(store: Box<dyn Store>) -> Durable {
         let loaded = store.loaded();
-        let defs = loaded
-            .into_iter()
-            .map(|record| {
-                let name = record.name.clone();
-                let def = Def {
-                    record,
-                    id: None,
-                    problem: None,
-                };
-                (name, def)
-            })
-            .collect();
+        let mut defs = HashMap::with_capacity(loaded.len());
+        defs.extend(loaded.into_iter().map(|record| {
+            let name = record.name.clone();
+            let def = Def {
+                record,
+                id: None,
+                problem: None,
+            };
+            (name, def)
+        }));
         Durable {
             store,
             handlers: RwLock::new(HashMap::new()),
@@ -206,17 +224,20 @@ impl Core {
     }
 
     /// A pass's batch on a scheduler with a store: non-durable fires go
-    /// out as usual; durable ones are begun, claimed in one store call, and
-    /// only then run.
+    /// out as usual; durable ones are begun and wait in `pass` for one
+    /// claim of the whole pass ([`Core::claim_durable`], called once the
+    /// pass has drained everything due, or here once [`CLAIM_AT`] wait).
+    // Out of line: `run_pending`'s loop stays as it was for schedulers
+    // without a store.
+    #[inline(never)]
     pub(crate) fn dispatch_durable(
         self: &Arc<Self>,
         durable: &Durable,
         batch: &mut Vec<Claimed>,
+        pass: &mut DurablePass,
         report: &mut RunReport,
         stop: Option<&RunnerSignal>,
     ) {
-        let mut begun: Vec<Begun> = Vec::new();
-        let mut claims: Vec<FireClaim> = Vec::new();
         for claimed in batch.drain(..) {
             if stop.is_some_and(RunnerSignal::stop_raised) {
                 self.hand_back(claimed, report);
@@ -229,7 +250,7 @@ impl Core {
             match self.begin(claimed) {
                 Begin::Skipped => report.add(Outcome::Skipped),
                 Begin::Run(b) => {
-                    claims.push(FireClaim {
+                    pass.claims.push(FireClaim {
                         name: name_of(&b.task),
                         scheduled: b.scheduled,
                         delivery,
@@ -237,13 +258,31 @@ impl Core {
                         won: true,
                         fence: 0,
                     });
-                    begun.push(b);
+                    pass.begun.push(b);
                 }
             }
         }
-        if begun.is_empty() {
+        if pass.begun.len() >= CLAIM_AT {
+            self.claim_durable(durable, pass, report);
+        }
+    }
+
+    /// Claims every durable fire begun in `pass` in one store call, and
+    /// only then runs them (or hands them out).
+    // Out of line: `run_pending`'s loop stays as it was for schedulers
+    // without a store.
+    #[inline(never)]
+    pub(crate) fn claim_durable(
+        self: &Arc<Self>,
+        durable: &Durable,
+        pass: &mut DurablePass,
+        report: &mut RunReport,
+    ) {
+        if pass.begun.is_empty() {
             return;
         }
+        let mut claims = std::mem::take(&mut pass.claims);
+        let begun = std::mem::take(&mut pass.begun);
         match durable.store.claim(&mut claims) {
             Ok(()) => {
                 // The callbacks start after the commit: measure from then.
@@ -365,17 +404,29 @@ impl Core {
         }
     }
 
-    /// Arms a stored task in the engine with its handler: named, its cursor
-    /// restored, first due at the first instant after the cursor (however
-    /// far in the past: the misfire policy then decides, exactly as for a
-    /// late fire), or parked if paused. `Ok(None)`: the task has no instant
-    /// left (it ended while the process was down).
+    /// [`Core::arm_plan`] with the record's own schedule text parsed here.
     pub(crate) fn arm(
         self: &Arc<Self>,
         record: &TaskRecord,
         handler: Handler,
     ) -> Result<Option<TaskId>, Error> {
         let plan = Plan::from_text(&record.schedule)?;
+        self.arm_plan(record, plan, handler)
+    }
+
+    /// Arms a stored task in the engine with its handler: named, its cursor
+    /// restored, first due at the first instant after the cursor (however
+    /// far in the past: the misfire policy then decides, exactly as for a
+    /// late fire), or parked if paused. `Ok(None)`: the task has no instant
+    /// left (it ended while the process was down).
+    /// `plan` is `Plan::from_text(&record.schedule)`, read by the caller
+    /// (once per distinct cron text of a batch or a recovery).
+    pub(crate) fn arm_plan(
+        self: &Arc<Self>,
+        record: &TaskRecord,
+        plan: Plan,
+        handler: Handler,
+    ) -> Result<Option<TaskId>, Error> {
         let cursor = record.cursor;
         let first = match &plan {
             Plan::Once(at) => (*at > cursor).then_some(*at),

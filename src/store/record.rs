@@ -116,27 +116,34 @@ impl TaskRecord {
         let mut out = Vec::with_capacity(
             64 + self.name.len() + self.handler.len() + self.schedule.len() + self.payload_len(),
         );
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends the record's bytes to `out` (a backend reuses one buffer
+    /// for many records).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.push(VERSION);
-        put_str(&mut out, &self.name);
-        put_str(&mut out, &self.handler);
-        put_str(&mut out, &self.schedule);
+        put_str(out, &self.name);
+        put_str(out, &self.handler);
+        put_str(out, &self.schedule);
         match self.misfire {
-            Misfire::FireOnce => put_tag(&mut out, 0, 0),
-            Misfire::Skip => put_tag(&mut out, 1, 0),
-            Misfire::CatchUp { max } => put_tag(&mut out, 2, max),
+            Misfire::FireOnce => put_tag(out, 0, 0),
+            Misfire::Skip => put_tag(out, 1, 0),
+            Misfire::CatchUp { max } => put_tag(out, 2, max),
         }
         match self.overlap {
             Overlap::Skip => {
                 out.push(0);
-                put_tag(&mut out, 0, 0);
+                put_tag(out, 0, 0);
             }
             Overlap::Queue => {
                 out.push(1);
-                put_tag(&mut out, 0, 0);
+                put_tag(out, 0, 0);
             }
             Overlap::Allow { max } => {
                 out.push(2);
-                put_tag(&mut out, u8::from(max.is_some()), max.unwrap_or(0));
+                put_tag(out, u8::from(max.is_some()), max.unwrap_or(0));
             }
         }
         out.extend_from_slice(&self.jitter.to_le_bytes());
@@ -154,14 +161,13 @@ impl TaskRecord {
             None => out.push(0),
             Some(PayloadRecord::Clear(b)) => {
                 out.push(1);
-                put_bytes(&mut out, b);
+                put_bytes(out, b);
             }
             Some(PayloadRecord::Sealed(b)) => {
                 out.push(2);
-                put_bytes(&mut out, b);
+                put_bytes(out, b);
             }
         }
-        out
     }
 
     fn payload_len(&self) -> usize {

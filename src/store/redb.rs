@@ -27,6 +27,7 @@ use crate::store::{FireClaim, FireDone, Op, Store, StoreError, TaskRecord};
 use crate::Delivery;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -98,10 +99,12 @@ impl RedbStoreBuilder {
         }?;
         let (loaded, unreadable) = load(&db, &path)?;
         let (tx, rx) = mpsc::channel::<Request>();
+        let commits = Arc::new(AtomicU64::new(0));
         let committer = Committer {
             db,
             durability: self.durability,
             rx,
+            commits: commits.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("cronlane-store".into())
@@ -115,6 +118,7 @@ impl RedbStoreBuilder {
             thread: Mutex::new(Some(thread)),
             loaded: Mutex::new(loaded),
             unreadable,
+            commits,
         })
     }
 }
@@ -150,6 +154,7 @@ pub struct RedbStore {
     thread: Mutex<Option<JoinHandle<()>>>,
     loaded: Mutex<Vec<TaskRecord>>,
     unreadable: Vec<(String, String)>,
+    commits: Arc<AtomicU64>,
 }
 
 impl RedbStore {
@@ -177,6 +182,14 @@ impl RedbStore {
     /// The store's path.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// A counter of the committer's transactions (successful or not) since
+    /// open, still readable once the store is moved into a scheduler: for
+    /// benchmarks measuring requests per group commit. Outside semver.
+    #[doc(hidden)]
+    pub fn commit_counter(&self) -> Arc<AtomicU64> {
+        self.commits.clone()
     }
 
     fn call(&self, work: Work) -> Result<(), StoreError> {
@@ -294,6 +307,7 @@ struct Committer {
     db: redb::Database,
     durability: Durability,
     rx: Receiver<Request>,
+    commits: Arc<AtomicU64>,
 }
 
 impl Committer {
@@ -307,6 +321,8 @@ impl Committer {
                 }
             }
             let result = self.commit(&group);
+            // Relaxed: a statistic, read after the replies it counts.
+            self.commits.fetch_add(1, Ordering::Relaxed);
             for r in group {
                 let _ = r.reply.send(result.clone());
             }
@@ -323,14 +339,18 @@ impl Committer {
         {
             let mut tasks = txn.open_table(TASKS).map_err(io)?;
             let mut cursors = txn.open_table(CURSORS).map_err(io)?;
+            // One encoding buffer for the whole commit.
+            let mut buf = Vec::new();
             for r in group {
                 match &r.work {
                     Work::Ops(ops) => {
                         for op in ops {
                             match op {
                                 Op::Put(rec) => {
+                                    buf.clear();
+                                    rec.encode_into(&mut buf);
                                     tasks
-                                        .insert(rec.name.as_str(), rec.encode().as_slice())
+                                        .insert(rec.name.as_str(), buf.as_slice())
                                         .map_err(io)?;
                                     raise(&mut cursors, &rec.name, rec.cursor)?;
                                 }
@@ -346,8 +366,8 @@ impl Committer {
                             if m.last {
                                 tasks.remove(&*m.name).map_err(io)?;
                                 cursors.remove(&*m.name).map_err(io)?;
-                            } else if tasks.get(&*m.name).map_err(io)?.is_some() {
-                                raise(&mut cursors, &m.name, m.cursor)?;
+                            } else {
+                                progress(&tasks, &mut cursors, &m.name, m.cursor)?;
                             }
                         }
                     }
@@ -358,24 +378,55 @@ impl Committer {
     }
 }
 
-/// The cursor of `name` becomes the larger of the stored one and `to`.
+/// The cursor of `name` becomes the larger of the stored one and `to`:
+/// one B-tree operation when it rises (the common case); the old value is
+/// put back when it was the larger.
 fn raise(
     cursors: &mut redb::Table<'_, &'static str, i64>,
     name: &str,
     to: i64,
 ) -> Result<(), StoreError> {
-    let old = cursors.get(name).map_err(io)?.map(|g| g.value());
-    if old.is_none_or(|o| o < to) {
-        cursors.insert(name, to).map_err(io)?;
+    let old = cursors.insert(name, to).map_err(io)?.map(|g| g.value());
+    if let Some(old) = old.filter(|&o| o > to) {
+        cursors.insert(name, old).map_err(io)?;
     }
     Ok(())
 }
 
-/// Records that did not decode: `(name, why)`.
-type Unreadable = Vec<(String, String)>;
+/// Fire progress for `name`: its cursor rises to `to` if the task is still
+/// stored. Every stored task has a cursor row (a definition write puts
+/// both, a delete removes both), so in the common case the cursor row
+/// answers "still stored" within the one insert that raises it, and the
+/// record is not read. Without a cursor row the record is looked up: a
+/// task that is gone gets no cursor; one stored without a cursor row (a
+/// file written otherwise) gets it, as before.
+fn progress(
+    tasks: &redb::Table<'_, &'static str, &'static [u8]>,
+    cursors: &mut redb::Table<'_, &'static str, i64>,
+    name: &str,
+    to: i64,
+) -> Result<(), StoreError> {
+    let old = cursors.insert(name, to).map_err(io)?.map(|g| g.value());
+    match old {
+        Some(old) if old > to => {
+            cursors.insert(name, old).map_err(io)?;
+        }
+        Some(_) => {}
+        None => {
+            if tasks.get(name).map_err(io)?.is_none() {
+                cursors.remove(name).map_err(io)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What [`load`] found: the records, and the unreadable ones as
+/// `(name, why)`.
+type Loaded = (Vec<TaskRecord>, Vec<(String, String)>);
 
 /// Reads every record (and checks or writes the format version).
-fn load(db: &redb::Database, path: &str) -> Result<(Vec<TaskRecord>, Unreadable), StoreError> {
+fn load(db: &redb::Database, path: &str) -> Result<Loaded, StoreError> {
     let corrupt = |detail: String| StoreError::Corrupt {
         path: path.to_owned(),
         detail,
@@ -420,20 +471,38 @@ fn load(db: &redb::Database, path: &str) -> Result<(Vec<TaskRecord>, Unreadable)
         .map_err(|e| corrupt(e.to_string()))?;
     let mut out = Vec::new();
     let mut unreadable = Vec::new();
+    // Both tables are in name order: walk them together (a merge join)
+    // rather than looking each cursor up.
+    let mut cursor_rows = cursors.iter().map_err(io)?;
+    let mut next_cursor = cursor_rows.next().transpose().map_err(io)?;
     for item in tasks.iter().map_err(io)? {
         let (k, v) = item.map_err(io)?;
-        let name = k.value().to_owned();
+        let name = k.value();
+        let mut stored = None;
+        while let Some(order) = next_cursor.as_ref().map(|(ck, _)| ck.value().cmp(name)) {
+            match order {
+                std::cmp::Ordering::Less => {
+                    next_cursor = cursor_rows.next().transpose().map_err(io)?;
+                }
+                std::cmp::Ordering::Equal => {
+                    stored = next_cursor.as_ref().map(|(_, cv)| cv.value());
+                    break;
+                }
+                std::cmp::Ordering::Greater => break,
+            }
+        }
         match TaskRecord::decode(v.value()) {
             Ok(mut rec) if rec.name == name => {
-                if let Some(c) = cursors.get(name.as_str()).map_err(io)? {
-                    rec.cursor = rec.cursor.max(c.value());
+                if let Some(c) = stored {
+                    rec.cursor = rec.cursor.max(c);
                 }
                 out.push(rec);
             }
-            Ok(rec) => {
-                unreadable.push((name, format!("record names another task: {:?}", rec.name)))
-            }
-            Err(e) => unreadable.push((name, e.to_string())),
+            Ok(rec) => unreadable.push((
+                name.to_owned(),
+                format!("record names another task: {:?}", rec.name),
+            )),
+            Err(e) => unreadable.push((name.to_owned(), e.to_string())),
         }
     }
     for (name, why) in &unreadable {
