@@ -22,7 +22,15 @@
 //!   again; an instant that started and was interrupted (no `E`) is not
 //!   lost: the stored cursor stays before it, and the next run's recovery
 //!   pass runs it again (every task uses `Misfire::CatchUp`, with a cap
-//!   no restart reaches, so the misfire policy accounts for no instant);
+//!   no restart reaches, so the misfire policy accounts for no instant;
+//!   and one task runs one instant at a time, each written before the
+//!   next starts, so an interrupted instant is the first after its stored
+//!   cursor). Unless the recovery's clock is before the instant (a run
+//!   whose clock went back): then a later pass runs it, or that run
+//!   removes, pauses or reschedules the task first, which releases it
+//!   (its fate is open: the task is gone, a paused one does not run and
+//!   its resume is effective from then, a new plan may not have the
+//!   instant);
 //! * no instant at or before the cursor read after the previous kill
 //!   starts (every fifth run starts with the clock set back to before the
 //!   previous run's start, as if it went backwards while down).

@@ -104,9 +104,22 @@ pub(crate) struct Model {
     pub(crate) pass_at: Option<i64>,
     pub(crate) run_done: bool,
     pub(crate) checks: u64,
+    /// Every log line read, and after each check the stored records
+    /// (`C name cursor paused schedule`): a failure prints a task's story.
+    pub(crate) trail: Vec<String>,
 }
 
 impl Model {
+    /// The lines of the trail about `name` (and every run's start).
+    pub(crate) fn story(&self, name: &str) -> String {
+        self.trail
+            .iter()
+            .filter(|l| l.starts_with('R') || l.split(' ').any(|w| w == name))
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     fn start(&mut self, name: &str, t: i64, run_line: &str) {
         if let Some(&c) = self.cursors.get(name) {
             assert!(
@@ -149,13 +162,33 @@ impl Model {
             }
             "rm" => {
                 self.tasks.remove(words[1]);
+                self.release(words[1]);
             }
-            "pause" => self.tasks.get_mut(words[1]).unwrap().paused = true,
+            "pause" => {
+                self.tasks.get_mut(words[1]).unwrap().paused = true;
+                self.release(words[1]);
+            }
             "resume" => self.tasks.get_mut(words[1]).unwrap().paused = false,
             "resched" => {
-                self.tasks.get_mut(words[1]).unwrap().sched = Sched::parse(words[2], words[3])
+                self.tasks.get_mut(words[1]).unwrap().sched = Sched::parse(words[2], words[3]);
+                self.release(words[1]);
             }
             w => panic!("bad op {w}"),
+        }
+    }
+
+    /// A removal, pause or reschedule of `name` (landed, or in flight at a
+    /// kill) releases its interrupted fires: their fate is open. The task
+    /// is gone, does not run while paused (and a resume is effective from
+    /// then on), or its new plan may not have the instant (and is
+    /// effective from the clock of the call). Only a run whose clock went
+    /// back to before an interrupted instant gets to an operation before
+    /// the recovery pass that runs it again.
+    fn release(&mut self, name: &str) {
+        for ((n, _), f) in self.fires.iter_mut() {
+            if n == name {
+                f.interrupted = false;
+            }
         }
     }
 
@@ -176,6 +209,7 @@ impl Model {
         self.pass_at = None;
         let mut first_pass_done = false;
         for line in lines {
+            self.trail.push((*line).to_owned());
             let w: Vec<&str> = line.split(' ').collect();
             match w[0] {
                 "R" => {}
@@ -205,7 +239,11 @@ impl Model {
                                 && *t <= now
                                 && !self.recovered.contains(&(name.clone(), *t))
                             {
-                                panic!("at least once: interrupted {name}@{t} did not run again at recovery");
+                                panic!(
+                                    "at least once: interrupted {name}@{t} did not run again at recovery \
+                                     (pass at {now}); its story:\n{}",
+                                    self.story(name)
+                                );
                             }
                         }
                         first_pass_done = true;
@@ -243,14 +281,20 @@ impl Model {
     pub(crate) fn check_store(&mut self, stored: &[TaskRecord], strict: bool) {
         let stored: BTreeMap<&str, &TaskRecord> =
             stored.iter().map(|r| (r.name.as_str(), r)).collect();
+        for r in stored.values() {
+            self.trail.push(format!(
+                "C {} {} {} {}",
+                r.name, r.cursor, r.paused, r.schedule
+            ));
+        }
         // Names whose state the kill left open.
         let mut open: HashSet<String> = HashSet::new();
         if strict {
             self.in_flight = None;
             self.pass_at = None;
         }
-        if let Some(op) = &self.in_flight {
-            let names = Model::names(op);
+        if let Some(op) = self.in_flight.clone() {
+            let names = Model::names(&op);
             let there: Vec<bool> = names
                 .iter()
                 .map(|n| stored.contains_key(n.as_str()))
@@ -260,6 +304,11 @@ impl Model {
                     there.iter().all(|&b| b) || there.iter().all(|&b| !b),
                     "a batch in flight is all or nothing: {op:?} {there:?}"
                 );
+            }
+            if matches!(op[0].as_str(), "rm" | "pause" | "resched") {
+                for name in &names {
+                    self.release(name);
+                }
             }
             open.extend(names);
         }
