@@ -116,8 +116,8 @@ pub(crate) fn parse(rest: &[String]) -> Result<Option<RunOptions>, String> {
                 continue;
             }
             "--timeout" | "--kill-timeout" | "--grace" | "--metrics" | "--tz" | "--max-line"
-            | "--now" | "--state" | "--postgres" | "--pg-schema" | "--misfire" | "--catchup-max"
-            | "--delivery" => {}
+            | "--now" | "--state" | "--postgres" | "--pg-schema" | "--misfire"
+            | "--catchup-max" | "--delivery" => {}
             _ => return Err(format!("unknown option {arg:?}")),
         }
         let value = match inline {
@@ -202,10 +202,12 @@ pub(crate) fn parse(rest: &[String]) -> Result<Option<RunOptions>, String> {
         }
     }
     if o.state.is_some() && o.postgres.is_some() {
-        return Err("--state and --postgres cannot be used together: --state FILE keeps the \
+        return Err(
+            "--state and --postgres cannot be used together: --state FILE keeps the \
                     jobs of one daemon in a file, --postgres URL shares them between daemons \
                     in PostgreSQL; choose one"
-            .into());
+                .into(),
+        );
     }
     if o.pg_schema.is_some() && o.postgres.is_none() {
         return Err("--pg-schema goes with --postgres URL".into());
