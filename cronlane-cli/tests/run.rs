@@ -810,6 +810,37 @@ fn pg_or_skip(test: &str) -> Option<String> {
     }
 }
 
+/// Drops the test's schema at the end (kept after a failure, to look at).
+struct DropSchema {
+    url: String,
+    schema: String,
+}
+
+impl Drop for DropSchema {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("schema {} kept for inspection", self.schema);
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
+        rt.block_on(async {
+            use cronlane_pg::tokio_postgres;
+            if let Ok((client, conn)) =
+                tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await
+            {
+                tokio::spawn(conn);
+                let _ = client.execute(sql.as_str(), &[]).await;
+            }
+        });
+    }
+}
+
 #[test]
 fn postgres_two_daemons_run_each_fire_once_between_them() {
     let Some(url) = pg_or_skip("postgres_two_daemons_run_each_fire_once_between_them") else {
@@ -824,6 +855,11 @@ fn postgres_two_daemons_run_each_fire_once_between_them() {
         std::process::id(),
         nanos % 1_000_000_000
     );
+    // Declared before the daemons: dropped after they have stopped.
+    let _cleanup = DropSchema {
+        url: url.clone(),
+        schema: schema.clone(),
+    };
     let s = Scratch::new("postgres-two");
     // Enough jobs that each daemon is rank 0 (claims at the instant) for
     // some of them, whatever the two node ids.
