@@ -128,10 +128,13 @@ options:
                      (none runs), catchup (each runs, oldest first)
   --catchup-max N    with --misfire catchup: at most N missed fires in a row
                      (default 10)
-  --delivery D       with --state: at-least-once (default: a run interrupted
-                     by a crash runs again after restart) or at-most-once
-                     (it never runs again)
-  --postgres URL     (not available yet) run each fire once across replicas
+  --delivery D       with --state or --postgres: at-least-once (default: a
+                     run interrupted by a crash runs again, after restart or
+                     on another replica) or at-most-once (it never runs again)
+  --postgres URL     cluster mode: the daemons sharing this PostgreSQL
+                     database run the same crontab and start each fire once
+                     across them (not with --state)
+  --pg-schema NAME   with --postgres: the schema of its tables (default sched)
   -h, --help         this help
 DUR: 30s, 5m, 1h30m, 250ms, or a number of seconds.
 
@@ -143,10 +146,11 @@ examples:
   cronlane run --test crontab
   cronlane run --json --metrics 0.0.0.0:9746 crontab
   cronlane run --state /var/lib/cronlane/state.db --misfire catchup crontab
+  cronlane run --json --postgres postgres://cron@db:5432/app crontab
 
 exit status: 0 stopped by a signal, or --test found no error; 1 cannot run
-(unreadable file, address in use); 2 the file has an error (file:line:column
-and a caret on stderr; nothing runs) or bad options";
+(unreadable file, address in use, database unreachable); 2 the file has an
+error (file:line:column and a caret on stderr; nothing runs) or bad options";
 
 /// The one-line usage of a command, shown under an argument error.
 pub(crate) fn usage_line(command: Option<&str>) -> &'static str {

@@ -728,18 +728,220 @@ fn test_flag_prints_jobs_next_times_and_english() {
 }
 
 #[test]
-fn postgres_is_refused_as_not_available_yet() {
-    let o = run_cli(&["run", "--postgres", "postgres://db", "crontab"]);
+fn state_with_postgres_and_bad_options_exit_2() {
+    let o = run_cli(&[
+        "run",
+        "--state",
+        "s.db",
+        "--postgres",
+        "postgres://db",
+        "crontab",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("not available yet"), "{err}");
+    assert!(
+        err.contains("--state and --postgres cannot be used together"),
+        "{err}"
+    );
     for args in [
-        ["run", "--misfire", "twice", "crontab"],
-        ["run", "--catchup-max", "3", "crontab"],
+        &["run", "--misfire", "twice", "crontab"][..],
+        &["run", "--catchup-max", "3", "crontab"],
+        &["run", "--pg-schema", "x", "crontab"],
+        &[
+            "run",
+            "--postgres",
+            "postgres://db",
+            "--pg-schema",
+            "Bad-Name",
+            "c",
+        ],
     ] {
-        let o = run_cli(&args);
+        let o = run_cli(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
     }
+}
+
+/// `CRONLANE_PG_URL`, or the default test server.
+fn pg_url() -> String {
+    std::env::var("CRONLANE_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Whether the server of `url` accepts TCP connections; `Err(why)` if not.
+fn pg_reachable(url: &str) -> Result<(), String> {
+    use std::net::ToSocketAddrs;
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let host_port = rest.split(['/', '?']).next().unwrap_or("");
+    let addr = if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5432")
+    };
+    let addrs: Vec<_> = addr
+        .to_socket_addrs()
+        .map_err(|e| format!("{addr}: {e}"))?
+        .collect();
+    for a in &addrs {
+        if std::net::TcpStream::connect_timeout(a, Duration::from_secs(2)).is_ok() {
+            return Ok(());
+        }
+    }
+    Err(format!("nothing accepts connections at {addr}"))
+}
+
+/// The cluster test needs a server: without one it says so and passes,
+/// except under `CI=true`, where that is a failure.
+fn pg_or_skip(test: &str) -> Option<String> {
+    let url = pg_url();
+    match pg_reachable(&url) {
+        Ok(()) => Some(url),
+        Err(why) => {
+            let msg = format!(
+                "{test}: no PostgreSQL server ({why}); set CRONLANE_PG_URL=postgres://user@host:port/db \
+                 to point the test at one (default postgres://postgres@127.0.0.1:5432/test)"
+            );
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{msg} (CI=true: a server is required)");
+            }
+            eprintln!("SKIPPED {msg}");
+            None
+        }
+    }
+}
+
+/// Drops the test's schema at the end (kept after a failure, to look at).
+struct DropSchema {
+    url: String,
+    schema: String,
+}
+
+impl Drop for DropSchema {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("schema {} kept for inspection", self.schema);
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
+        rt.block_on(async {
+            use cronlane_pg::tokio_postgres;
+            if let Ok((client, conn)) =
+                tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await
+            {
+                tokio::spawn(conn);
+                let _ = client.execute(sql.as_str(), &[]).await;
+            }
+        });
+    }
+}
+
+#[test]
+fn postgres_two_daemons_run_each_fire_once_between_them() {
+    let Some(url) = pg_or_skip("postgres_two_daemons_run_each_fire_once_between_them") else {
+        return;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let schema = format!(
+        "cronlane_cli_test_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000
+    );
+    // Declared before the daemons: dropped after they have stopped.
+    let _cleanup = DropSchema {
+        url: url.clone(),
+        schema: schema.clone(),
+    };
+    let s = Scratch::new("postgres-two");
+    // Enough jobs that each daemon is rank 0 (claims at the instant) for
+    // some of them, whatever the two node ids.
+    const JOBS: usize = 16;
+    let mut text = String::new();
+    for i in 0..JOBS {
+        text.push_str(&format!("# name: p{i}\n* * * * * * :\n"));
+    }
+    let ct = s.write("crontab", &text);
+    // catchup: a fire late on this busy machine still runs (once), so
+    // every instant of the window must have exactly one start.
+    let args = [
+        "--postgres",
+        url.as_str(),
+        "--pg-schema",
+        schema.as_str(),
+        "--misfire",
+        "catchup",
+    ];
+    let mut a = Daemon::start(&args, &ct);
+    let mut b = Daemon::start(&args, &ct);
+    let both_ready = chrono::Utc::now();
+    std::thread::sleep(Duration::from_secs(8));
+    let stop_at = chrono::Utc::now();
+    a.signal(libc::SIGTERM);
+    b.signal(libc::SIGTERM);
+    assert_eq!(a.wait_exit(), Some(0), "{}", a.stderr.lock().unwrap());
+    assert_eq!(b.wait_exit(), Some(0), "{}", b.stderr.lock().unwrap());
+    let (ra, rb) = (a.records(), b.records());
+    for recs in [&ra, &rb] {
+        assert!(
+            recs.iter()
+                .any(|r| r["event"] == "cluster" && r["schema"] == schema.as_str()),
+            "{recs:?}"
+        );
+    }
+    let mut seen: std::collections::BTreeMap<(String, String), Vec<&str>> = Default::default();
+    for (who, recs) in [("a", &ra), ("b", &rb)] {
+        for r in recs.iter().filter(|r| r["event"] == "start") {
+            seen.entry((
+                r["job"].as_str().unwrap().to_owned(),
+                r["scheduled"].as_str().unwrap().to_owned(),
+            ))
+            .or_default()
+            .push(who);
+        }
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, w)| w.len() > 1).collect();
+    assert!(twice.is_empty(), "started more than once: {twice:?}");
+    // Every instant of the window both daemons ran through (cut by a
+    // second at each end: joining and leaving), for every job.
+    let from = both_ready + chrono::Duration::seconds(1);
+    let to = stop_at - chrono::Duration::milliseconds(1500);
+    let mut missing = Vec::new();
+    let mut t = from.timestamp() + 1;
+    let mut instants = 0;
+    while t <= to.timestamp() {
+        instants += 1;
+        let at = chrono::DateTime::from_timestamp(t, 0).unwrap();
+        let key = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        for i in 0..JOBS {
+            if !seen.contains_key(&(format!("p{i}"), key.clone())) {
+                missing.push(format!("p{i}@{key}"));
+            }
+        }
+        t += 1;
+    }
+    assert!(instants >= 4, "a window of {instants} instants only");
+    assert!(missing.is_empty(), "no start for: {missing:?}");
+    let by = |w: &str| seen.values().filter(|v| v.contains(&w)).count();
+    let (na, nb) = (by("a"), by("b"));
+    eprintln!(
+        "{} fires started once each: {na} by a, {nb} by b; {instants} instants checked × {JOBS} jobs",
+        seen.len()
+    );
+    assert!(na > 0 && nb > 0, "a ran {na}, b ran {nb}");
+    let failures = ra
+        .iter()
+        .chain(&rb)
+        .filter(|r| r["event"] == "exit" && r["code"] != 0)
+        .count();
+    assert_eq!(failures, 0);
 }
 
 /// The `scheduled` instants of `job`'s start records.

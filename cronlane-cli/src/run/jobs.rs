@@ -7,9 +7,9 @@
 //!   crontab [`Entry`] and a **stable name**: the `# name:` comment, else
 //!   `FILE:LINE` (the file's base name) at the time the job first appeared.
 //!   That name is the engine task's name and is what the durable store
-//!   (`--state`) keys a job's last fire on (a cluster backend,
-//!   `--postgres`, will hook in there too; see `docs/cli.md`).
-//! * With `--state` every cron job is a **durable task** named by its
+//!   (`--state`) keys a job's last fire on, and the key the cluster
+//!   backend (`--postgres`) shares between daemons.
+//! * With `--state` or `--postgres` every cron job is a **durable task** named by its
 //!   stable name, running the handler of the same name; the handler looks
 //!   the job up in `live` at each fire, so a name removed by one reload and
 //!   added back by another reuses the handler registered the first time
@@ -224,7 +224,15 @@ impl Job {
 pub(crate) type Live = Arc<RwLock<HashMap<String, Arc<Job>>>>;
 
 /// The engine listener: skip warnings and misfires, by job.
-pub(crate) fn listener(live: Live, log: Arc<Log>) -> impl Fn(&Event<'_>) + Send + Sync + 'static {
+///
+/// `cluster` (`--postgres`): a fire another daemon claimed is reported by
+/// the engine as skipped (`Cancelled`); that is the cluster working, not a
+/// skip, so it is neither counted nor logged.
+pub(crate) fn listener(
+    live: Live,
+    log: Arc<Log>,
+    cluster: bool,
+) -> impl Fn(&Event<'_>) + Send + Sync + 'static {
     move |e: &Event<'_>| {
         let job = || {
             let live = live
@@ -233,6 +241,10 @@ pub(crate) fn listener(live: Live, log: Arc<Log>) -> impl Fn(&Event<'_>) + Send 
             e.name.and_then(|n| live.get(n).cloned())
         };
         match e.kind {
+            EventKind::Skipped {
+                reason: SkipReason::Cancelled,
+                ..
+            } if cluster => {}
             EventKind::Skipped { reason, count } => {
                 if let Some(job) = job() {
                     job.skipped(&log, count, reason);

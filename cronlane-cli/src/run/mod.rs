@@ -33,7 +33,7 @@ pub(crate) mod signals;
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -58,12 +58,15 @@ const FIRE_STACK: usize = 256 * 1024;
 /// holds no pool worker and never delays the runner. If the thread cannot
 /// be started the job is dropped, which the engine releases (not lost).
 ///
-/// With `--state`, `store` is the scheduler: once a fire has completed
-/// (its at-least-once progress queued), the thread writes it to the store
-/// at once rather than at the engine's next pass, which for an hourly job
-/// may be an hour away (a `kill -9` in between would run it again).
+/// With `--state` or `--postgres`, `store` holds the scheduler: once a
+/// fire has completed (its at-least-once progress queued), the thread
+/// writes it to the store at once rather than at the engine's next pass,
+/// which for an hourly job may be an hour away (a `kill -9` in between
+/// would run it again). It is emptied at shutdown, which breaks the cycle
+/// (the scheduler holds its executor) so the store is dropped: the cluster
+/// backend leaves the cluster in its drop.
 struct ThreadPerFire {
-    store: Arc<OnceLock<Scheduler>>,
+    store: Arc<RwLock<Option<Scheduler>>>,
 }
 
 impl Executor for ThreadPerFire {
@@ -74,7 +77,11 @@ impl Executor for ThreadPerFire {
             .stack_size(FIRE_STACK)
             .spawn(move || {
                 job.run();
-                if let Some(s) = store.get() {
+                let scheduler = store
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                if let Some(s) = scheduler {
                     // On failure the progress stays queued for the next
                     // pass; the library counts the failure.
                     let _ = s.flush_store();
@@ -147,18 +154,37 @@ fn daemon(o: &RunOptions, crontab: Crontab) -> Result<(), String> {
         .map_err(|e| format!("cannot start the reaper thread: {e}"))?;
     let live: Live = Arc::new(RwLock::new(HashMap::new()));
     let counters = Arc::new(DaemonCounters::default());
-    let store_handle = Arc::new(OnceLock::new());
+    let store_handle = Arc::new(RwLock::new(None));
     let mut builder = Scheduler::builder()
         .dispatcher(Dispatcher::executor(ThreadPerFire {
             store: store_handle.clone(),
         }))
         .misfire(o.misfire)
-        .listener(jobs::listener(live.clone(), log.clone()));
+        .listener(jobs::listener(
+            live.clone(),
+            log.clone(),
+            o.postgres.is_some(),
+        ));
     if let Some(path) = &o.state {
         let store = cronlane::store::RedbStore::open(path)
             .map_err(|e| format!("--state {}: cannot open the store: {e}", path.display()))?;
         builder = builder.store(store);
     }
+    let mut cluster = None;
+    if let Some(url) = &o.postgres {
+        let mut b = cronlane_pg::PgStore::builder(url).grace(o.grace);
+        if let Some(schema) = &o.pg_schema {
+            b = b.schema(schema.as_str());
+        }
+        // The error never holds the password.
+        let store = b
+            .connect()
+            .map_err(|e| format!("--postgres: cannot use the database: {e}"))?;
+        let pg = store.handle();
+        cluster = Some((pg.schema().to_owned(), pg.node_id()));
+        builder = builder.store(store);
+    }
+    let durable = o.state.is_some() || o.postgres.is_some();
     if let Some(now) = o.now {
         builder = builder.clock(ShiftedClock {
             offset: now - Utc::now(),
@@ -166,10 +192,12 @@ fn daemon(o: &RunOptions, crontab: Crontab) -> Result<(), String> {
     }
     let scheduler = builder.build();
     let stored_before = scheduler.durable_tasks().len();
-    if o.state.is_some() {
-        // A cycle (the scheduler holds its executor), for the daemon's
-        // lifetime: the store is flushed explicitly at shutdown.
-        let _ = store_handle.set(scheduler.clone());
+    if durable {
+        // A cycle (the scheduler holds its executor), broken at shutdown
+        // once the store is flushed.
+        *store_handle
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(scheduler.clone());
     }
     let overlap = if o.overlapping {
         Overlap::Allow { max: None }
@@ -186,7 +214,7 @@ fn daemon(o: &RunOptions, crontab: Crontab) -> Result<(), String> {
         log.clone(),
         file_label,
         overlap,
-        o.state.as_ref().map(|_| o.delivery),
+        durable.then_some(o.delivery),
         live.clone(),
     );
     if let Some(addr) = &o.metrics {
@@ -202,14 +230,14 @@ fn daemon(o: &RunOptions, crontab: Crontab) -> Result<(), String> {
     }
     let n = crontab.entries.len();
     let applied = jobs.apply(crontab, true);
-    if let Some(path) = &o.state {
+    if durable {
         let (gone, failed) = jobs.forget_stored();
         for name in gone {
             log.event(
                 Level::Info,
                 None,
                 "forgotten",
-                "a job of the state file is no longer in the crontab: removed from the state file",
+                "a stored job is no longer in the crontab: removed from the store",
                 &[("name", name.into())],
             );
         }
@@ -218,10 +246,31 @@ fn daemon(o: &RunOptions, crontab: Crontab) -> Result<(), String> {
                 Level::Error,
                 None,
                 "forget_failed",
-                "a job no longer in the crontab could not be removed from the state file",
+                "a job no longer in the crontab could not be removed from the store",
                 &[("name", name.into()), ("error", error.into())],
             );
         }
+    }
+    if let Some((schema, node)) = &cluster {
+        log.event(
+            Level::Info,
+            None,
+            "cluster",
+            &format!(
+                "--postgres: node {node} in schema {schema}; {stored_before} job(s) stored \
+                 before this start, {} now; each fire runs once across the daemons \
+                 sharing the database",
+                scheduler.durable_tasks().len()
+            ),
+            &[
+                ("schema", schema.clone().into()),
+                ("node", node.to_string().into()),
+                ("stored_before", Val::from(stored_before as u64)),
+                ("stored", Val::from(scheduler.durable_tasks().len() as u64)),
+            ],
+        );
+    }
+    if let Some(path) = &o.state {
         log.event(
             Level::Info,
             None,
@@ -267,11 +316,19 @@ fn daemon(o: &RunOptions, crontab: Crontab) -> Result<(), String> {
             Level::Error,
             None,
             "state_write",
-            "the last fires' progress could not be written to the state file \
+            "the last fires' progress could not be written to the store \
              (at-least-once jobs among them run again at the next start)",
             &[("error", e.to_string().into())],
         );
     }
+    // The last clones of the scheduler: the store drops with it (with
+    // --postgres, the node leaves the cluster).
+    store_handle
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    drop(jobs);
+    drop(scheduler);
     Ok(())
 }
 

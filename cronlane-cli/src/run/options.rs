@@ -36,6 +36,12 @@ pub(crate) struct RunOptions {
     pub(crate) max_line: usize,
     /// `--state FILE`: the embedded durable store.
     pub(crate) state: Option<PathBuf>,
+    /// `--postgres URL`: the cluster backend (each fire once across the
+    /// daemons sharing the database).
+    pub(crate) postgres: Option<String>,
+    /// `--pg-schema NAME`: the schema of the cluster tables (default the
+    /// backend's, `sched`).
+    pub(crate) pg_schema: Option<String>,
     /// `--misfire`: what to do with fires missed while the daemon was
     /// down (with `--state`) or late (a host suspend, a stall).
     pub(crate) misfire: Misfire,
@@ -70,6 +76,8 @@ pub(crate) fn parse(rest: &[String]) -> Result<Option<RunOptions>, String> {
         tz: Tz::UTC,
         max_line: DEFAULT_MAX_LINE,
         state: None,
+        postgres: None,
+        pg_schema: None,
         misfire: Misfire::FireOnce,
         delivery: Delivery::AtLeastOnce,
         now: None,
@@ -108,8 +116,8 @@ pub(crate) fn parse(rest: &[String]) -> Result<Option<RunOptions>, String> {
                 continue;
             }
             "--timeout" | "--kill-timeout" | "--grace" | "--metrics" | "--tz" | "--max-line"
-            | "--now" | "--state" | "--postgres" | "--misfire" | "--catchup-max" | "--delivery" => {
-            }
+            | "--now" | "--state" | "--postgres" | "--pg-schema" | "--misfire"
+            | "--catchup-max" | "--delivery" => {}
             _ => return Err(format!("unknown option {arg:?}")),
         }
         let value = match inline {
@@ -167,15 +175,42 @@ pub(crate) fn parse(rest: &[String]) -> Result<Option<RunOptions>, String> {
                     }
                 }
             }
-            _ => {
-                return Err(
-                    "--postgres: the cluster backend is not available yet in this build; \
-                     run without --postgres (one replica), or with --state FILE (one daemon \
-                     that remembers its jobs' last fires)"
-                        .into(),
-                )
+            "--postgres" => {
+                if value.is_empty() {
+                    return Err("--postgres needs a URL (postgres://user@host:5432/db)".into());
+                }
+                o.postgres = Some(value.to_owned())
             }
+            "--pg-schema" => {
+                let plain = value
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+                    && value.len() <= 48
+                    && value
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                if !plain {
+                    return Err(format!(
+                        "--pg-schema {value:?} is not a plain lower-case identifier \
+                         (a-z, 0-9, _; at most 48 characters)"
+                    ));
+                }
+                o.pg_schema = Some(value.to_owned())
+            }
+            _ => unreachable!("every option with a value is listed above"),
         }
+    }
+    if o.state.is_some() && o.postgres.is_some() {
+        return Err(
+            "--state and --postgres cannot be used together: --state FILE keeps the \
+                    jobs of one daemon in a file, --postgres URL shares them between daemons \
+                    in PostgreSQL; choose one"
+                .into(),
+        );
+    }
+    if o.pg_schema.is_some() && o.postgres.is_none() {
+        return Err("--pg-schema goes with --postgres URL".into());
     }
     o.misfire = match (misfire.as_deref(), catchup_max) {
         (None | Some("once"), None) => Misfire::FireOnce,
@@ -301,9 +336,27 @@ mod tests {
         assert!(parse(&args("--catchup-max 3 c")).is_err());
         assert!(parse(&args("--catchup-max 0 --misfire catchup c")).is_err());
         assert!(parse(&args("--delivery twice c")).is_err());
-        assert!(parse(&args("--postgres pg://x crontab"))
+        let o = parse(&args("--postgres pg://x --pg-schema=jobs_1 crontab"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.postgres.as_deref(), Some("pg://x"));
+        assert_eq!(o.pg_schema.as_deref(), Some("jobs_1"));
+        assert!(parse(&args("--postgres pg://x --state s crontab"))
             .unwrap_err()
-            .contains("not available yet"));
+            .contains("cannot be used together"));
+        assert!(parse(&args("--pg-schema s crontab"))
+            .unwrap_err()
+            .contains("goes with --postgres"));
+        for bad in ["Jobs", "1x", "a-b", ""] {
+            assert!(parse(&[
+                "--postgres".into(),
+                "pg://x".into(),
+                "--pg-schema".into(),
+                bad.into(),
+                "c".into()
+            ])
+            .is_err());
+        }
         assert!(parse(&args("a b")).unwrap_err().contains("one crontab"));
         assert!(parse(&args("--bogus a"))
             .unwrap_err()
