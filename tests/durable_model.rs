@@ -17,6 +17,10 @@
 //! header and the pages it needs (redb writes its buffered pages in
 //! offset order, header first, and refuses I/O only after the failure).
 //! Memory then disagrees with disk until the restart; the restart tells.
+//! That call can also be a `run_pending` pass's claim: its commit deletes
+//! the records of the at-most-once one-shots it claims, which memory keeps
+//! (listed, not armed) because the claim returned the error; after the
+//! restart they can be gone, never run (at most once: zero times).
 //!
 //! `CRONLANE_DURABLE_CASES=N` for more cases, `CRONLANE_SEED` to vary them,
 //! `CRONLANE_TRACE=1` to print every step.
@@ -257,6 +261,7 @@ fn run_case(seed: u64, steps: usize) -> (u64, u64, u64, u64, u64) {
             13..=17 => {
                 c.clock
                     .advance(Duration::from_millis(500 + 500 * c.rng.below(4)));
+                let failed_before = c.disk.fired().is_some();
                 sc.run_pending();
                 let _ = sc.flush_store();
                 // One-shots that fired are gone: memory says which.
@@ -281,7 +286,24 @@ fn run_case(seed: u64, steps: usize) -> (u64, u64, u64, u64, u64) {
                     // whose claim failed never ran).
                     ghosts.extend(gone);
                 }
-                None
+                if !failed_before && failed {
+                    // This pass's claim may be the first failed call, and
+                    // its commit on disk all the same (see the module
+                    // docs): it deletes the record of every at-most-once
+                    // one-shot it claimed. Memory keeps those (they did not
+                    // run; listed, not armed), so after the restart they
+                    // may be gone: never run, which at most once allows.
+                    let mut m = c.model.clone();
+                    m.retain(|name, (text, paused)| {
+                        let due = text
+                            .strip_prefix("once ")
+                            .is_some_and(|t| t.parse::<i64>().unwrap() <= now && !*paused);
+                        !(due && delivery_of(name) == cronlane::Delivery::AtMostOnce)
+                    });
+                    Some(m)
+                } else {
+                    None
+                }
             }
             _ => {
                 // Restart: drop, reopen on the bytes the OS has.

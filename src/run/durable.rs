@@ -308,7 +308,10 @@ impl Core {
                     self.skipped(&b.task, b.scheduled, SkipReason::Cancelled, 1, true);
                     // Nothing of a fire that did not run is written: a
                     // one-shot (or a last run) keeps its record, and runs
-                    // after a restart.
+                    // after a restart. (Unless this failed claim's commit
+                    // is on disk all the same, a failed fsync after its
+                    // writes: then an at-most-once one's record is gone,
+                    // and it never runs, which at most once allows.)
                     let key = (name_of(&b.task), b.scheduled);
                     lock(&durable.unclaimed).insert(key.clone());
                     report.add(self.complete(b, Outcome::Skipped));
@@ -365,8 +368,9 @@ impl Core {
                 if let Some(d) = lock(&durable.defs).get_mut(&*name) {
                     d.id = None;
                     d.problem = Some(
-                        "its last fire could not be claimed (store error); it runs after a restart"
-                            .into(),
+                        "its last fire could not be claimed (store error); it runs after a restart, \
+                         unless the failed claim reached the disk all the same"
+                        .into(),
                     );
                 }
             }
