@@ -180,15 +180,20 @@ impl Sealer {
         if test_mode {
             return Ok(Payload::Clear(Zeroizing::new(plaintext)));
         }
-        let aad = record::binding(id, name);
-        let sealed = self.ring.with(|ring| match ring {
-            Some(ring) => Record::seal(ring.current(), &aad, &plaintext),
-            None => Err(SealError::NoKey),
-        });
+        let sealed = self.seal_for(record::binding(id, name), &plaintext);
         plaintext.zeroize();
+        sealed
+    }
+
+    /// Seals `plaintext` with the ring's current key for the binding `aad`.
+    fn seal_for(&self, aad: Box<[u8]>, plaintext: &[u8]) -> Result<Payload, SealError> {
+        let sealed = self.ring.with(|ring| match ring {
+            Some(ring) => Record::seal(ring.current(), &aad, plaintext),
+            None => Err(SealError::NoKey),
+        })?;
         Ok(Payload::Sealed {
             aad,
-            record: Swap::new(Arc::new(sealed?)),
+            record: Swap::new(Arc::new(sealed)),
         })
     }
 
@@ -373,16 +378,9 @@ impl Sealer {
         #[cfg(feature = "seal")]
         {
             let mut plaintext = plaintext;
-            let aad = record::durable_binding(name);
-            let sealed = self.ring.with(|ring| match ring {
-                Some(ring) => Record::seal(ring.current(), &aad, &plaintext),
-                None => Err(SealError::NoKey),
-            });
+            let sealed = self.seal_for(record::durable_binding(name), &plaintext);
             plaintext.zeroize();
-            Ok(Payload::Sealed {
-                aad,
-                record: Swap::new(Arc::new(sealed?)),
-            })
+            sealed
         }
         #[cfg(not(feature = "seal"))]
         {

@@ -255,34 +255,38 @@ impl Store for RedbStore {
     fn claim(&self, fires: &mut [FireClaim]) -> Result<(), StoreError> {
         // At most once: the cursor moves before the callbacks. At least
         // once writes nothing now.
-        let marks: Vec<Mark> = fires
+        let marks = fires
             .iter()
             .filter(|f| f.delivery == Delivery::AtMostOnce)
-            .map(|f| Mark {
-                name: f.name.clone(),
-                cursor: f.scheduled,
-                last: f.last,
-            })
-            .collect();
+            .map(|f| Mark::new(&f.name, f.scheduled, f.last));
+        self.progress(marks.collect())
+    }
+
+    fn complete(&self, fires: &[FireDone]) -> Result<(), StoreError> {
+        let marks = fires
+            .iter()
+            .map(|f| Mark::new(&f.name, f.scheduled, f.last));
+        self.progress(marks.collect())
+    }
+}
+
+impl RedbStore {
+    /// Writes cursor moves in one commit (none: no commit).
+    fn progress(&self, marks: Vec<Mark>) -> Result<(), StoreError> {
         if marks.is_empty() {
             return Ok(());
         }
         self.call(Work::Progress(marks))
     }
+}
 
-    fn complete(&self, fires: &[FireDone]) -> Result<(), StoreError> {
-        let marks: Vec<Mark> = fires
-            .iter()
-            .map(|f| Mark {
-                name: f.name.clone(),
-                cursor: f.scheduled,
-                last: f.last,
-            })
-            .collect();
-        if marks.is_empty() {
-            return Ok(());
+impl Mark {
+    fn new(name: &Arc<str>, cursor: i64, last: bool) -> Mark {
+        Mark {
+            name: name.clone(),
+            cursor,
+            last,
         }
-        self.call(Work::Progress(marks))
     }
 }
 
