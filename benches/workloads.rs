@@ -18,7 +18,11 @@ use shared::*;
 fn sizes() -> Vec<usize> {
     std::env::var("WL_SIZES")
         .ok()
-        .map(|v| v.split(',').map(|s| s.trim().parse().expect("size")).collect())
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().parse().expect("size"))
+                .collect()
+        })
         .unwrap_or_else(|| vec![10_000, 100_000])
 }
 
@@ -44,7 +48,9 @@ fn bench_steady(c: &mut Criterion) {
                 let id = BenchmarkId::new(format!("cronlane_{}", kind.label()), n);
                 group.bench_function(id, |b| {
                     let mut st = lane_steady(n, kind);
-                    b.iter_custom(|iters| (0..iters).map(|_| lane_steady_pass(&mut st, threads)).sum());
+                    b.iter_custom(|iters| {
+                        (0..iters).map(|_| lane_steady_pass(&mut st, threads)).sum()
+                    });
                     st.counters.check(st.passes);
                 });
             }
@@ -63,7 +69,9 @@ fn bench_once_due(c: &mut Criterion) {
     for n in sizes() {
         configure(&mut group, n);
         case(&mut group, "cronlane", n, &|| lane_once_due(n));
-        case(&mut group, "cronlane_drained", n, &|| lane_once_due_drained(n));
+        case(&mut group, "cronlane_drained", n, &|| {
+            lane_once_due_drained(n)
+        });
         case(&mut group, "heap", n, &|| heap_once_due(n));
     }
     group.finish();
@@ -74,10 +82,19 @@ fn bench_register(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("wl_register/{threads}t"));
         for n in sizes() {
             configure(&mut group, n);
-            for kind in [Reg::Once, Reg::Every, Reg::NamedEvery, Reg::Cron, Reg::CronParse] {
-                case(&mut group, &format!("cronlane_{}", kind.label()), n, &|| {
-                    lane_register(n, kind, threads)
-                });
+            for kind in [
+                Reg::Once,
+                Reg::Every,
+                Reg::NamedEvery,
+                Reg::Cron,
+                Reg::CronParse,
+            ] {
+                case(
+                    &mut group,
+                    &format!("cronlane_{}", kind.label()),
+                    n,
+                    &|| lane_register(n, kind, threads),
+                );
             }
             case(&mut group, "heap_every", n, &|| heap_register(n, threads));
         }
@@ -89,8 +106,12 @@ fn bench_trickle(c: &mut Criterion) {
     let mut group = c.benchmark_group("wl_trickle");
     for n in sizes() {
         configure(&mut group, n);
-        case(&mut group, "cronlane_register_tick", n, &|| lane_trickle(n).0);
-        case(&mut group, "cronlane_fire_trickled", n, &|| lane_trickle(n).1);
+        case(&mut group, "cronlane_register_tick", n, &|| {
+            lane_trickle(n).0
+        });
+        case(&mut group, "cronlane_fire_trickled", n, &|| {
+            lane_trickle(n).1
+        });
         case(&mut group, "cronlane_fire_bulk", n, &|| lane_bulk_fire(n));
     }
     group.finish();
@@ -102,12 +123,18 @@ fn bench_manage(c: &mut Criterion) {
         for n in sizes() {
             configure(&mut group, n);
             for by in [By::Id, By::Name] {
-                case(&mut group, &format!("cronlane_remove_{}", by.label()), n, &|| {
-                    lane_remove(n, by, threads)
-                });
-                case(&mut group, &format!("cronlane_lookup_{}", by.label()), n, &|| {
-                    lane_lookup(n, by, threads)
-                });
+                case(
+                    &mut group,
+                    &format!("cronlane_remove_{}", by.label()),
+                    n,
+                    &|| lane_remove(n, by, threads),
+                );
+                case(
+                    &mut group,
+                    &format!("cronlane_lookup_{}", by.label()),
+                    n,
+                    &|| lane_lookup(n, by, threads),
+                );
             }
             case(&mut group, "heap_tombstone", n, &|| heap_remove(n, threads));
         }

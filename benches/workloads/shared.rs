@@ -64,7 +64,11 @@ impl Counters {
     /// Every task fired exactly `passes` times (bytes wrap at 256).
     pub fn check(&self, passes: u64) {
         let n = self.bytes.len() as u64;
-        assert_eq!(self.total.load(Ordering::Relaxed), n * passes, "total fires");
+        assert_eq!(
+            self.total.load(Ordering::Relaxed),
+            n * passes,
+            "total fires"
+        );
         let want = passes as u8;
         for (i, b) in self.bytes.iter().enumerate() {
             assert_eq!(b.load(Ordering::Relaxed), want, "task {i} fires");
@@ -305,7 +309,9 @@ pub fn lane_trickle(n: usize) -> (Duration, Duration) {
     for i in 0..n {
         let c = counters.clone();
         let at = base + chrono::Duration::microseconds(1 + i as i64);
-        s.add(Schedule::once(at)).run(move || c.hit(i)).expect("registered");
+        s.add(Schedule::once(at))
+            .run(move || c.hit(i))
+            .expect("registered");
         black_box(s.run_pending());
     }
     let reg = start.elapsed();
@@ -327,7 +333,9 @@ pub fn lane_bulk_fire(n: usize) -> Duration {
     for i in 0..n {
         let c = counters.clone();
         let at = base + chrono::Duration::microseconds(1 + i as i64);
-        s.add(Schedule::once(at)).run(move || c.hit(i)).expect("registered");
+        s.add(Schedule::once(at))
+            .run(move || c.hit(i))
+            .expect("registered");
     }
     assert_eq!(s.run_pending().fired, 0);
     clock.advance(Duration::from_secs(1));
