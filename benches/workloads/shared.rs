@@ -10,7 +10,7 @@
 //! bytes and the shared count are compared with what should have fired
 //! ([`Counters::check`]), so a task fired twice or never fails the bench.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)] // shared by two bench binaries, each using part of it
 
 use chrono::{DateTime, Utc};
 use cronlane::{Dispatcher, ManualClock, Schedule, Scheduler, TaskId};

@@ -32,7 +32,11 @@ use shared::*;
 fn sizes() -> Vec<usize> {
     std::env::var("WL_SIZES")
         .ok()
-        .map(|v| v.split(',').map(|s| s.trim().parse().expect("size")).collect())
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().parse().expect("size"))
+                .collect()
+        })
         .unwrap_or_else(|| vec![10_000, 100_000])
 }
 
@@ -177,7 +181,9 @@ mod jsng {
     pub(super) fn remove(n: usize) -> Duration {
         let mut s = JobScheduler::new();
         let cron: Schedule = CRON_REG.parse().expect("valid cron");
-        let ids: Vec<_> = (0..n).map(|_| s.add(Job::new(cron.clone(), || {}))).collect();
+        let ids: Vec<_> = (0..n)
+            .map(|_| s.add(Job::new(cron.clone(), || {})))
+            .collect();
         let start = Instant::now();
         for id in ids {
             assert!(s.remove(id));
@@ -219,11 +225,14 @@ fn bench_steady(c: &mut Criterion) {
     for n in sizes() {
         configure(&mut group, n);
         for kind in [Recur::Every, Recur::Cron, Recur::NamedEvery] {
-            group.bench_function(BenchmarkId::new(format!("cronlane_{}", kind.label()), n), |b| {
-                let mut st = lane_steady(n, kind);
-                b.iter_custom(|iters| (0..iters).map(|_| lane_steady_pass(&mut st, 1)).sum());
-                st.counters.check(st.passes);
-            });
+            group.bench_function(
+                BenchmarkId::new(format!("cronlane_{}", kind.label()), n),
+                |b| {
+                    let mut st = lane_steady(n, kind);
+                    b.iter_custom(|iters| (0..iters).map(|_| lane_steady_pass(&mut st, 1)).sum());
+                    st.counters.check(st.passes);
+                },
+            );
         }
         group.bench_function(BenchmarkId::new("heap_every", n), |b| {
             let mut st = heap_steady(n);
@@ -255,10 +264,19 @@ fn bench_register(c: &mut Criterion) {
     let mut group = c.benchmark_group("pw_register");
     for n in sizes() {
         configure(&mut group, n);
-        for kind in [Reg::Once, Reg::Every, Reg::NamedEvery, Reg::Cron, Reg::CronParse] {
-            case(&mut group, &format!("cronlane_{}", kind.label()), n, &|| {
-                lane_register(n, kind, 1)
-            });
+        for kind in [
+            Reg::Once,
+            Reg::Every,
+            Reg::NamedEvery,
+            Reg::Cron,
+            Reg::CronParse,
+        ] {
+            case(
+                &mut group,
+                &format!("cronlane_{}", kind.label()),
+                n,
+                &|| lane_register(n, kind, 1),
+            );
         }
         case(&mut group, "heap_every", n, &|| heap_register(n, 1));
         case(&mut group, "clokwerk_once", n, &|| {
@@ -271,7 +289,9 @@ fn bench_register(c: &mut Criterion) {
             clok::register(n, Interval::Minutes(5), false)
         });
         case(&mut group, "jsng_cron", n, &|| jsng::register(n, false));
-        case(&mut group, "jsng_cron_parse", n, &|| jsng::register(n, true));
+        case(&mut group, "jsng_cron_parse", n, &|| {
+            jsng::register(n, true)
+        });
     }
     group.finish();
 }
@@ -280,8 +300,12 @@ fn bench_remove(c: &mut Criterion) {
     let mut group = c.benchmark_group("pw_remove");
     for n in sizes() {
         configure(&mut group, n);
-        case(&mut group, "cronlane_by_id", n, &|| lane_remove(n, By::Id, 1));
-        case(&mut group, "cronlane_by_name", n, &|| lane_remove(n, By::Name, 1));
+        case(&mut group, "cronlane_by_id", n, &|| {
+            lane_remove(n, By::Id, 1)
+        });
+        case(&mut group, "cronlane_by_name", n, &|| {
+            lane_remove(n, By::Name, 1)
+        });
         case(&mut group, "heap_tombstone", n, &|| heap_remove(n, 1));
         if n <= 10_000 {
             case(&mut group, "jsng", n, &|| jsng::remove(n));
@@ -290,7 +314,13 @@ fn bench_remove(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_steady, bench_once_due, bench_register, bench_remove);
+criterion_group!(
+    benches,
+    bench_steady,
+    bench_once_due,
+    bench_register,
+    bench_remove
+);
 
 fn main() {
     benches();
@@ -298,7 +328,9 @@ fn main() {
     if std::env::var_os("WL_NO_JSNG").is_none() {
         for n in sizes() {
             let rate = jsng::steady(n);
-            println!("jsng steady state (system clock, median of 3 ticks): n={n} {rate:.0} fires/s");
+            println!(
+                "jsng steady state (system clock, median of 3 ticks): n={n} {rate:.0} fires/s"
+            );
         }
     }
 }
