@@ -8,7 +8,11 @@
 //! * `dispatch`: the same, then one `run_pending` that fires them all
 //!   (minus `register`: instructions per fire);
 //! * `recurring`: N `every(1 s)` tasks registered and drained, then one
-//!   clock step and one `run_pending` (fire plus re-plan).
+//!   clock step and one `run_pending` (fire plus re-plan);
+//! * `steady` / `steady_named`: N `every(1 s)` tasks (anonymous / named)
+//!   registered, drained and fired once, then `CRONLANE_PASSES` more
+//!   periods (clock step + `run_pending`): the steady state of recurring
+//!   tasks, per fire, is the difference between two pass counts.
 
 use cronlane::{ManualClock, Schedule, Scheduler};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,6 +57,31 @@ fn main() {
             clock.advance(Duration::from_secs(1));
             s.run_pending();
             assert_eq!(count.load(Ordering::Relaxed), n as u64);
+        }
+        "steady" | "steady_named" => {
+            let passes: u64 = std::env::var("CRONLANE_PASSES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2);
+            for i in 0..n {
+                let c = count.clone();
+                let b = s.add(Schedule::every(Duration::from_secs(1)));
+                let b = if kind == "steady_named" {
+                    b.name(format!("task-{i}"))
+                } else {
+                    b
+                };
+                b.run(move || {
+                    c.fetch_add(1, Ordering::Relaxed);
+                })
+                .expect("register");
+            }
+            s.run_pending();
+            for _ in 0..=passes {
+                clock.advance(Duration::from_secs(1));
+                s.run_pending();
+            }
+            assert_eq!(count.load(Ordering::Relaxed), n as u64 * (passes + 1));
         }
         other => panic!("unknown CRONLANE_OPS={other}"),
     }

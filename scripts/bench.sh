@@ -21,6 +21,12 @@ CARGO_TARGET_DIR=$TARGET cargo bench --bench engine -- $ARGS 2>&1 | tee "$OUT/en
 (cd peer-benches && CARGO_TARGET_DIR=$PEER_TARGET CRITERION_HOME=$TARGET/criterion \
     cargo bench --bench peers -- $ARGS 2>&1 | tee "$OUT/peers.txt")
 
+# 2b. Issue 18's real workloads: cronlane + heap + peers in one binary, and
+#     cronlane + heap on 2 threads (WL_SIZES=10000,100000,1000000 for 1 M).
+(cd peer-benches && CARGO_TARGET_DIR=$PEER_TARGET CRITERION_HOME=$TARGET/criterion \
+    cargo bench --bench workloads -- $ARGS 2>&1 | tee "$OUT/workloads-peers.txt")
+CARGO_TARGET_DIR=$TARGET cargo bench --bench workloads -- $ARGS 2>&1 | tee "$OUT/workloads.txt"
+
 # 3. Memory per task and 4. runner fire lag.
 (cd peer-benches && CARGO_TARGET_DIR=$PEER_TARGET cargo run --profile bench --bin memory 2>&1 | tee "$OUT/memory.txt")
 (cd peer-benches && CARGO_TARGET_DIR=$PEER_TARGET LAG_OUT=$OUT/lag.txt cargo run --profile bench --bin lag 2>&1 | tee "$OUT/lag-report.txt")

@@ -133,3 +133,8 @@ fn m19_run_pending_vs_compaction_fires_what_was_due() {
 fn m23_reschedule_to_one_shot_vs_fire_keeps_the_task() {
     model(models::reschedule_to_one_shot_vs_fire);
 }
+
+#[test]
+fn m24_group_put_back_vs_remove_fires_once_and_releases_the_removed() {
+    model_with_runs(models::group_put_back_vs_remove);
+}

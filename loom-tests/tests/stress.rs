@@ -141,3 +141,8 @@ fn m19_run_pending_vs_compaction() {
 fn m23_reschedule_to_one_shot_vs_fire() {
     stress(ITERATIONS, models::reschedule_to_one_shot_vs_fire);
 }
+
+#[test]
+fn m24_group_put_back_vs_remove() {
+    stress(ITERATIONS, models::group_put_back_vs_remove);
+}

@@ -263,3 +263,19 @@ fn m23_broken_replan_order_loses_the_task() {
         models::reschedule_to_one_shot_vs_fire,
     );
 }
+
+/// The group of a pass is published without looking for tasks removed
+/// while it was being built: A stays in it, closure and all.
+#[test]
+#[should_panic(expected = "m24: the removed task A is still held on the timeline")]
+fn m24_broken_recheck_keeps_a_removed_task_in_a_group() {
+    broken_with_runs(&[&BREAK_RECHECK], models::group_put_back_vs_remove);
+}
+
+/// A removal during A's run is written over by its finish: A is put back
+/// in the group (where loom finds it still held, before it can fire again).
+#[test]
+#[should_panic(expected = "m24: the removed task A is still held on the timeline")]
+fn m24_broken_finish_puts_a_removed_task_back_in_a_group() {
+    broken_with_runs(&[&BREAK_FINISH], models::group_put_back_vs_remove);
+}

@@ -221,6 +221,10 @@ struct Cold {
     /// An async task (the `run` layer's; feature `tokio`): set before the
     /// task is published, whose push orders it before any read.
     asynch: AtomicBool,
+    /// Set (Release) after the first store to the extras' `replan`: a task
+    /// never rescheduled reads its own plan without an arc-swap load (two
+    /// per fire of a recurring task; issue 18's profile).
+    replanned: AtomicBool,
     /// Policies and detailed statistics, allocated on first need (see
     /// [`crate::stats`]).
     extras: std::sync::OnceLock<Box<Extras>>,
@@ -242,6 +246,7 @@ impl Cold {
             manage: AtomicBool::new(false),
             in_registry: AtomicBool::new(false),
             asynch: AtomicBool::new(false),
+            replanned: AtomicBool::new(false),
             extras: std::sync::OnceLock::new(),
             payload: None,
         }
@@ -416,7 +421,12 @@ impl Task {
             return f(&self.bare_plan());
         };
         match cold.extras.get() {
-            Some(e) => e.replan.with(|replan| f(replan.unwrap_or(&cold.plan))),
+            // Acquire: pairs with `set_replan`'s Release, so a task seen
+            // as rescheduled has its new plan in `replan`.
+            Some(e) if cold.replanned.load(Ordering::Acquire) => {
+                e.replan.with(|replan| f(replan.unwrap_or(&cold.plan)))
+            }
+            Some(_) => f(&cold.plan),
             None => f(&cold.plan),
         }
     }
@@ -445,6 +455,7 @@ impl Task {
 
     pub(crate) fn set_replan(&self, plan: Plan) {
         self.extras_or_init().replan.store(Some(Arc::new(plan)));
+        self.cold().replanned.store(true, Ordering::Release);
     }
 
     /// A new task that was never published starts paused instead (a stored

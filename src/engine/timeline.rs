@@ -37,6 +37,24 @@
 //!   `run_ids`, keyed by `(block, run number)`: a lookup binary-searches the
 //!   few runs of its id's block by the instant its `TaskId` carries. A run
 //!   leaves `run_ids` when its last view is used up.
+//! * **Groups**: a `run_pending` batch (up to 1,024 fires run inline by one
+//!   thread) opens a [`Batch`] on its thread; the next entries of the
+//!   recurring tasks it finishes that are due after the pass's clock wait in
+//!   it ([`Timeline::insert_after_run`]) and, when it closes, go on the
+//!   timeline together as one *group*: a [`Run`] whose entries carry their
+//!   own generation and scheduled instant, under the key `(due of its first
+//!   entry, group number)` (odd, so a group put back during a pass is left
+//!   for the next one, like any re-insert), entered in `groups` by its
+//!   number. Fewer than [`run_min`] go in one by one. Each task's slot names
+//!   its group entry from the moment it is deferred; a clean-up that finds
+//!   the group counts the task dead in it (compaction as for runs); one that
+//!   came before the group was published is caught by the group's
+//!   [`recheck`](Timeline::recheck) after a fence (the store-buffering pair
+//!   of [`Task::removed_after_publish`](crate::engine::task::Task::removed_after_publish)).
+//!   Claiming a group is claiming a run with each entry's generation: the
+//!   claim CAS is the same, so exactly-once is the same. An entry due by the
+//!   pass's clock (a catch-up) and every entry finished off a batch (pool,
+//!   executor, `Overlap::Allow`) is inserted at once, as before.
 //! * **Compaction**: a task re-planned, paused or removed while in a run
 //!   stays in it as a stale entry, but [`Timeline::unlink`] counts it dead in
 //!   every run that holds it, and once half of what a run has left is dead,
@@ -133,9 +151,19 @@ pub(crate) struct Run {
     /// Each task's due instant.
     ats: Box<[i64]>,
     /// Each task's id number within the block: with `ats`, the sort key,
-    /// so a lookup binary-searches two flat arrays.
+    /// so a lookup binary-searches two flat arrays. Empty in a group.
     offs: Box<[u16]>,
     tasks: Box<[TaskRef]>,
+    /// A *group* (recurring tasks put back together by one pass, see
+    /// [`Timeline::insert_after_run`]): its sequence number, the second
+    /// half of its view's key and its key in `groups`. `None`: a run of
+    /// first entries.
+    group: Option<u64>,
+    /// A group's entries: each one's generation and scheduled instant
+    /// (`ats` holds the due ones). Empty in a run (generation 0,
+    /// scheduled = due).
+    gens: Box<[u64]>,
+    scheds: Box<[i64]>,
 }
 
 const _: () = assert!(BLOCK <= 1 << 16, "block offsets are u16");
@@ -159,7 +187,85 @@ impl Run {
     /// The timeline key of a view of this run starting at `start`: the
     /// first-entry key of the task there.
     fn view_key(&self, start: usize) -> (i64, u64) {
-        crate::engine::task::initial_slot(self.tasks[start].id)
+        match self.group {
+            Some(seq) => (self.ats[start], group_seq(seq)),
+            None => crate::engine::task::initial_slot(self.tasks[start].id),
+        }
+    }
+
+    /// Entry `i`'s generation and scheduled instant.
+    #[inline]
+    fn entry(&self, i: usize) -> (u64, i64) {
+        match self.group {
+            Some(_) => (self.gens[i], self.scheds[i]),
+            None => (0, self.ats[i]),
+        }
+    }
+}
+
+/// The sequence part of a group's keys (its view's, and each of its tasks'
+/// slot): odd, like every re-insert, so `seq_limit` applies to it.
+#[inline]
+fn group_seq(seq: u64) -> u64 {
+    (seq << 1) | 1
+}
+
+/// Recurring tasks finished by this thread's current `run_pending` batch
+/// and not yet back on the timeline (see [`Timeline::insert_after_run`]).
+struct Deferred {
+    /// The timeline they go back on (an address, compared only).
+    timeline: usize,
+    /// The pass's clock: only entries due after it are deferred.
+    now: i64,
+    /// The group's sequence number, taken at the first deferral.
+    seq: Option<u64>,
+    /// `(due, id number, task, generation, scheduled)`.
+    items: Vec<(i64, u64, TaskRef, u64, i64)>,
+}
+
+#[cfg(not(cronlane_loom))]
+std::thread_local! {
+    static DEFERRED: std::cell::RefCell<Option<Deferred>> = const { std::cell::RefCell::new(None) };
+}
+#[cfg(cronlane_loom)]
+loom::thread_local! {
+    static DEFERRED: std::cell::RefCell<Option<Deferred>> = std::cell::RefCell::new(None);
+}
+
+/// A batch of a `run_pending` pass, open on this thread: recurring tasks
+/// its fires put back are collected and go on the timeline as one group
+/// when it closes ([`Batch::close`], or on drop). Restores the batch it
+/// interrupted (a callback's own `run_pending`).
+pub(crate) struct Batch<'a> {
+    timeline: &'a Timeline,
+    outer: Option<Deferred>,
+    closed: bool,
+}
+
+impl Batch<'_> {
+    /// Puts what the batch collected on the timeline; true if that lowered
+    /// the earliest hint (the caller wakes the runner).
+    pub(crate) fn close(mut self) -> bool {
+        self.closed = true;
+        self.end()
+    }
+
+    fn end(&mut self) -> bool {
+        let outer = self.outer.take();
+        let mine = DEFERRED.with(|d| std::mem::replace(&mut *d.borrow_mut(), outer));
+        match mine {
+            Some(d) => self.timeline.publish_group(d),
+            None => false,
+        }
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        if !self.closed {
+            // Unwinding (or not closed): nothing may stay off the timeline.
+            let _ = self.end();
+        }
     }
 }
 
@@ -255,6 +361,9 @@ pub(crate) struct Timeline {
     runs: OrderedMap<(i64, u64), View>,
     /// Runs not used up yet, for lookups by id.
     run_ids: OrderedMap<(u64, u64), Arc<Run>>,
+    /// Groups not used up yet, by sequence number: where a clean-up finds
+    /// the group its task's slot names.
+    groups: OrderedMap<u64, Arc<Run>>,
     /// Numbers runs (the second half of a `run_ids` key).
     run_seq: AtomicU64,
     seq: AtomicU64,
@@ -276,6 +385,7 @@ impl Timeline {
             map: OrderedMap::new(),
             runs: OrderedMap::new(),
             run_ids: OrderedMap::new(),
+            groups: OrderedMap::new(),
             run_seq: AtomicU64::new(0),
             seq: AtomicU64::new(0),
             handover: AtomicUsize::new(0),
@@ -321,6 +431,122 @@ impl Timeline {
         self.put(task, gen, scheduled, at, seq)
     }
 
+    /// Opens a batch of a `run_pending` pass on this thread (see [`Batch`]):
+    /// until it closes, [`insert_after_run`](Self::insert_after_run) collects
+    /// recurring tasks due after `now` instead of inserting them one by one.
+    pub(crate) fn open_batch(&self, now: i64) -> Batch<'_> {
+        let mine = Deferred {
+            timeline: self as *const Timeline as usize,
+            now,
+            seq: None,
+            items: Vec::new(),
+        };
+        let outer = DEFERRED.with(|d| d.borrow_mut().replace(mine));
+        Batch {
+            timeline: self,
+            outer,
+            closed: false,
+        }
+    }
+
+    /// [`insert`](Self::insert) for the next entry of a task whose run just
+    /// finished. Inside a batch of this timeline, an entry due after the
+    /// pass's clock waits for the batch to close and goes on the timeline
+    /// with the batch's other ones as one group: one skiplist entry and
+    /// one fence for the lot instead of one insert (a node allocation, a
+    /// search, a fence) each. The task's slot names its group entry at
+    /// once, so `next_fire` and clean-ups see it meanwhile (a clean-up
+    /// that finds no group yet is caught by the group's `recheck`). An
+    /// entry due by the pass's clock (a catch-up) goes in at once, as
+    /// before. False when deferred (the batch reports the hint).
+    pub(crate) fn insert_after_run(
+        &self,
+        task: &TaskRef,
+        gen: u64,
+        scheduled: i64,
+        at: i64,
+    ) -> bool {
+        let me = self as *const Timeline as usize;
+        let deferred = DEFERRED.with(|d| {
+            let mut d = d.borrow_mut();
+            match d.as_mut() {
+                Some(b) if b.timeline == me && at > b.now => {
+                    let seq = *b
+                        .seq
+                        .get_or_insert_with(|| self.seq.fetch_add(1, Ordering::Relaxed));
+                    task.set_slot(at, group_seq(seq), gen);
+                    b.items.push((at, task.id.n, task.clone(), gen, scheduled));
+                    true
+                }
+                _ => false,
+            }
+        });
+        if deferred {
+            return false;
+        }
+        self.insert(task, gen, scheduled, at)
+    }
+
+    /// Puts a batch's deferred entries on the timeline: fewer than
+    /// [`run_min`] one by one, more as one group sorted by `(due, id)`,
+    /// entered in `groups` and then on the timeline under the key of its
+    /// first entry; then (fence) every task is checked for a removal its
+    /// remover may have looked for before the group was there. With
+    /// `seq` unset (a compaction's rebuild) a new group number is taken and
+    /// each task's slot moved to it. True if the hint was lowered.
+    fn publish_group(&self, d: Deferred) -> bool {
+        let Deferred { seq, mut items, .. } = d;
+        if items.is_empty() {
+            return false;
+        }
+        if items.len() < run_min() {
+            let mut lowered = false;
+            for (at, _, task, gen, scheduled) in items {
+                lowered |= self.insert(&task, gen, scheduled, at);
+            }
+            return lowered;
+        }
+        let (seq, moved) = match seq {
+            Some(seq) => (seq, false),
+            None => (self.seq.fetch_add(1, Ordering::Relaxed), true),
+        };
+        items.sort_unstable_by_key(|&(at, n, ..)| (at, n));
+        let len = items.len();
+        let (mut ats, mut gens, mut scheds, mut tasks) = (
+            Vec::with_capacity(len),
+            Vec::with_capacity(len),
+            Vec::with_capacity(len),
+            Vec::with_capacity(len),
+        );
+        for (at, _, task, gen, scheduled) in items {
+            if moved {
+                task.set_slot(at, group_seq(seq), gen);
+            }
+            ats.push(at);
+            gens.push(gen);
+            scheds.push(scheduled);
+            tasks.push(task);
+        }
+        let run = Arc::new(Run {
+            key: (u64::MAX, seq),
+            start: AtomicUsize::new(0),
+            dead: AtomicUsize::new(0),
+            ats: ats.into_boxed_slice(),
+            offs: Box::new([]),
+            tasks: tasks.into_boxed_slice(),
+            group: Some(seq),
+            gens: gens.into_boxed_slice(),
+            scheds: scheds.into_boxed_slice(),
+        });
+        self.groups.insert(seq, run.clone());
+        let view = View {
+            run: run.clone(),
+            start: 0,
+        };
+        self.runs.insert(view.key(), view);
+        self.lower_hint(run.ats[0]) | self.recheck(&run)
+    }
+
     /// The first entry of a task drained from intake: keyed by the task's
     /// own id, `(first_at, n << 1)`, so that [`probe`](Self::probe) finds it
     /// from the `TaskId` alone.
@@ -358,7 +584,20 @@ impl Timeline {
         let unlinked = self
             .map
             .remove_if(&key, |slot| crate::sync::Arc::ptr_eq(&slot.task, task));
-        if unlinked || key != crate::engine::task::initial_slot(task.id) {
+        if unlinked {
+            return false;
+        }
+        if key.1 & 1 == 1 {
+            // A re-insert: a single entry (gone already) or a group's.
+            let Some(run) = self.groups.get(&(key.1 >> 1)) else {
+                return false;
+            };
+            let start = run.start.load(Ordering::Acquire);
+            let pending = run.tasks.len().saturating_sub(start);
+            let dead = run.dead.fetch_add(1, Ordering::Relaxed) + 1;
+            return dead * 2 >= pending && self.compact(&run, start);
+        }
+        if key != crate::engine::task::initial_slot(task.id) {
             return false;
         }
         // Every run that holds it: while a compaction rebuilds a run, the
@@ -396,9 +635,37 @@ impl Timeline {
             self.excursion_ends();
             return false;
         }
-        let waiting = crate::engine::task::word(0, crate::engine::task::SCHEDULED);
+        let waiting = |i: usize| {
+            run.tasks[i].load()
+                == crate::engine::task::word(run.entry(i).0, crate::engine::task::SCHEDULED)
+        };
+        if let Some(seq) = run.group {
+            let items = (start..run.tasks.len())
+                .filter(|&i| waiting(i))
+                .map(|i| {
+                    let (gen, scheduled) = run.entry(i);
+                    (
+                        run.ats[i],
+                        run.tasks[i].id.n,
+                        run.tasks[i].clone(),
+                        gen,
+                        scheduled,
+                    )
+                })
+                .collect();
+            let rebuilt = Deferred {
+                timeline: self as *const Timeline as usize,
+                now: i64::MIN,
+                seq: None,
+                items,
+            };
+            let lowered = self.publish_group(rebuilt);
+            self.excursion_ends();
+            self.groups.remove_if(&seq, |r| Arc::ptr_eq(r, run));
+            return lowered;
+        }
         let live: Vec<(i64, u64, TaskRef)> = (start..run.tasks.len())
-            .filter(|&i| run.tasks[i].load() == waiting)
+            .filter(|&i| waiting(i))
             .map(|i| (run.ats[i], run.tasks[i].id.n, run.tasks[i].clone()))
             .collect();
         #[cfg(cronlane_loom)]
@@ -680,6 +947,9 @@ impl Timeline {
                 ats: ats.into_boxed_slice(),
                 offs: offs.into_boxed_slice(),
                 tasks: tasks.into_boxed_slice(),
+                group: None,
+                gens: Box::new([]),
+                scheds: Box::new([]),
             });
             // Findable by id first, then on the timeline: a claimer that
             // uses the run up removes it from `run_ids` after its insert.
@@ -753,7 +1023,7 @@ impl Timeline {
         if out.len() >= max {
             return false;
         }
-        let lowered = self.claim_runs(now, out, max);
+        let lowered = self.claim_runs(now, limit, out, max);
         if out.len() >= max {
             return lowered;
         }
@@ -783,16 +1053,19 @@ impl Timeline {
     }
 
     /// Claims due tasks from runs; see [`claim_due`](Self::claim_due).
-    fn claim_runs(&self, now: i64, out: &mut Vec<Claimed>, max: usize) -> bool {
+    fn claim_runs(&self, now: i64, limit: u64, out: &mut Vec<Claimed>, max: usize) -> bool {
         // What is left of the views taken, put back once the walk is over
         // (a view put back during it would be met again).
         let mut rest: Vec<View> = Vec::new();
         let mut used_up: Vec<Arc<Run>> = Vec::new();
         let mut away = false;
         self.runs.take_front(
-            |&(at, _), _| {
+            |&(at, seq), _| {
                 if at > now {
                     Take::Stop
+                } else if seq & 1 == 1 && seq >> 1 >= limit {
+                    // A group put back since this pass began.
+                    Take::Skip
                 } else {
                     if !away {
                         // Before the first view leaves the timeline.
@@ -810,11 +1083,12 @@ impl Timeline {
                         prefetch(ahead);
                     }
                     let task = &run.tasks[i];
-                    if task.claim(0) {
+                    let (gen, scheduled) = run.entry(i);
+                    if task.claim(gen) {
                         out.push(Claimed {
                             task: task.clone(),
-                            scheduled: run.ats[i],
-                            gen: 0,
+                            scheduled,
+                            gen,
                             due: run.ats[i],
                         });
                     }
@@ -832,7 +1106,10 @@ impl Timeline {
             },
         );
         for run in used_up {
-            self.run_ids.remove_if(&run.key, |r| Arc::ptr_eq(r, &run));
+            match run.group {
+                Some(seq) => self.groups.remove_if(&seq, |r| Arc::ptr_eq(r, &run)),
+                None => self.run_ids.remove_if(&run.key, |r| Arc::ptr_eq(r, &run)),
+            };
         }
         #[cfg(cronlane_loom)]
         if crate::__loom::broken(&crate::__loom::BREAK_RUN_REST) {

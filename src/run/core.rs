@@ -210,12 +210,18 @@ impl Core {
                 self.dispatch_async(&mut batch, &mut report, stop);
                 continue;
             }
+            // Recurring tasks this batch puts back go on the timeline
+            // together when it closes (`Timeline::insert_after_run`).
+            let group = self.timeline.open_batch(now);
             for claimed in batch.drain(..) {
                 if stop.is_some_and(RunnerSignal::stop_raised) {
                     self.hand_back(claimed, &mut report);
                     continue;
                 }
                 self.dispatch_sync(claimed, &mut report);
+            }
+            if group.close() && stop.is_none() {
+                self.runner.wake();
             }
         }
         if let Some(durable) = self.durable.as_deref() {
@@ -226,6 +232,22 @@ impl Core {
         }
         self.stats.add(&report);
         report
+    }
+
+    /// [`Core::after`] for a fire that completed: the next entry may wait
+    /// for the pass's batch to close ([`Timeline::insert_after_run`]).
+    pub(crate) fn after_run(&self, task: &TaskRef, after: crate::engine::task::After) {
+        match after {
+            crate::engine::task::After::Reschedule { at, gen } => {
+                if self
+                    .timeline
+                    .insert_after_run(task, gen, at, self.due(task, at))
+                {
+                    self.runner.wake();
+                }
+            }
+            other => self.after(task, other),
+        }
     }
 
     /// A fire claimed by a runner that was told to stop: put back as it

@@ -301,7 +301,7 @@ impl Core {
             let last = after == After::Completed;
             self.durable_done(&task, delivery, scheduled, outcome.ran(), last);
         }
-        self.after(&task, after);
+        self.after_run(&task, after);
         outcome
     }
 
