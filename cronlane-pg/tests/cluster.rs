@@ -77,6 +77,17 @@ fn each_fire_runs_once_across_schedulers_and_the_fence_reaches_ctx() {
         Duration::from_secs(20),
         |n| n >= 90,
     );
+    // And every node has completed fires: a node whose lease row came
+    // late is ranked in only from then on, so wait for it (bounded)
+    // rather than assume the first 90 fires were spread.
+    db.wait_for(
+        &format!(
+            "SELECT count(DISTINCT owner) FROM {}.fire WHERE state = 'done'",
+            db.schema
+        ),
+        Duration::from_secs(30),
+        |n| n >= 3,
+    );
     for r in runners {
         r.shutdown(Duration::from_secs(5)).unwrap();
     }
