@@ -198,7 +198,7 @@ pub enum SkipReason {
 }
 
 /// When a durable fire's progress is written, relative to its callback
-/// (see `crate::store`).
+/// (see the store module).
 ///
 /// The default is **at least once**: a process killed while a callback
 /// runs repeats that fire after restart, so a crash never silently loses a

@@ -361,7 +361,7 @@ pub struct ResealReport {
     pub stored: usize,
 }
 
-/// Durable tasks (see `crate::store`): a payload bound to the task's name
+/// Durable tasks (see the store module): a payload bound to the task's name
 /// alone, because ids are per process, and its bytes as a store keeps them.
 impl Sealer {
     /// A durable task's payload at registration: sealed for `name` in

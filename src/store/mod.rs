@@ -228,7 +228,7 @@ impl StoreLink {
 
     /// Runs the named task's handler once, now, on this thread, for the
     /// instant `scheduled` (nanoseconds since the Unix epoch) with `fence`
-    /// ([`FireContext::fence`](crate::FireContext::fence)): a fire the
+    /// (`FireContext::fence`): a fire the
     /// backend claimed outside a pass (a takeover, a deferred claim). The
     /// task's own timeline is not touched and the scheduler writes no
     /// progress for it: the backend completes it. `Some(ok)`: it ran and

@@ -23,8 +23,8 @@
 //! * The file is locked by redb for as long as the store is open: a second
 //!   open (another process, or this one) is [`StoreError::Locked`].
 
+use crate::policy::Delivery;
 use crate::store::{FireClaim, FireDone, Op, Store, StoreError, TaskRecord};
-use crate::Delivery;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
