@@ -19,7 +19,7 @@
 //!    that came due during the run, `Queue` keeps the latest of them) and put
 //!    on the timeline, or the task completes.
 
-use crate::engine::task::{word, After, FireContext, TaskRef, CLAIMED, SCHEDULED};
+use crate::engine::task::{word, After, FireContext, Task, TaskRef, CLAIMED, SCHEDULED};
 use crate::engine::timeline::Claimed;
 use crate::policy::SkipReason;
 use crate::policy::{self, Delivery, Overlap};
@@ -179,22 +179,10 @@ impl Core {
         } else {
             (decision.scheduled, self.due(&task, decision.scheduled))
         };
-        let mut begun = Begun {
-            task,
-            gen,
-            scheduled,
-            due,
-            started,
-            next,
-            durable: policies.durable,
-            streak: decision.streak != 0,
-            allowed: false,
-            counted: false,
-        };
+        let (mut allowed, mut counted) = (false, false);
         if let Overlap::Allow { max } = policies.overlap {
             if next.is_some() {
                 // Next fire first, then this run: runs may overlap.
-                let task = &begun.task;
                 let extras = task.extras_or_init();
                 // The count of runs of this task from before its callback
                 // until after it: the one whose increment takes it over
@@ -203,7 +191,7 @@ impl Core {
                 // orders the callbacks of two runs that follow each other.)
                 let running = extras.running.fetch_add(1, Ordering::AcqRel) + 1;
                 let after = task.finish(gen, scheduled, started, next);
-                self.after(task, after);
+                self.after(&task, after);
                 #[cfg(cronlane_loom)]
                 let (early, check) = (
                     crate::__loom::broken(&crate::__loom::BREAK_OVERLAP_EARLY),
@@ -219,14 +207,27 @@ impl Core {
                     if !early {
                         extras.running.fetch_sub(1, Ordering::AcqRel);
                     }
-                    self.skipped(task, scheduled, SkipReason::Overlap, 1, true);
+                    self.skipped(&task, scheduled, SkipReason::Overlap, 1, true);
                     return Begin::Skipped;
                 }
-                begun.allowed = true;
-                begun.counted = !early;
+                allowed = true;
+                counted = !early;
             }
         }
-        Begin::Run(begun)
+        // Built last, from locals: nothing borrows it before it is handed
+        // back, so it can live in registers when begin and complete inline.
+        Begin::Run(Begun {
+            task,
+            gen,
+            scheduled,
+            due,
+            started,
+            next,
+            durable: policies.durable,
+            streak: decision.streak != 0,
+            allowed,
+            counted,
+        })
     }
 
     /// Completes a started fire with the outcome of its callback: under
@@ -308,7 +309,7 @@ impl Core {
     /// The callback part of a fire: payload, context, span, events, stats.
     pub(crate) fn run_callback(
         self: &Arc<Self>,
-        task: &TaskRef,
+        task: &Task,
         scheduled: i64,
         due: i64,
         started: i64,
@@ -337,7 +338,7 @@ impl Core {
     /// The start of a callback (sync or async): lag, the task's run
     /// counters, the listener's `Started` event.
     #[inline(always)]
-    pub(crate) fn callback_started(&self, task: &TaskRef, scheduled: i64, due: i64, started: i64) {
+    pub(crate) fn callback_started(&self, task: &Task, scheduled: i64, due: i64, started: i64) {
         let lag = started.saturating_sub(due);
         self.lag.record(lag);
         let extras = if task.is_once() {
@@ -362,7 +363,7 @@ impl Core {
     #[inline(always)]
     pub(crate) fn open_payload<'t>(
         &self,
-        task: &'t TaskRef,
+        task: &'t Task,
         scheduled: i64,
         started: i64,
     ) -> Result<Option<crate::seal::Opened<'t>>, ()> {
@@ -385,7 +386,7 @@ impl Core {
     #[inline(always)]
     pub(crate) fn callback_ended(
         &self,
-        task: &TaskRef,
+        task: &Task,
         scheduled: i64,
         started: i64,
         result: std::thread::Result<Result<(), String>>,
@@ -411,7 +412,7 @@ impl Core {
 
     pub(crate) fn failed(
         &self,
-        task: &TaskRef,
+        task: &Task,
         scheduled: i64,
         started: i64,
         message: &str,
@@ -430,7 +431,7 @@ impl Core {
         self.notify(task, scheduled, EventKind::Failed { message, panicked });
     }
 
-    fn misfired(&self, task: &TaskRef, scheduled: i64, late_by: i64, runs: bool) {
+    fn misfired(&self, task: &Task, scheduled: i64, late_by: i64, runs: bool) {
         task.extras_or_init()
             .misfires
             .fetch_add(1, Ordering::Relaxed);
@@ -446,7 +447,7 @@ impl Core {
     /// are counted in `stats()` here.
     pub(crate) fn skipped(
         &self,
-        task: &TaskRef,
+        task: &Task,
         scheduled: i64,
         reason: SkipReason,
         count: u64,
@@ -464,7 +465,7 @@ impl Core {
 
     /// Tells the listener, if there is one.
     #[inline]
-    fn notify(&self, task: &TaskRef, scheduled: i64, kind: EventKind<'_>) {
+    fn notify(&self, task: &Task, scheduled: i64, kind: EventKind<'_>) {
         if let Some(l) = &self.listener {
             emit(&**l, task.id, task.name(), scheduled, kind);
         }
