@@ -1,7 +1,7 @@
 //! Conformance: every case of `tests/data/cron-corpus/public.jsonl`, a copy
 //! of the team's corpus kept in the repository so a fresh clone tests green
-//! with nothing beside it (`scripts/check-corpus.sh` compares the copy with
-//! `../shared/cron-corpus/` where that exists).
+//! with nothing beside it. This test reads only that copy; keeping it equal
+//! to the team's corpus is `scripts/check-corpus.sh`'s job, not a test's.
 //!
 //! - `error: true`: the expression must be rejected.
 //! - `no_next: true`: rejected, or no next fire time.

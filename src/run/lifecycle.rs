@@ -87,24 +87,12 @@ impl RunnerHandle {
     /// with [`shutdown_graceful`](Self::shutdown_graceful) to wait for them
     /// and get the report.
     pub fn wait(&self) {
-        let (lock, cv) = &*self.done;
-        let mut finished = lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        while !*finished {
-            finished = cv
-                .wait(finished)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-        }
+        block_until_finished(&self.done);
     }
 
     /// Whether the runner thread has exited.
     pub fn is_stopped(&self) -> bool {
-        *self
-            .done
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        finished(&self.done)
     }
 
     /// A handle that stops this runner from elsewhere.
@@ -245,11 +233,7 @@ impl RunnerHandle {
         rt.block_on(async move {
             let signal = termination()?;
             let stopped = async move {
-                while !*done
-                    .0
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                {
+                while !finished(&done) {
                     ::tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             };
@@ -266,17 +250,7 @@ impl RunnerHandle {
     /// shutdown that follows has stopped the runner.
     fn stopped_async(&self) -> impl std::future::Future<Output = ()> + 'static {
         let done = self.done.clone();
-        let waiter = ::tokio::task::spawn_blocking(move || {
-            let (lock, cv) = &*done;
-            let mut finished = lock
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            while !*finished {
-                finished = cv
-                    .wait(finished)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-            }
-        });
+        let waiter = ::tokio::task::spawn_blocking(move || block_until_finished(&done));
         async move {
             let _ = waiter.await;
         }
@@ -323,4 +297,25 @@ async fn either<A: std::future::Future, B: std::future::Future>(a: A, b: B) {
         }
     })
     .await;
+}
+
+/// Whether the runner thread has set its `done` flag.
+fn finished(done: &(std::sync::Mutex<bool>, std::sync::Condvar)) -> bool {
+    *done
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Blocks until the runner thread sets its `done` flag.
+fn block_until_finished(done: &(std::sync::Mutex<bool>, std::sync::Condvar)) {
+    let (lock, cv) = done;
+    let mut flag = lock
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    while !*flag {
+        flag = cv
+            .wait(flag)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    }
 }
