@@ -34,7 +34,7 @@ use crate::id::TaskId;
 use crate::policy::{Delivery, SkipReason};
 use crate::run::core::Core;
 use crate::run::dispatch::{Dispatch, Job};
-use crate::run::fire::{Begin, Begun};
+use crate::run::fire::{Begin, Begun, Claim};
 use crate::run::report::{Outcome, RunReport};
 use crate::run::runner::RunnerSignal;
 use crate::schedule::Plan;
@@ -42,7 +42,7 @@ use crate::seal::Payload;
 use crate::stats::Policies;
 use crate::store::{FireClaim, FireDone, Op, PayloadRecord, Store, StoreError, TaskRecord};
 use crate::sync::HandleArc as Arc;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
@@ -91,13 +91,6 @@ pub(crate) struct Durable {
     pub(crate) defs: Mutex<HashMap<String, Def>>,
     stripes: Vec<Mutex<()>>,
     done: Mutex<Vec<FireDone>>,
-    /// At-most-once fires whose claim already deleted their task's record
-    /// (a one-shot, the last run of an end): their completion writes
-    /// nothing more (a second commit per pass otherwise).
-    ended: Mutex<HashSet<(std::sync::Arc<str>, i64)>>,
-    /// Fires being put away because their claim failed: they did not run,
-    /// and nothing of them is written (a one-shot's record stays).
-    unclaimed: Mutex<HashSet<(std::sync::Arc<str>, i64)>>,
     /// Fences of won claims still running, by `(name, instant)`: only for
     /// a backend that hands fences out (non-zero), taken at completion.
     fences: Mutex<HashMap<(std::sync::Arc<str>, i64), u64>>,
@@ -130,8 +123,6 @@ impl Durable {
             defs: Mutex::new(defs),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             done: Mutex::new(Vec::new()),
-            ended: Mutex::new(HashSet::new()),
-            unclaimed: Mutex::new(HashSet::new()),
             fences: Mutex::new(HashMap::new()),
             failures: AtomicU64::new(0),
         }
@@ -290,7 +281,9 @@ impl Core {
                 durable.keep_fences(&claims);
                 for (mut b, c) in begun.into_iter().zip(&claims) {
                     if c.won && c.last && c.delivery == Delivery::AtMostOnce {
-                        lock(&durable.ended).insert((c.name.clone(), c.scheduled));
+                        // The claim deleted the record: completion writes
+                        // nothing more (a second commit per pass otherwise).
+                        b.claim = Claim::EndWritten;
                     }
                     if c.won {
                         b.started = now.max(b.started);
@@ -304,7 +297,7 @@ impl Core {
             Err(e) => {
                 durable.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, fires = begun.len(), "cronlane: claiming durable fires failed; they do not run");
-                for b in begun {
+                for mut b in begun {
                     self.skipped(&b.task, b.scheduled, SkipReason::Cancelled, 1, true);
                     // Nothing of a fire that did not run is written: a
                     // one-shot (or a last run) keeps its record, and runs
@@ -312,10 +305,8 @@ impl Core {
                     // is on disk all the same, a failed fsync after its
                     // writes: then an at-most-once one's record is gone,
                     // and it never runs, which at most once allows.)
-                    let key = (name_of(&b.task), b.scheduled);
-                    lock(&durable.unclaimed).insert(key.clone());
+                    b.claim = Claim::Failed;
                     report.add(self.complete(b, Outcome::Skipped));
-                    lock(&durable.unclaimed).remove(&key);
                 }
             }
         }
@@ -353,6 +344,7 @@ impl Core {
         scheduled: i64,
         ran: Option<bool>,
         last: bool,
+        claim: Claim,
     ) {
         let Some(durable) = self.durable.as_deref() else {
             return;
@@ -360,7 +352,9 @@ impl Core {
         // At most once: the cursor moved at the claim; only an end the
         // claim did not foresee is written now.
         let name = name_of(task);
-        if lock(&durable.unclaimed).contains(&(name.clone(), scheduled)) {
+        if claim == Claim::Failed {
+            // It did not run and nothing of it is written (a one-shot's
+            // record stays).
             if last {
                 // Its engine task is gone; the stored one waits (listed,
                 // not armed) for a restart or a registration of the same
@@ -379,9 +373,7 @@ impl Core {
         // A fenced claim is always completed (the backend's record of it
         // waits for its end).
         let fence = durable.take_fence(task, scheduled);
-        let foreseen = last
-            && delivery == Delivery::AtMostOnce
-            && lock(&durable.ended).remove(&(name.clone(), scheduled));
+        let foreseen = last && claim == Claim::EndWritten;
         let write = fence != 0
             || (!foreseen && (last || (delivery == Delivery::AtLeastOnce && ran.is_some())));
         if !write {

@@ -54,6 +54,8 @@ pub(crate) struct Begun {
     next: Option<i64>,
     /// A durable task's delivery policy (`None`: not durable).
     durable: Option<Delivery>,
+    /// What the store's claim of this fire did (durable fires only).
+    pub(crate) claim: Claim,
     /// A catch-up in progress: the next fire follows this instant, not now.
     streak: bool,
     /// `Overlap::Allow`: the next fire is already on the timeline.
@@ -72,6 +74,18 @@ impl Begun {
     pub(crate) fn overlaps(&self) -> bool {
         self.allowed
     }
+}
+
+/// What a store's claim did with a durable fire, carried to its
+/// completion (which writes accordingly; see `run::durable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// Nothing the completion must know (every non-durable fire).
+    Open,
+    /// An at-most-once claim that already deleted the task's record.
+    EndWritten,
+    /// The claim failed: the fire did not run and nothing is written.
+    Failed,
 }
 
 /// What [`Core::begin`] did with a claimed fire.
@@ -162,7 +176,7 @@ impl Core {
             if let Some(delivery) = policies.durable {
                 // Ended without a run (a one-shot's misfire skipped).
                 if after == After::Completed {
-                    self.durable_done(&task, delivery, scheduled, None, true);
+                    self.durable_done(&task, delivery, scheduled, None, true, Claim::Open);
                 }
             }
             self.after(&task, after);
@@ -227,6 +241,7 @@ impl Core {
             streak: decision.streak != 0,
             allowed,
             counted,
+            claim: Claim::Open,
         })
     }
 
@@ -246,6 +261,7 @@ impl Core {
             streak,
             allowed,
             counted,
+            claim,
             ..
         } = begun;
         if allowed {
@@ -254,7 +270,7 @@ impl Core {
                 task.extras_or_init().running.fetch_sub(1, Ordering::AcqRel);
             }
             if let Some(delivery) = durable {
-                self.durable_done(&task, delivery, scheduled, outcome.ran(), false);
+                self.durable_done(&task, delivery, scheduled, outcome.ran(), false, claim);
             }
             return outcome;
         }
@@ -300,7 +316,7 @@ impl Core {
         let after = task.finish(gen, scheduled, now, next);
         if let Some(delivery) = durable {
             let last = after == After::Completed;
-            self.durable_done(&task, delivery, scheduled, outcome.ran(), last);
+            self.durable_done(&task, delivery, scheduled, outcome.ran(), last, claim);
         }
         self.after_run(&task, after);
         outcome
