@@ -168,12 +168,10 @@ impl TaskBuilder<'_> {
         F: Fn(&FireContext<'_>) -> R + Send + Sync + 'static,
         R: TaskResult,
     {
-        if self.handler.is_some() {
-            return Err(Error::NotDurable {
-                name: self.name.unwrap_or_default(),
-                why: "a durable task runs its handler: finish it with .register(), not .run(..)",
-            });
-        }
+        // A durable builder (`.durable(..)`) is refused on the general path
+        // (`Core::register_as`): a check here would make this generic
+        // function too big to inline into every caller, which then moves
+        // the whole builder into it per registration (issue 13).
         let callback: Callback = Box::new(move |ctx| f(ctx).into_outcome());
         let core = &self.scheduler.core;
         core.register(self, callback)
@@ -403,15 +401,37 @@ impl Core {
         // a delay) with default policies and no payload needs no schedule
         // resolution, jitter, seal or name work (the general path below would
         // come to the same task).
-        let plain = spec.name.is_none()
-            && spec.payload.is_none()
-            && spec.misfire.unwrap_or(self.misfire) == Misfire::default()
-            && spec.overlap == Overlap::default()
-            && spec.jitter.is_zero()
-            && spec.until.is_none()
-            && spec.times.is_none();
+        //
+        // The builder is taken apart first and every owned field is tested,
+        // so on the plain path the compiler sees each one is `None` and
+        // drops nothing but the schedule inline. Testing the fields through
+        // `spec` instead left the builder to be dropped whole on this path:
+        // an out-of-line destructor call per registration, ~25 % of a
+        // plain registration's time (BENCHMARKS.md, issue 13).
+        let TaskBuilder {
+            scheduler,
+            schedule,
+            name,
+            replace,
+            payload,
+            misfire,
+            overlap,
+            jitter,
+            until,
+            times,
+            handler,
+            delivery,
+        } = spec;
+        let plain = name.is_none()
+            && payload.is_none()
+            && handler.is_none()
+            && misfire.unwrap_or(self.misfire) == Misfire::default()
+            && overlap == Overlap::default()
+            && jitter.is_zero()
+            && until.is_none()
+            && times.is_none();
         if plain {
-            if let Some(at) = spec.schedule.one_shot_instant(|| self.clock.now_nanos()) {
+            if let Some(at) = schedule.one_shot_instant(|| self.clock.now_nanos()) {
                 let id = TaskId::new(self.next_id.fetch_add(1, Ordering::Relaxed), at);
                 let plan = crate::schedule::Plan::Once(at);
                 let policies = Policies::default();
@@ -419,6 +439,20 @@ impl Core {
                 return Ok(self.publish(task, at));
             }
         }
+        let spec = TaskBuilder {
+            scheduler,
+            schedule,
+            name,
+            replace,
+            payload,
+            misfire,
+            overlap,
+            jitter,
+            until,
+            times,
+            handler,
+            delivery,
+        };
         self.register_as(spec, callback, false)
     }
 
@@ -441,8 +475,19 @@ impl Core {
             jitter,
             until,
             times,
+            handler,
             ..
         } = spec;
+        if handler.is_some() {
+            return Err(Error::NotDurable {
+                name: name.unwrap_or_default(),
+                why: if asynch {
+                    "a durable task runs its handler: finish it with .register(), not .run_async(..)"
+                } else {
+                    "a durable task runs its handler: finish it with .register(), not .run(..)"
+                },
+            });
+        }
         if name.as_deref() == Some("") {
             return Err(Error::EmptyName);
         }
