@@ -163,7 +163,9 @@ impl RunnerSignal {
 }
 
 /// The running background runner. [`shutdown`](Self::shutdown) stops it;
-/// dropping it does the same with [`DROP_SHUTDOWN_TIMEOUT`].
+/// dropping it does the same with [`DROP_SHUTDOWN_TIMEOUT`] (a runner task,
+/// feature `tokio`'s `Scheduler::start_on_runtime`, dropped on a runtime
+/// thread is told to stop and not waited for).
 ///
 /// ```
 /// use cronlane::{Schedule, Scheduler};
