@@ -987,7 +987,9 @@ async fn a_runner_task_stops_by_stopper_and_by_drop() {
 }
 
 /// A runner task whose runtime shuts down gives its registration back
-/// (its future is dropped): the handle's shutdown returns at once.
+/// (its future is dropped, which may finish on a worker after `drop`
+/// returned): the handle's shutdown returns without a timeout, and a
+/// runner starts again.
 #[test]
 fn a_runner_task_dropped_with_its_runtime_exits() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -1000,8 +1002,7 @@ fn a_runner_task_dropped_with_its_runtime_exits() {
         .build();
     let runner = s.start_on_runtime().unwrap();
     drop(rt);
-    assert!(runner.is_stopped());
-    runner.shutdown(Duration::from_secs(5)).unwrap();
+    runner.shutdown(PATIENCE).unwrap();
     s.start().unwrap().shutdown(Duration::from_secs(1)).unwrap();
 }
 
@@ -1017,5 +1018,24 @@ fn a_runner_task_needs_a_runtime_and_its_timer() {
         .build();
     assert!(matches!(s.start_on_runtime(), Err(Error::Spawn(_))));
     // Nothing was registered: the thread runner starts.
+    s.start().unwrap().shutdown(Duration::from_secs(1)).unwrap();
+}
+
+/// A runner task never polled (its current-thread runtime is never
+/// driven) and dropped with its runtime still gives its registration back.
+#[test]
+fn a_runner_task_never_polled_gives_its_registration_back() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let s = Scheduler::builder()
+        .tokio_handle(rt.handle().clone())
+        .build();
+    let runner = s.start_on_runtime().unwrap();
+    assert!(!runner.is_stopped());
+    drop(rt);
+    assert!(runner.is_stopped());
+    runner.shutdown(PATIENCE).unwrap();
     s.start().unwrap().shutdown(Duration::from_secs(1)).unwrap();
 }

@@ -614,7 +614,12 @@ impl RunnerHandle {
         let mine = core.runner.register()?;
         let handed_base = core.runner.handed_back();
         let done = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
-        drop(handle.spawn(drive(core.clone(), mine, done.clone())));
+        let exit = TaskExit {
+            core: core.clone(),
+            mine,
+            done: done.clone(),
+        };
+        drop(handle.spawn(drive(exit)));
         Ok(RunnerHandle {
             core,
             mine,
@@ -625,21 +630,34 @@ impl RunnerHandle {
     }
 }
 
-/// The runner as a task: the loop of the runner thread (`run::runner`),
-/// with tokio's timer and the runner's [`Notify`] for the park, and
-/// [`RUNTIME_SPIN_WINDOW`] of yielding before each fire instant.
-async fn drive(
+/// A runner task's [`Exit`], owned: handed to [`drive`] as an argument, so
+/// that it runs also when the task's future is dropped before its first
+/// poll (its runtime shut down at once), when the body's locals do not
+/// exist yet.
+struct TaskExit {
     core: Arc<Core>,
     mine: u64,
     done: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
-) {
-    // Whatever ends the task (return, panic, or its future dropped with
-    // its runtime), the registration is given back and `shutdown` told.
-    let _exit = Exit {
-        core: &core,
-        mine,
-        done: &done,
-    };
+}
+
+impl Drop for TaskExit {
+    fn drop(&mut self) {
+        drop(Exit {
+            core: &self.core,
+            mine: self.mine,
+            done: &self.done,
+        });
+    }
+}
+
+/// The runner as a task: the loop of the runner thread (`run::runner`),
+/// with tokio's timer and the runner's [`Notify`] for the park, and
+/// [`RUNTIME_SPIN_WINDOW`] of yielding before each fire instant. Whatever
+/// ends the task (return, panic, or its future dropped with its runtime,
+/// polled or not), `exit` gives the registration back and tells
+/// `shutdown`.
+async fn drive(exit: TaskExit) {
+    let core = &exit.core;
     let stopped = || core.runner.stop_raised();
     while !stopped() {
         // Reset the hint before looking: an insert after the look lowers
