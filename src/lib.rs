@@ -197,7 +197,7 @@ pub use run::lifecycle::{ShutdownReport, Stopper};
 pub use run::report::{RunReport, Stats, TaskInfo, TaskState};
 pub use run::runner::{RunnerHandle, DROP_SHUTDOWN_TIMEOUT, MAX_PARK, SPIN_WINDOW};
 #[cfg(feature = "tokio")]
-pub use run::tokio::{AsyncContext, CancelSignal};
+pub use run::tokio::{AsyncContext, CancelSignal, RUNTIME_SPIN_WINDOW};
 pub use schedule::Schedule;
 #[cfg(feature = "seal")]
 pub use seal::{Key, KeyRing, DEFAULT_KEYS_VAR};

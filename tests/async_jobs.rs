@@ -823,3 +823,219 @@ fn runs_dropped_with_their_runtime_are_completed() {
     assert_eq!((st.fired, st.skipped), (0, 1), "{st:?}");
     assert_eq!(s.len(), 1, "the recurring task goes on");
 }
+
+// --- the runner as a task on the runtime (start_on_runtime) ------------------
+
+/// N one-shots fired by a runner task: each runs exactly once, and the
+/// ordered shutdown finds nothing left.
+async fn runner_task_fires_exactly_once(n: usize) {
+    let (s, clock) = manual();
+    let runs: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
+    for i in 0..n {
+        let r = runs.clone();
+        s.add(Schedule::once(t0() + SECOND))
+            .run_async(move |_| {
+                let r = r.clone();
+                async move {
+                    tokio::task::yield_now().await;
+                    r[i].fetch_add(1, Ordering::SeqCst);
+                }
+            })
+            .unwrap();
+    }
+    let runner = s.start_on_runtime().unwrap();
+    assert!(matches!(
+        s.start_on_runtime(),
+        Err(Error::RunnerAlreadyStarted)
+    ));
+    assert!(matches!(s.start(), Err(Error::RunnerAlreadyStarted)));
+    clock.advance(SECOND);
+    fired(&s, n as u64).await;
+    let report = runner.shutdown_async(PATIENCE).await;
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.handed_back, 0, "{report:?}");
+    assert!(runs.iter().all(|c| c.load(Ordering::SeqCst) == 1));
+    assert_eq!(s.stats().fired, n as u64);
+    assert!(s.is_empty());
+    // The registration was given back: a runner starts again.
+    s.start_on_runtime().unwrap().shutdown_async(PATIENCE).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_runner_task_fires_exactly_once_current_thread() {
+    runner_task_fires_exactly_once(3000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_task_fires_exactly_once_multi_thread() {
+    runner_task_fires_exactly_once(3000).await;
+}
+
+/// On a current-thread runtime, the runner task yields while a fire is
+/// about due (the manual clock stands still inside its spin window), and
+/// a sync callback it fires goes to the blocking pool: a ticker task keeps
+/// making progress throughout, and the sync callback, which waits for the
+/// ticker, sees it tick.
+#[tokio::test(flavor = "current_thread")]
+async fn a_runner_task_blocks_no_runtime_thread() {
+    let clock = cronlane::ManualClock::new(t0());
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .tokio_handle(tokio::runtime::Handle::current())
+        .build();
+    let soon = t0() + Duration::from_micros(500);
+    assert!(Duration::from_micros(500) < cronlane::RUNTIME_SPIN_WINDOW);
+    let ticks = Arc::new(AtomicU64::new(0));
+    let main_thread = std::thread::current().id();
+    let sync_thread = Arc::new(Mutex::new(None));
+    let (st, t) = (sync_thread.clone(), ticks.clone());
+    s.add(Schedule::once(soon))
+        .run(move || {
+            *st.lock().unwrap() = Some(std::thread::current().id());
+            let seen = t.load(Ordering::SeqCst);
+            let start = std::time::Instant::now();
+            while t.load(Ordering::SeqCst) < seen + 10 {
+                assert!(start.elapsed() < PATIENCE, "a runtime thread was blocked");
+                std::thread::yield_now();
+            }
+        })
+        .unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    s.add(Schedule::once(soon))
+        .run_async(move |_| {
+            let d = d.clone();
+            async move { d.store(true, Ordering::SeqCst) }
+        })
+        .unwrap();
+    let t = ticks.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            t.fetch_add(1, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+        }
+    });
+    let runner = s.start_on_runtime().unwrap();
+    // The runner spins on this thread (nothing due yet, the clock stands
+    // still): the ticker must still run.
+    let before = ticks.load(Ordering::SeqCst);
+    until("the ticker ticking beside the spinning runner", || {
+        ticks.load(Ordering::SeqCst) >= before + 1000
+    })
+    .await;
+    assert_eq!(s.stats().fired, 0);
+    clock.advance(Duration::from_millis(1));
+    fired(&s, 2).await;
+    assert!(done.load(Ordering::SeqCst));
+    assert_eq!(s.stats().failed, 0);
+    assert_ne!(sync_thread.lock().unwrap().unwrap(), main_thread);
+    let report = runner.shutdown_async(PATIENCE).await;
+    assert!(report.is_clean(), "{report:?}");
+    ticker.abort();
+}
+
+/// The ordered shutdown with a runner task: as with the thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_task_shuts_down_in_order() {
+    let (s, _clock) = manual();
+    let gate = Arc::new(Semaphore::new(0));
+    let cancelled = gated_one_shots(&s, 10, &gate, true);
+    let runner = s.start_on_runtime().unwrap();
+    until("ten runs handed out", || s.tasks().is_empty()).await;
+    let g = gate.clone();
+    tokio::spawn(async move { g.add_permits(4) });
+    let report = runner.shutdown_async(Duration::from_millis(300)).await;
+    // Some of the four may finish before the runner stopped.
+    assert!((6..=10).contains(&report.running), "{report:?}");
+    assert_eq!(report.handed_back, 0);
+    assert_eq!(report.finished, report.running - 6, "{report:?}");
+    assert_eq!(report.cancelled, 6, "{report:?}");
+    assert_eq!(report.unfinished, 0, "{report:?}");
+    assert_eq!(cancelled.load(Ordering::SeqCst), 6);
+    assert_eq!(s.stats().fired, 10);
+}
+
+/// A stopper stops a runner task; the blocking wait (off the runtime)
+/// returns, and a handle dropped on a runtime thread stops its runner
+/// without waiting there.
+#[tokio::test(flavor = "current_thread")]
+async fn a_runner_task_stops_by_stopper_and_by_drop() {
+    let (s, _clock) = manual();
+    let runner = s.start_on_runtime().unwrap();
+    runner.stopper().stop();
+    let runner = tokio::task::spawn_blocking(move || {
+        runner.wait();
+        runner
+    })
+    .await
+    .unwrap();
+    assert!(runner.is_stopped());
+    assert_eq!(
+        runner.shutdown_async(PATIENCE).await,
+        ShutdownReport::default()
+    );
+    drop(s.start_on_runtime().unwrap());
+    // Told to stop, it exits at its next poll: then a runner starts again.
+    let again = loop {
+        match s.start_on_runtime() {
+            Ok(r) => break r,
+            Err(Error::RunnerStillStopping) => tokio::task::yield_now().await,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert!(again.shutdown_async(PATIENCE).await.is_clean());
+}
+
+/// A runner task whose runtime shuts down gives its registration back
+/// (its future is dropped, which may finish on a worker after `drop`
+/// returned): the handle's shutdown returns without a timeout, and a
+/// runner starts again.
+#[test]
+fn a_runner_task_dropped_with_its_runtime_exits() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let s = Scheduler::builder()
+        .tokio_handle(rt.handle().clone())
+        .build();
+    let runner = s.start_on_runtime().unwrap();
+    drop(rt);
+    runner.shutdown(PATIENCE).unwrap();
+    s.start().unwrap().shutdown(Duration::from_secs(1)).unwrap();
+}
+
+#[test]
+fn a_runner_task_needs_a_runtime_and_its_timer() {
+    let (s, _clock) = manual();
+    assert!(matches!(s.start_on_runtime(), Err(Error::NoRuntime)));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let s = Scheduler::builder()
+        .tokio_handle(rt.handle().clone())
+        .build();
+    assert!(matches!(s.start_on_runtime(), Err(Error::Spawn(_))));
+    // Nothing was registered: the thread runner starts.
+    s.start().unwrap().shutdown(Duration::from_secs(1)).unwrap();
+}
+
+/// A runner task never polled (its current-thread runtime is never
+/// driven) and dropped with its runtime still gives its registration back.
+#[test]
+fn a_runner_task_never_polled_gives_its_registration_back() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let s = Scheduler::builder()
+        .tokio_handle(rt.handle().clone())
+        .build();
+    let runner = s.start_on_runtime().unwrap();
+    assert!(!runner.is_stopped());
+    drop(rt);
+    assert!(runner.is_stopped());
+    runner.shutdown(PATIENCE).unwrap();
+    s.start().unwrap().shutdown(Duration::from_secs(1)).unwrap();
+}

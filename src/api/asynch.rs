@@ -8,6 +8,7 @@ use crate::api::scheduler::{Scheduler, TaskBuilder};
 use crate::engine::task::{Callback, TaskResult};
 use crate::error::Error;
 use crate::id::TaskId;
+use crate::run::runner::RunnerHandle;
 use crate::run::tokio::{AsyncContext, AsyncJob, Slot, Spawn, SpawnRun};
 use std::future::Future;
 
@@ -76,6 +77,59 @@ impl TaskBuilder<'_> {
         });
         let core = core.clone();
         core.register_as(self, callback, true)
+    }
+}
+
+impl Scheduler {
+    /// Starts the background runner as a **task on the scheduler's tokio
+    /// runtime** instead of a thread of its own: the one given to
+    /// [`SchedulerBuilder::tokio_handle`], or else the scheduler's (its
+    /// first `run_async`'s), or else the one current now
+    /// ([`Error::NoRuntime`] if there is none). One runner per scheduler,
+    /// as with [`start`](Self::start); the same [`RunnerHandle`], stopped
+    /// and shut down the same ways.
+    ///
+    /// The runner then competes with no runtime worker for the CPU, and
+    /// spawns its async runs from a worker onto that worker's own queue.
+    /// It parks on tokio's timer (the runtime needs its time driver:
+    /// `enable_time`, else [`Error::Spawn`]) until
+    /// [`RUNTIME_SPIN_WINDOW`](crate::RUNTIME_SPIN_WINDOW) before the next
+    /// fire instant and yields to the runtime for the rest, so fires start
+    /// on time despite the timer's 1 ms granularity. A `run_pending` pass
+    /// runs on the worker without yielding (claiming and spawning only);
+    /// sync callbacks still never run on a runtime thread: with inline
+    /// dispatch they go to the runtime's blocking pool, else to the pool
+    /// or executor. A scheduler with a store keeps a runner thread (its
+    /// claims and writes block), as [`start`](Self::start) gives.
+    ///
+    /// From async code shut it down with
+    /// [`shutdown_async`](RunnerHandle::shutdown_async) (or `run_until*`):
+    /// the blocking forms wait on the calling thread, which may be the
+    /// worker the runner needs. Dropped on a runtime thread, the handle
+    /// tells the runner to stop and returns without waiting.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cronlane::Error> {
+    /// use cronlane::{Schedule, Scheduler};
+    /// use std::time::Duration;
+    /// let scheduler = Scheduler::builder().build();
+    /// let (tx, rx) = tokio::sync::oneshot::channel();
+    /// let tx = std::sync::Mutex::new(Some(tx));
+    /// scheduler
+    ///     .add(Schedule::after(Duration::from_millis(5)))
+    ///     .run_async(move |_| {
+    ///         let tx = tx.lock().unwrap().take();
+    ///         async move { tx.map(|tx| tx.send(())); }
+    ///     })?;
+    /// let runner = scheduler.start_on_runtime()?;
+    /// rx.await.expect("fired");
+    /// let report = runner.shutdown_async(Duration::from_secs(5)).await;
+    /// assert!(report.is_clean());
+    /// # Ok(()) }
+    /// ```
+    pub fn start_on_runtime(&self) -> Result<RunnerHandle, Error> {
+        RunnerHandle::start_on_runtime(self.core().clone())
     }
 }
 

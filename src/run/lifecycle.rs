@@ -122,7 +122,7 @@ impl RunnerHandle {
         // 1. Stop claiming: the runner releases what it claimed and did not
         // start, and exits (once a callback it runs inline has returned).
         core.runner.raise_stop(self.mine);
-        join.thread().unpark();
+        join.unpark(&core);
         let mut deadline = Instant::now() + grace;
         self.wait_until(deadline, |h| h.is_stopped());
         let running = self.in_flight();
@@ -137,7 +137,7 @@ impl RunnerHandle {
         }
         let unfinished = self.in_flight();
         if self.is_stopped() {
-            let _ = join.join();
+            join.join();
         }
         // 5. Report.
         ShutdownReport {
@@ -285,7 +285,7 @@ fn termination() -> Result<impl std::future::Future<Output = ()>, crate::Error> 
 
 /// Completes when either future does (the other is dropped).
 #[cfg(feature = "tokio")]
-async fn either<A: std::future::Future, B: std::future::Future>(a: A, b: B) {
+pub(crate) async fn either<A: std::future::Future, B: std::future::Future>(a: A, b: B) {
     use std::task::Poll;
     let mut a = std::pin::pin!(a);
     let mut b = std::pin::pin!(b);

@@ -65,6 +65,12 @@ pub(crate) struct RunnerSignal {
     /// Fires released unrun because a runner was told to stop (for the
     /// shutdown report, `run::lifecycle`).
     handed_back: AtomicU64,
+    /// Wakes a runner that is a task on a tokio runtime
+    /// ([`Scheduler::start_on_runtime`](crate::Scheduler::start_on_runtime)):
+    /// it has no thread to unpark. A permit given while it is not waiting
+    /// is kept, as `unpark` before `park` leaves a token.
+    #[cfg(feature = "tokio")]
+    pub(crate) notify: ::tokio::sync::Notify,
 }
 
 impl RunnerSignal {
@@ -73,11 +79,13 @@ impl RunnerSignal {
             state: AtomicU64::new(0),
             thread: SwapOption::empty(),
             handed_back: AtomicU64::new(0),
+            #[cfg(feature = "tokio")]
+            notify: ::tokio::sync::Notify::new(),
         }
     }
 
     /// Registers a new runner; its generation's `state` word (`ACTIVE`).
-    fn register(&self) -> Result<u64, Error> {
+    pub(crate) fn register(&self) -> Result<u64, Error> {
         let mut cur = self.state.load(Ordering::Acquire);
         loop {
             if cur & ACTIVE != 0 {
@@ -126,7 +134,7 @@ impl RunnerSignal {
     }
 
     /// Gives the registration `mine` back (the runner thread, as it exits).
-    fn clear(&self, mine: u64) {
+    pub(crate) fn clear(&self, mine: u64) {
         self.thread.store(None);
         // Release: a `start` that takes the word sees `thread` reset.
         self.state.store(mine & !(GEN - 1), Ordering::Release);
@@ -143,12 +151,21 @@ impl RunnerSignal {
                 }
                 t.unpark();
             }
+            // No thread: the runner is a task on a runtime (or a thread
+            // runner that has not published itself yet, which looks at the
+            // timeline before it first parks).
+            #[cfg(feature = "tokio")]
+            if self.thread.load().is_none() {
+                self.notify.notify_one();
+            }
         }
     }
 }
 
 /// The running background runner. [`shutdown`](Self::shutdown) stops it;
-/// dropping it does the same with [`DROP_SHUTDOWN_TIMEOUT`].
+/// dropping it does the same with [`DROP_SHUTDOWN_TIMEOUT`] (a runner task,
+/// feature `tokio`'s `Scheduler::start_on_runtime`, dropped on a runtime
+/// thread is told to stop and not waited for).
 ///
 /// ```
 /// use cronlane::{Schedule, Scheduler};
@@ -173,7 +190,7 @@ pub struct RunnerHandle {
     /// This runner's registration (`state` word while it runs).
     pub(crate) mine: u64,
     pub(crate) done: std::sync::Arc<(Mutex<bool>, Condvar)>,
-    pub(crate) join: Option<JoinHandle<()>>,
+    pub(crate) join: Option<Driver>,
     /// Fires handed back before this runner started (its shutdown report
     /// counts from here).
     pub(crate) handed_base: u64,
@@ -205,7 +222,7 @@ impl RunnerHandle {
                 core,
                 mine,
                 done,
-                join: Some(join),
+                join: Some(Driver::Thread(join)),
                 handed_base,
             }),
             Err(e) => {
@@ -232,12 +249,12 @@ impl RunnerHandle {
         #[cfg(not(cronlane_loom))]
         let unpark = true;
         if unpark {
-            join.thread().unpark();
+            join.unpark(&self.core);
         }
         // Under loom a condvar wait would block every model thread (they
         // share one OS thread): join first; `finished` is then set.
         #[cfg(cronlane_loom)]
-        let _ = join.join();
+        join.join();
         let (lock, cv) = &*self.done;
         let mut finished = lock.lock().map_err(|_| Error::ShutdownTimeout(timeout))?;
         while !*finished {
@@ -254,7 +271,7 @@ impl RunnerHandle {
         }
         drop(finished);
         #[cfg(not(cronlane_loom))]
-        let _ = join.join();
+        join.join();
         // The runner thread gave its registration back before `finished`
         // (clearing it here could clear a runner started since).
         // Jobs handed to a pool or executor: wait for them too.
@@ -277,6 +294,18 @@ impl Drop for RunnerHandle {
         if std::thread::panicking() {
             return;
         }
+        // A runner task dropped on a runtime thread: waiting here could
+        // keep the very runtime it needs from polling it (a current-thread
+        // one, surely). Told to stop, it exits at its next poll.
+        #[cfg(feature = "tokio")]
+        if matches!(self.join, Some(Driver::Task))
+            && ::tokio::runtime::Handle::try_current().is_ok()
+        {
+            self.core.runner.raise_stop(self.mine);
+            self.core.runner.wake();
+            self.join = None;
+            return;
+        }
         if let Err(e) = self.stop_and_wait(DROP_SHUTDOWN_TIMEOUT) {
             tracing::warn!("cronlane: runner dropped: {e}");
         }
@@ -291,12 +320,45 @@ impl std::fmt::Debug for RunnerHandle {
     }
 }
 
-/// Run by the runner thread as it exits, by return or by panic: gives the
-/// registration back, then tells `shutdown` the thread has finished.
-struct Exit<'a> {
-    core: &'a Core,
-    mine: u64,
-    done: &'a (Mutex<bool>, Condvar),
+/// What runs a runner: its thread, or (feature `tokio`) a task on a
+/// runtime, which reports its exit through `done` only.
+pub(crate) enum Driver {
+    Thread(JoinHandle<()>),
+    #[cfg(feature = "tokio")]
+    Task,
+}
+
+impl Driver {
+    /// Wakes the runner (to see its `STOP`).
+    #[cfg_attr(not(feature = "tokio"), allow(unused_variables))]
+    pub(crate) fn unpark(&self, core: &Core) {
+        match self {
+            Driver::Thread(join) => join.thread().unpark(),
+            #[cfg(feature = "tokio")]
+            Driver::Task => core.runner.wake(),
+        }
+    }
+
+    /// Joins the runner thread (once it has set `done`); a task has
+    /// nothing to join.
+    pub(crate) fn join(self) {
+        match self {
+            Driver::Thread(join) => {
+                let _ = join.join();
+            }
+            #[cfg(feature = "tokio")]
+            Driver::Task => {}
+        }
+    }
+}
+
+/// Run by the runner as it exits, by return or by panic (or, for a runner
+/// task, by its future being dropped with its runtime): gives the
+/// registration back, then tells `shutdown` the runner has finished.
+pub(crate) struct Exit<'a> {
+    pub(crate) core: &'a Core,
+    pub(crate) mine: u64,
+    pub(crate) done: &'a (Mutex<bool>, Condvar),
 }
 
 impl Drop for Exit<'_> {

@@ -35,13 +35,15 @@
 
 use crate::engine::task::{FireContext, TaskRef};
 use crate::engine::timeline::Claimed;
+use crate::error::Error;
 use crate::id::TaskId;
 use crate::policy::SkipReason;
 use crate::run::core::Core;
 use crate::run::dispatch::{Dispatch, Job};
 use crate::run::fire::{Begin, Begun};
+use crate::run::lifecycle::either;
 use crate::run::report::{Outcome, RunReport};
-use crate::run::runner::RunnerSignal;
+use crate::run::runner::{Driver, Exit, RunnerHandle, RunnerSignal, MAX_PARK};
 use crate::sync::HandleArc as Arc;
 use ::tokio::runtime::Handle;
 use ::tokio::sync::Notify;
@@ -324,7 +326,14 @@ impl Spawn {
             }
             None => tracing::Span::none(),
         };
-        drop(handle.spawn(run_fire(self.fire, self.job, make).instrument(span)));
+        let run = run_fire(self.fire, self.job, make);
+        // No subscriber wants the span: the run goes without its wrapper
+        // (a smaller task to move into place, no enter/exit per poll).
+        if span.is_disabled() {
+            drop(handle.spawn(run));
+        } else {
+            drop(handle.spawn(run.instrument(span)));
+        }
     }
 
     /// Hands the run to its task's code, which spawns it.
@@ -415,8 +424,15 @@ impl Core {
         report: &mut RunReport,
         stop: Option<&RunnerSignal>,
     ) {
-        // Once per batch: whether this thread is a runtime's.
-        let blocking = self.blocking_handle();
+        // Once per batch: whether this thread is a runtime's. The runner
+        // (`stop`) on a runtime thread is a runner task on the scheduler's
+        // runtime ([`drive`]): it spawns its runs from that worker.
+        let current = Handle::try_current().ok();
+        let local = stop.is_some() && current.is_some();
+        let blocking = match self.dispatch {
+            Dispatch::Inline => current,
+            _ => None,
+        };
         let mut spawns = Vec::new();
         for claimed in batch.drain(..) {
             if stop.is_some_and(RunnerSignal::stop_raised) {
@@ -429,7 +445,7 @@ impl Core {
             }
             self.dispatch_other(claimed, report, blocking.as_ref());
         }
-        self.spawn_all(spawns);
+        self.spawn_all(spawns, local);
     }
 
     /// The runtime whose blocking pool takes this thread's sync fires: on
@@ -452,7 +468,7 @@ impl Core {
     ) {
         if claimed.task.is_async() {
             let spawn = self.begin_async(claimed, report);
-            return self.spawn_all(spawn.into_iter().collect());
+            return self.spawn_all(spawn.into_iter().collect(), false);
         }
         self.dispatch_other(claimed, report, blocking);
     }
@@ -503,16 +519,24 @@ impl Core {
         Some(Spawn { fire, job })
     }
 
-    /// Spawns a batch's runs on the scheduler's runtime. More than one go
-    /// out in one task that spawns them from a runtime thread: one remote
-    /// spawn (a lock and a wake-up) per batch instead of one per fire.
-    /// Dropped unspawned (the runtime shut down), each run completes as
-    /// skipped ([`Fire`]).
-    fn spawn_all(&self, mut spawns: Vec<Spawn>) {
+    /// Spawns a batch's runs on the scheduler's runtime. From one of its
+    /// workers (`local`: the runner task) each goes to that worker's own
+    /// queue, no lock nor wake-up of its own. Else more than one go out in
+    /// one task that spawns them from a runtime thread: one remote spawn (a
+    /// lock and a wake-up) per batch instead of one per fire. Dropped
+    /// unspawned (the runtime shut down), each run completes as skipped
+    /// ([`Fire`]).
+    fn spawn_all(&self, mut spawns: Vec<Spawn>, local: bool) {
         let Some(handle) = self.asynch.get().and_then(|s| s.handle.get()) else {
             // Not reachable: an async task registers only with a runtime.
             return;
         };
+        if local {
+            for one in spawns {
+                one.spawn(handle);
+            }
+            return;
+        }
         match spawns.len() {
             0 => {}
             1 => {
@@ -548,5 +572,116 @@ impl Core {
             side.epoch.fetch_add(1, Ordering::AcqRel);
             side.notify.notify_waiters();
         }
+    }
+}
+
+/// A runner task parks (on tokio's timer) until this long before the next
+/// fire instant and yields to the runtime in a loop for the rest: tokio's
+/// timer has a 1 ms granularity and fires up to a tick late, so the
+/// yielding covers that tick and the wake-up. Costs at most this much of a
+/// worker's time per fire instant, spent yielding: every other task of the
+/// runtime is polled meanwhile.
+pub const RUNTIME_SPIN_WINDOW: std::time::Duration = std::time::Duration::from_micros(1500);
+
+impl RunnerHandle {
+    /// Starts the runner as a task on the scheduler's runtime (see
+    /// [`Scheduler::start_on_runtime`](crate::Scheduler::start_on_runtime)).
+    pub(crate) fn start_on_runtime(core: Arc<Core>) -> Result<RunnerHandle, Error> {
+        if core.durable.is_some() {
+            // A store's claims and writes block: they stay on a thread.
+            return RunnerHandle::start(core);
+        }
+        let side = core.async_side();
+        if side.handle.get().is_none() {
+            let current = Handle::try_current().map_err(|_| Error::NoRuntime)?;
+            let _ = side.handle.set(current);
+        }
+        let Some(handle) = side.handle.get().cloned() else {
+            return Err(Error::NoRuntime);
+        };
+        // The runner task parks on tokio's timer: without a time driver
+        // that would panic in the task; refuse now instead.
+        {
+            let _in = handle.enter();
+            let probe = catch_unwind(|| drop(::tokio::time::sleep(std::time::Duration::ZERO)));
+            if probe.is_err() {
+                return Err(Error::Spawn(
+                    "the runtime has no time driver (build it with enable_time or enable_all)"
+                        .into(),
+                ));
+            }
+        }
+        let mine = core.runner.register()?;
+        let handed_base = core.runner.handed_back();
+        let done = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let exit = TaskExit {
+            core: core.clone(),
+            mine,
+            done: done.clone(),
+        };
+        drop(handle.spawn(drive(exit)));
+        Ok(RunnerHandle {
+            core,
+            mine,
+            done,
+            join: Some(Driver::Task),
+            handed_base,
+        })
+    }
+}
+
+/// A runner task's [`Exit`], owned: handed to [`drive`] as an argument, so
+/// that it runs also when the task's future is dropped before its first
+/// poll (its runtime shut down at once), when the body's locals do not
+/// exist yet.
+struct TaskExit {
+    core: Arc<Core>,
+    mine: u64,
+    done: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl Drop for TaskExit {
+    fn drop(&mut self) {
+        drop(Exit {
+            core: &self.core,
+            mine: self.mine,
+            done: &self.done,
+        });
+    }
+}
+
+/// The runner as a task: the loop of the runner thread (`run::runner`),
+/// with tokio's timer and the runner's [`Notify`] for the park, and
+/// [`RUNTIME_SPIN_WINDOW`] of yielding before each fire instant. Whatever
+/// ends the task (return, panic, or its future dropped with its runtime,
+/// polled or not), `exit` gives the registration back and tells
+/// `shutdown`.
+async fn drive(exit: TaskExit) {
+    let core = &exit.core;
+    let stopped = || core.runner.stop_raised();
+    while !stopped() {
+        // Reset the hint before looking: an insert after the look lowers
+        // it again and notifies (a kept permit if we are not waiting yet).
+        core.timeline.take_hint();
+        core.run_pending(Some(&core.runner));
+        if stopped() {
+            break;
+        }
+        let now = core.clock.now_nanos();
+        let next = core
+            .timeline
+            .front()
+            .unwrap_or(i64::MAX)
+            .min(core.timeline.hint());
+        let wait =
+            std::time::Duration::from_nanos(u64::try_from(next.saturating_sub(now)).unwrap_or(0));
+        if wait <= RUNTIME_SPIN_WINDOW {
+            // Due, or nearly: let the runtime poll its other tasks (the
+            // runs just spawned among them), then look again.
+            ::tokio::task::yield_now().await;
+            continue;
+        }
+        let park = (wait - RUNTIME_SPIN_WINDOW).min(MAX_PARK);
+        either(::tokio::time::sleep(park), core.runner.notify.notified()).await;
     }
 }

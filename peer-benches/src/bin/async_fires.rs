@@ -14,6 +14,8 @@
 //!
 //! Run: `cargo run --release --bin async_fires [-- BURST TRICKLE TCS_BURST]`
 //! (defaults 20000 2000 2000). Prints a table; never a pass/fail test.
+//! cronlane's runner is a task on the runtime (`start_on_runtime`);
+//! `RUNNER=thread` gives it a thread of its own (`start`) instead.
 
 use chrono::Utc;
 use cronlane::{Schedule, Scheduler};
@@ -126,7 +128,14 @@ fn cronlane(rt: &tokio::runtime::Runtime, n: usize, spacing: Duration) -> Sample
     let s = Scheduler::builder()
         .tokio_handle(rt.handle().clone())
         .build();
-    let runner = s.start().expect("runner");
+    // The runner as a task on the runtime (`start_on_runtime`), or with
+    // `RUNNER=thread` a thread of its own (`start`).
+    let runner = if std::env::var("RUNNER").is_ok_and(|r| r == "thread") {
+        s.start()
+    } else {
+        s.start_on_runtime()
+    }
+    .expect("runner");
     let rec = Record::new(n);
     let lead = lead(n, 10);
     let start = Instant::now();
