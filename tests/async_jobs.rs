@@ -380,14 +380,15 @@ async fn removing_a_task_cancels_its_runs() {
 
 /// A one-shot per run, each waiting on a gate; with `obey`, a run also
 /// returns when cancelled.
-fn gated_one_shots(s: &Scheduler, n: usize, gate: &Arc<Semaphore>, obey: bool) -> Arc<AtomicU64> {
-    let cancelled = Arc::new(AtomicU64::new(0));
+fn gated_one_shots(s: &Scheduler, n: usize, gate: &Arc<Semaphore>, obey: bool) -> Gated {
+    let gated = Gated::default();
     for _ in 0..n {
-        let (g, c) = (gate.clone(), cancelled.clone());
+        let (g, c, st) = (gate.clone(), gated.cancelled.clone(), gated.started.clone());
         s.add(Schedule::once(t0()))
             .run_async(move |ctx| {
-                let (g, c) = (g.clone(), c.clone());
+                let (g, c, st) = (g.clone(), c.clone(), st.clone());
                 async move {
+                    st.fetch_add(1, Ordering::SeqCst);
                     if obey {
                         tokio::select! {
                             p = g.acquire() => p.unwrap().forget(),
@@ -400,19 +401,35 @@ fn gated_one_shots(s: &Scheduler, n: usize, gate: &Arc<Semaphore>, obey: bool) -
             })
             .unwrap();
     }
-    cancelled
+    gated
+}
+
+/// Counters of [`gated_one_shots`]' runs.
+#[derive(Default)]
+struct Gated {
+    /// Runs that saw their cancellation signal.
+    cancelled: Arc<AtomicU64>,
+    /// Runs whose future started: handed out, not merely claimed (a
+    /// claimed fire not yet handed out is handed back by a stop).
+    started: Arc<AtomicU64>,
+}
+
+impl Gated {
+    async fn all_started(&self, n: u64) {
+        until(&format!("{n} runs started"), || {
+            self.started.load(Ordering::SeqCst) >= n
+        })
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_runs_finish_then_cancels_the_rest() {
     let (s, _clock) = manual();
     let gate = Arc::new(Semaphore::new(0));
-    let cancelled = gated_one_shots(&s, 10, &gate, true);
+    let gated = gated_one_shots(&s, 10, &gate, true);
     let runner = s.start().unwrap();
-    until("ten runs handed out", || {
-        s.is_empty() || s.tasks().is_empty()
-    })
-    .await;
+    gated.all_started(10).await;
     // Four finish (some of them within the grace period, some perhaps
     // before the runner stopped); six are cancelled after it.
     let g = gate.clone();
@@ -424,7 +441,7 @@ async fn shutdown_lets_runs_finish_then_cancels_the_rest() {
     assert_eq!(report.cancelled, 6, "{report:?}");
     assert_eq!(report.unfinished, 0, "{report:?}");
     assert!(report.is_clean());
-    assert_eq!(cancelled.load(Ordering::SeqCst), 6);
+    assert_eq!(gated.cancelled.load(Ordering::SeqCst), 6);
     assert_eq!(s.stats().fired, 10);
 }
 
@@ -432,9 +449,15 @@ async fn shutdown_lets_runs_finish_then_cancels_the_rest() {
 async fn a_run_that_ignores_cancellation_is_reported_and_still_completes() {
     let (s, _clock) = manual();
     let gate = Arc::new(Semaphore::new(0));
-    gated_one_shots(&s, 3, &gate, false);
+    let gated = gated_one_shots(&s, 3, &gate, false);
     let runner = s.start().unwrap();
-    until("three runs handed out", || s.tasks().is_empty()).await;
+    gated.all_started(3).await;
+    // The runner thread is stopped first: until it has exited the report
+    // counts it as running too (it could be inside an inline callback),
+    // and on a loaded machine it may take longer than the 50 ms grace to
+    // be scheduled (this test failed 1 run in 3 under load 6 that way).
+    runner.stopper().stop();
+    until("the runner thread stopped", || runner.is_stopped()).await;
     let report = runner.shutdown_async(Duration::from_millis(50)).await;
     assert_eq!(
         (report.running, report.cancelled, report.unfinished),
@@ -531,12 +554,15 @@ fn wait_returns_once_a_stopper_stops_the_runner() {
 async fn run_until_shuts_down_when_told() {
     let (s, _clock) = manual();
     let gate = Arc::new(Semaphore::new(0));
-    gated_one_shots(&s, 2, &gate, true);
+    let gated = gated_one_shots(&s, 2, &gate, true);
     let runner = s.start().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let serve =
-        tokio::spawn(runner.run_until(async { rx.await.unwrap() }, Duration::from_millis(20)));
-    until("two runs handed out", || s.tasks().is_empty()).await;
+        // The grace bounds both waits of the shutdown (the runner thread's
+        // exit, then the cancelled runs on this one runtime thread): 20 ms
+        // was too short on a loaded machine (1 run in 12 under load 4).
+        tokio::spawn(runner.run_until(async { rx.await.unwrap() }, Duration::from_secs(1)));
+    gated.all_started(2).await;
     tx.send(()).unwrap();
     let report = serve.await.unwrap();
     assert_eq!(
@@ -551,7 +577,7 @@ async fn run_until_shuts_down_when_told() {
 async fn sigterm_shuts_down_in_order() {
     let (s, _clock) = manual();
     let runner = s.start().unwrap();
-    let serve = tokio::spawn(runner.run_until_signal_async(Duration::from_millis(20)));
+    let serve = tokio::spawn(runner.run_until_signal_async(Duration::from_secs(1)));
     // On a current-thread runtime, yielding lets the spawned task run up
     // to its first await: its signal handlers are installed by then.
     for _ in 0..10 {
@@ -939,9 +965,9 @@ async fn a_runner_task_blocks_no_runtime_thread() {
 async fn a_runner_task_shuts_down_in_order() {
     let (s, _clock) = manual();
     let gate = Arc::new(Semaphore::new(0));
-    let cancelled = gated_one_shots(&s, 10, &gate, true);
+    let gated = gated_one_shots(&s, 10, &gate, true);
     let runner = s.start_on_runtime().unwrap();
-    until("ten runs handed out", || s.tasks().is_empty()).await;
+    gated.all_started(10).await;
     let g = gate.clone();
     tokio::spawn(async move { g.add_permits(4) });
     let report = runner.shutdown_async(Duration::from_millis(300)).await;
@@ -951,7 +977,7 @@ async fn a_runner_task_shuts_down_in_order() {
     assert_eq!(report.finished, report.running - 6, "{report:?}");
     assert_eq!(report.cancelled, 6, "{report:?}");
     assert_eq!(report.unfinished, 0, "{report:?}");
-    assert_eq!(cancelled.load(Ordering::SeqCst), 6);
+    assert_eq!(gated.cancelled.load(Ordering::SeqCst), 6);
     assert_eq!(s.stats().fired, 10);
 }
 
