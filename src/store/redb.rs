@@ -255,24 +255,25 @@ impl Store for RedbStore {
     fn claim(&self, fires: &mut [FireClaim]) -> Result<(), StoreError> {
         // At most once: the cursor moves before the callbacks. At least
         // once writes nothing now.
-        let marks = fires
-            .iter()
-            .filter(|f| f.delivery == Delivery::AtMostOnce)
-            .map(|f| Mark::new(&f.name, f.scheduled, f.last));
-        self.progress(marks.collect())
+        let mut marks = Marks::with_capacity(fires.len());
+        for f in fires.iter().filter(|f| f.delivery == Delivery::AtMostOnce) {
+            marks.push(&f.name, f.scheduled, f.last);
+        }
+        self.progress(marks)
     }
 
     fn complete(&self, fires: &[FireDone]) -> Result<(), StoreError> {
-        let marks = fires
-            .iter()
-            .map(|f| Mark::new(&f.name, f.scheduled, f.last));
-        self.progress(marks.collect())
+        let mut marks = Marks::with_capacity(fires.len());
+        for f in fires {
+            marks.push(&f.name, f.scheduled, f.last);
+        }
+        self.progress(marks)
     }
 }
 
 impl RedbStore {
     /// Writes cursor moves in one commit (none: no commit).
-    fn progress(&self, marks: Vec<Mark>) -> Result<(), StoreError> {
+    fn progress(&self, marks: Marks) -> Result<(), StoreError> {
         if marks.is_empty() {
             return Ok(());
         }
@@ -280,26 +281,59 @@ impl RedbStore {
     }
 }
 
-impl Mark {
-    fn new(name: &Arc<str>, cursor: i64, last: bool) -> Mark {
-        Mark {
-            name: name.clone(),
-            cursor,
-            last,
-        }
-    }
+/// Cursor moves (and, with `last`, ends of tasks), compact: the names
+/// copied into one string, one fixed-size entry per move. No per-fire
+/// allocation or reference count (the committer thread never touches the
+/// scheduler's names, whose cache lines stay with the firing thread).
+struct Marks {
+    names: String,
+    marks: Vec<Mark>,
 }
 
-/// A cursor move (and, with `last`, the end of the task).
+/// One move: its name ends at `end` in [`Marks::names`].
 struct Mark {
-    name: Arc<str>,
+    end: usize,
     cursor: i64,
     last: bool,
 }
 
+impl Marks {
+    fn with_capacity(n: usize) -> Marks {
+        Marks {
+            names: String::with_capacity(n * 16),
+            marks: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, name: &str, cursor: i64, last: bool) {
+        self.names.push_str(name);
+        self.marks.push(Mark {
+            end: self.names.len(),
+            cursor,
+            last,
+        });
+    }
+
+    fn is_empty(&self) -> bool {
+        self.marks.is_empty()
+    }
+
+    /// Each move as `(name, cursor, last)`, in order.
+    fn iter(&self) -> impl Iterator<Item = (&str, i64, bool)> {
+        let mut start = 0;
+        self.marks.iter().map(move |m| {
+            // In bounds and on character boundaries: `end` was the
+            // string's length right after a whole `&str` was pushed.
+            let name = self.names.get(start..m.end).unwrap_or_default();
+            start = m.end;
+            (name, m.cursor, m.last)
+        })
+    }
+}
+
 enum Work {
     Ops(Vec<Op>),
-    Progress(Vec<Mark>),
+    Progress(Marks),
 }
 
 struct Request {
@@ -366,12 +400,12 @@ impl Committer {
                         }
                     }
                     Work::Progress(marks) => {
-                        for m in marks {
-                            if m.last {
-                                tasks.remove(&*m.name).map_err(io)?;
-                                cursors.remove(&*m.name).map_err(io)?;
+                        for (name, cursor, last) in marks.iter() {
+                            if last {
+                                tasks.remove(name).map_err(io)?;
+                                cursors.remove(name).map_err(io)?;
                             } else {
-                                progress(&tasks, &mut cursors, &m.name, m.cursor)?;
+                                progress(&tasks, &mut cursors, name, cursor)?;
                             }
                         }
                     }
