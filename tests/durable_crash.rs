@@ -425,6 +425,7 @@ fn format_of(image: Vec<u8>) -> u64 {
         .open_table(TableDefinition::<&str, u64>::new("meta"))
         .unwrap();
     let format = meta.get("format").unwrap().unwrap().value();
+    drop(meta);
     format
 }
 

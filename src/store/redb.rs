@@ -5,7 +5,7 @@
 //! Four tables: `meta` (`"format"` → this layout's version, 2),
 //! `tasks` (name → [`TaskRecord::encode`]), `cursors` (name → the task's
 //! cursor, nanoseconds) and `progress` (commit number → the cursor moves
-//! of one commit of fire progress, [`Marks::encode`]). A definition write
+//! of one commit of fire progress, `Marks::encode`). A definition write
 //! replaces the record and raises the cursor row. Fire progress is written
 //! as **one `progress` row per commit** (one value of a few bytes per fire,
 //! not one B-tree update per fire), and *folded* into `cursors` (each
@@ -14,7 +14,7 @@
 //! that needs it: any commit that changes a definition (a register,
 //! remove, pause, resume, reschedule, or a fire that ends its task) folds
 //! the log first, and a progress commit folds it, with its own moves, once
-//! the log holds [`LOG_ROWS`] rows or [`LOG_MARKS`] moves. So the log only
+//! the log holds `LOG_ROWS` rows or `LOG_MARKS` moves. So the log only
 //! ever holds moves made since the last definition change, and applying
 //! them later gives what applying them at once would have given (cursors
 //! only rise, and no task came or went in between). On load a task's
@@ -96,8 +96,8 @@ impl RedbStoreBuilder {
         self
     }
 
-    /// Folds the progress log once it holds `rows` rows (default
-    /// [`LOG_ROWS`]; 0 and 1: every progress commit writes `cursors`
+    /// Folds the progress log once it holds `rows` rows (default 8;
+    /// 0 and 1: every progress commit writes `cursors`
     /// itself, as format 1 did): for tests reaching every kind of commit
     /// in few steps, and benchmarks. Outside semver.
     #[doc(hidden)]
