@@ -558,7 +558,43 @@ fn recovery() {
     }
 }
 
+/// Instruction counts (callgrind) of durable fires: `CRONLANE_DURABLE=profile`
+/// with `CRONLANE_N` tasks (default 20,000), `CRONLANE_PASSES` passes
+/// (default 2) and `CRONLANE_DELIVERY=most|least`; no criterion. Per fire
+/// = (Ir(4 passes) - Ir(2 passes)) / (2 N) (`scripts/callgrind_durable.sh`).
+fn profile() {
+    let var = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (n, passes) = (var("CRONLANE_N", 20_000), var("CRONLANE_PASSES", 2));
+    let delivery = match std::env::var("CRONLANE_DELIVERY").as_deref() {
+        Ok("least") => Delivery::AtLeastOnce,
+        _ => Delivery::AtMostOnce,
+    };
+    let store = TempStore::new("profile");
+    let clock = ManualClock::new(t0());
+    let (s, _) = durable(store.path(), &clock);
+    let every = Schedule::every(PERIOD).starting_at(t0() + PERIOD);
+    s.register_all((0..n).map(|i| {
+        s.add(every.clone())
+            .name(format!("t{i}"))
+            .durable("h")
+            .delivery(delivery)
+    }))
+    .unwrap();
+    for _ in 0..passes {
+        clock.advance(PERIOD);
+        assert_eq!(s.run_pending().fired as usize, n);
+    }
+}
+
 fn main() {
+    if std::env::var("CRONLANE_DURABLE").as_deref() == Ok("profile") {
+        return profile();
+    }
     let mut c = Criterion::default().configure_from_args();
     if wanted("register") {
         register(&mut c);

@@ -177,7 +177,7 @@ impl Core {
         let mut intake = self.timeline.intake_budget();
         let mut report = RunReport::default();
         let mut batch: Vec<Claimed> = Vec::new();
-        let mut durable_pass = DurablePass::default();
+        let mut durable_pass = DurablePass::new(now, stop.is_some());
         loop {
             let excursions = self.timeline.excursions();
             if !intake.is_spent() {

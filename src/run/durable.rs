@@ -43,7 +43,7 @@ use crate::stats::Policies;
 use crate::store::{FireClaim, FireDone, Op, PayloadRecord, Store, StoreError, TaskRecord};
 use crate::sync::HandleArc as Arc;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
 /// Completions written at once when this many wait (inline dispatch:
@@ -59,11 +59,32 @@ pub(crate) const CLAIM_AT: usize = 1 << 17;
 
 /// The durable fires of a `run_pending` pass that are begun and wait for
 /// their claim ([`Core::claim_durable`]).
-#[derive(Default)]
 pub(crate) struct DurablePass {
     begun: Vec<Begun>,
     claims: Vec<FireClaim>,
+    /// The pass's clock: inline fires put their recurring tasks back as
+    /// groups of the engine's batches, as a pass without a store does.
+    now: i64,
+    /// Whether a group that lowers the earliest instant wakes the runner
+    /// (not when the runner is the one running the pass).
+    wake: bool,
 }
+
+impl DurablePass {
+    /// A pass at `now`; `runner`: the runner runs it (no wake-up needed).
+    pub(crate) fn new(now: i64, runner: bool) -> DurablePass {
+        DurablePass {
+            begun: Vec::new(),
+            claims: Vec::new(),
+            now,
+            wake: !runner,
+        }
+    }
+}
+
+/// Begun fires run under one timeline batch (their recurring tasks go back
+/// as one group) per this many: the engine's batch of a pass without a store.
+const GROUP_OF: usize = 1024;
 
 /// Stripe locks for definition writes (by name hash).
 const STRIPES: usize = 64;
@@ -94,6 +115,10 @@ pub(crate) struct Durable {
     /// Fences of won claims still running, by `(name, instant)`: only for
     /// a backend that hands fences out (non-zero), taken at completion.
     fences: Mutex<HashMap<(std::sync::Arc<str>, i64), u64>>,
+    /// Entries in `fences` (changed under its lock): a fire looks at the
+    /// map only when it is not empty, so a store without fences costs a
+    /// fire one load, not a lock, a name clone and a hash.
+    fenced: AtomicUsize,
     /// Store calls that failed (each also logged).
     pub(crate) failures: AtomicU64,
 }
@@ -124,6 +149,7 @@ impl Durable {
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             done: Mutex::new(Vec::new()),
             fences: Mutex::new(HashMap::new()),
+            fenced: AtomicUsize::new(0),
             failures: AtomicU64::new(0),
         }
     }
@@ -279,18 +305,34 @@ impl Core {
                 // The callbacks start after the commit: measure from then.
                 let now = self.clock.now_nanos();
                 durable.keep_fences(&claims);
-                for (mut b, c) in begun.into_iter().zip(&claims) {
-                    if c.won && c.last && c.delivery == Delivery::AtMostOnce {
-                        // The claim deleted the record: completion writes
-                        // nothing more (a second commit per pass otherwise).
-                        b.claim = Claim::EndWritten;
+                let mut claims = claims.iter();
+                let mut begun = begun.into_iter();
+                loop {
+                    // Recurring tasks put back inline go on the timeline
+                    // together per `GROUP_OF` fires, as in a pass without a
+                    // store (`Timeline::insert_after_run`).
+                    let group = self.timeline.open_batch(pass.now);
+                    let mut any = false;
+                    for (mut b, c) in begun.by_ref().zip(claims.by_ref()).take(GROUP_OF) {
+                        any = true;
+                        if c.won && c.last && c.delivery == Delivery::AtMostOnce {
+                            // The claim deleted the record: completion writes
+                            // nothing more (a second commit per pass otherwise).
+                            b.claim = Claim::EndWritten;
+                        }
+                        if c.won {
+                            b.started = now.max(b.started);
+                            self.dispatch_begun(b, report);
+                        } else {
+                            self.skipped(&b.task, b.scheduled, SkipReason::Cancelled, 1, true);
+                            report.add(self.complete(b, Outcome::Skipped));
+                        }
                     }
-                    if c.won {
-                        b.started = now.max(b.started);
-                        self.dispatch_begun(b, report);
-                    } else {
-                        self.skipped(&b.task, b.scheduled, SkipReason::Cancelled, 1, true);
-                        report.add(self.complete(b, Outcome::Skipped));
+                    if group.close() && pass.wake {
+                        self.runner.wake();
+                    }
+                    if !any {
+                        break;
                     }
                 }
             }
@@ -351,7 +393,7 @@ impl Core {
         };
         // At most once: the cursor moved at the claim; only an end the
         // claim did not foresee is written now.
-        let name = name_of(task);
+        let name = task.name().unwrap_or("");
         if claim == Claim::Failed {
             // It did not run and nothing of it is written (a one-shot's
             // record stays).
@@ -359,7 +401,7 @@ impl Core {
                 // Its engine task is gone; the stored one waits (listed,
                 // not armed) for a restart or a registration of the same
                 // definition.
-                if let Some(d) = lock(&durable.defs).get_mut(&*name) {
+                if let Some(d) = lock(&durable.defs).get_mut(name) {
                     d.id = None;
                     d.problem = Some(
                         "its last fire could not be claimed (store error); it runs after a restart, \
@@ -378,12 +420,12 @@ impl Core {
             || (!foreseen && (last || (delivery == Delivery::AtLeastOnce && ran.is_some())));
         if !write {
             if foreseen {
-                lock(&durable.defs).remove(&*name);
+                lock(&durable.defs).remove(name);
             }
             return;
         }
         let full = durable.push_done(FireDone {
-            name,
+            name: name_of(task),
             scheduled,
             delivery,
             last,
@@ -501,9 +543,21 @@ impl Durable {
         for c in claims.iter().filter(|c| c.won && c.fence != 0) {
             fences.insert((c.name.clone(), c.scheduled), c.fence);
         }
+        // Release: pairs with the Acquire loads of the fires' threads
+        // (which also see it through the hand-off of their fire).
+        self.fenced.store(fences.len(), Ordering::Release);
+    }
+
+    /// Whether any fence is kept (see `fenced`). A fire's own fence was
+    /// kept before its fire was handed to the thread that asks.
+    fn any_fence(&self) -> bool {
+        self.fenced.load(Ordering::Acquire) != 0
     }
 
     fn enter_fence(&self, begun: &Begun) -> Option<crate::run::link::FenceScope> {
+        if !self.any_fence() {
+            return None;
+        }
         let name = begun.task.name_arc()?.clone();
         let fence = *lock(&self.fences).get(&(name, begun.scheduled))?;
         Some(crate::run::link::enter_fence(
@@ -514,13 +568,15 @@ impl Durable {
     }
 
     fn take_fence(&self, task: &TaskRef, scheduled: i64) -> u64 {
+        if !self.any_fence() {
+            return 0;
+        }
         let Some(name) = task.name_arc() else {
             return 0;
         };
         let mut fences = lock(&self.fences);
-        if fences.is_empty() {
-            return 0;
-        }
-        fences.remove(&(name.clone(), scheduled)).unwrap_or(0)
+        let fence = fences.remove(&(name.clone(), scheduled)).unwrap_or(0);
+        self.fenced.store(fences.len(), Ordering::Release);
+        fence
     }
 }

@@ -2,12 +2,27 @@
 //!
 //! # Layout
 //!
-//! Three tables: `meta` (`"format"` → this layout's version, 1),
-//! `tasks` (name → [`TaskRecord::encode`]) and `cursors` (name → the
-//! task's cursor, nanoseconds). Fire progress touches only `cursors` (a
-//! fixed 8-byte value, no record decoded); a definition write replaces the
-//! record and raises the cursor. On load a task's cursor is the larger of
-//! the two.
+//! Four tables: `meta` (`"format"` → this layout's version, 2),
+//! `tasks` (name → [`TaskRecord::encode`]), `cursors` (name → the task's
+//! cursor, nanoseconds) and `progress` (commit number → the cursor moves
+//! of one commit of fire progress, `Marks::encode`). A definition write
+//! replaces the record and raises the cursor row. Fire progress is written
+//! as **one `progress` row per commit** (one value of a few bytes per fire,
+//! not one B-tree update per fire), and *folded* into `cursors` (each
+//! cursor row becomes the larger of itself and the largest logged move of
+//! its task; moves of tasks no longer stored are dropped) by the commit
+//! that needs it: any commit that changes a definition (a register,
+//! remove, pause, resume, reschedule, or a fire that ends its task) folds
+//! the log first, and a progress commit folds it, with its own moves, once
+//! the log holds `LOG_ROWS` rows or `LOG_MARKS` moves. So the log only
+//! ever holds moves made since the last definition change, and applying
+//! them later gives what applying them at once would have given (cursors
+//! only rise, and no task came or went in between). On load a task's
+//! cursor is the largest of its record's, its cursor row's and its logged
+//! moves.
+//!
+//! Format 1 (no `progress` table) is migrated on open: one commit adds the
+//! table and the new version. A newer version is [`StoreError::TooNew`].
 //!
 //! # Ground rules
 //!
@@ -35,9 +50,17 @@ use std::thread::JoinHandle;
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
 const CURSORS: TableDefinition<&str, i64> = TableDefinition::new("cursors");
+const PROGRESS: TableDefinition<u64, &[u8]> = TableDefinition::new("progress");
 
-/// This build's layout version (the `meta` table's `"format"`).
-pub(crate) const FORMAT: u64 = 1;
+/// This build's layout version (the `meta` table's `"format"`): 2 added
+/// the `progress` log.
+pub(crate) const FORMAT: u64 = 2;
+
+/// A progress commit folds the log into `cursors` once it holds this many
+/// rows (one per progress commit since the last fold)...
+pub(crate) const LOG_ROWS: u64 = 8;
+/// ... or this many cursor moves.
+pub(crate) const LOG_MARKS: u64 = 1 << 20;
 
 /// Most requests one commit takes.
 const GROUP: usize = 4096;
@@ -60,6 +83,7 @@ pub struct RedbStoreBuilder {
     path: PathBuf,
     durability: Durability,
     backend: Option<Opener>,
+    log_rows: u64,
 }
 
 /// Opens the database on a test backend.
@@ -69,6 +93,16 @@ impl RedbStoreBuilder {
     /// The durability of every commit (default [`Durability::Immediate`]).
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
+        self
+    }
+
+    /// Folds the progress log once it holds `rows` rows (default 8;
+    /// 0 and 1: every progress commit writes `cursors`
+    /// itself, as format 1 did): for tests reaching every kind of commit
+    /// in few steps, and benchmarks. Outside semver.
+    #[doc(hidden)]
+    pub fn log_rows(mut self, rows: u64) -> Self {
+        self.log_rows = rows;
         self
     }
 
@@ -97,7 +131,7 @@ impl RedbStoreBuilder {
                 .map_err(|e| StoreError::Io(format!("{path}: {e}")))
                 .and_then(|()| builder.create(&self.path).map_err(|e| open_error(&path, e))),
         }?;
-        let (loaded, unreadable) = load(&db, &path)?;
+        let (loaded, unreadable, log) = load(&db, &path)?;
         let (tx, rx) = mpsc::channel::<Request>();
         let commits = Arc::new(AtomicU64::new(0));
         let committer = Committer {
@@ -105,6 +139,8 @@ impl RedbStoreBuilder {
             durability: self.durability,
             rx,
             commits: commits.clone(),
+            log,
+            log_rows: self.log_rows,
         };
         let thread = std::thread::Builder::new()
             .name("cronlane-store".into())
@@ -169,6 +205,7 @@ impl RedbStore {
             path: path.as_ref().to_path_buf(),
             durability: Durability::default(),
             backend: None,
+            log_rows: LOG_ROWS,
         }
     }
 
@@ -255,24 +292,25 @@ impl Store for RedbStore {
     fn claim(&self, fires: &mut [FireClaim]) -> Result<(), StoreError> {
         // At most once: the cursor moves before the callbacks. At least
         // once writes nothing now.
-        let marks = fires
-            .iter()
-            .filter(|f| f.delivery == Delivery::AtMostOnce)
-            .map(|f| Mark::new(&f.name, f.scheduled, f.last));
-        self.progress(marks.collect())
+        let mut marks = Marks::with_capacity(fires.len());
+        for f in fires.iter().filter(|f| f.delivery == Delivery::AtMostOnce) {
+            marks.push(&f.name, f.scheduled, f.last);
+        }
+        self.progress(marks)
     }
 
     fn complete(&self, fires: &[FireDone]) -> Result<(), StoreError> {
-        let marks = fires
-            .iter()
-            .map(|f| Mark::new(&f.name, f.scheduled, f.last));
-        self.progress(marks.collect())
+        let mut marks = Marks::with_capacity(fires.len());
+        for f in fires {
+            marks.push(&f.name, f.scheduled, f.last);
+        }
+        self.progress(marks)
     }
 }
 
 impl RedbStore {
     /// Writes cursor moves in one commit (none: no commit).
-    fn progress(&self, marks: Vec<Mark>) -> Result<(), StoreError> {
+    fn progress(&self, marks: Marks) -> Result<(), StoreError> {
         if marks.is_empty() {
             return Ok(());
         }
@@ -280,26 +318,106 @@ impl RedbStore {
     }
 }
 
-impl Mark {
-    fn new(name: &Arc<str>, cursor: i64, last: bool) -> Mark {
-        Mark {
-            name: name.clone(),
-            cursor,
-            last,
-        }
-    }
+/// Cursor moves (and, with `last`, ends of tasks), compact: the names
+/// copied into one string, one fixed-size entry per move. No per-fire
+/// allocation or reference count (the committer thread never touches the
+/// scheduler's names, whose cache lines stay with the firing thread).
+struct Marks {
+    names: String,
+    marks: Vec<Mark>,
 }
 
-/// A cursor move (and, with `last`, the end of the task).
+/// One move: its name ends at `end` in [`Marks::names`].
 struct Mark {
-    name: Arc<str>,
+    end: usize,
     cursor: i64,
     last: bool,
 }
 
+impl Marks {
+    fn with_capacity(n: usize) -> Marks {
+        Marks {
+            names: String::with_capacity(n * 16),
+            marks: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, name: &str, cursor: i64, last: bool) {
+        self.names.push_str(name);
+        self.marks.push(Mark {
+            end: self.names.len(),
+            cursor,
+            last,
+        });
+    }
+
+    fn is_empty(&self) -> bool {
+        self.marks.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.marks.len()
+    }
+
+    /// Whether a move ends its task (a definition change: see the layout).
+    fn any_last(&self) -> bool {
+        self.marks.iter().any(|m| m.last)
+    }
+
+    /// The `progress` row of these moves (none may be `last`): per move,
+    /// the name's length (u32 LE), the name, the cursor (i64 LE).
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.names.len() + 12 * self.marks.len());
+        for (name, cursor, _) in self.iter() {
+            out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(&cursor.to_le_bytes());
+        }
+        out
+    }
+
+    /// Each move as `(name, cursor, last)`, in order.
+    fn iter(&self) -> impl Iterator<Item = (&str, i64, bool)> {
+        let mut start = 0;
+        self.marks.iter().map(move |m| {
+            // In bounds and on character boundaries: `end` was the
+            // string's length right after a whole `&str` was pushed.
+            let name = self.names.get(start..m.end).unwrap_or_default();
+            start = m.end;
+            (name, m.cursor, m.last)
+        })
+    }
+}
+
+/// The moves of a `progress` row, appended to `out`; `None`: the row is
+/// damaged.
+fn decode_marks<'a>(mut row: &'a [u8], out: &mut Vec<(&'a str, i64)>) -> Option<()> {
+    while !row.is_empty() {
+        let (len, rest) = row.split_first_chunk::<4>()?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if rest.len() < len {
+            return None;
+        }
+        let (name, rest) = rest.split_at(len);
+        let (cursor, rest) = rest.split_first_chunk::<8>()?;
+        out.push((std::str::from_utf8(name).ok()?, i64::from_le_bytes(*cursor)));
+        row = rest;
+    }
+    Some(())
+}
+
+/// Sorted by name, one move per name (its largest).
+fn largest_per_name(moves: &mut Vec<(&str, i64)>) {
+    moves.sort_unstable();
+    // Sorted by (name, cursor): the last of each name is its largest.
+    moves.reverse();
+    moves.dedup_by(|later, kept| later.0 == kept.0);
+    moves.reverse();
+}
+
 enum Work {
     Ops(Vec<Op>),
-    Progress(Vec<Mark>),
+    Progress(Marks),
 }
 
 struct Request {
@@ -312,10 +430,24 @@ struct Committer {
     durability: Durability,
     rx: Receiver<Request>,
     commits: Arc<AtomicU64>,
+    /// What the `progress` table holds (as of the last successful commit).
+    log: Log,
+    /// [`RedbStoreBuilder::log_rows`].
+    log_rows: u64,
+}
+
+/// The state of the `progress` log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Log {
+    /// Its rows and the moves in them.
+    rows: u64,
+    marks: u64,
+    /// The key of the next row (one more than the largest so far).
+    next: u64,
 }
 
 impl Committer {
-    fn run(self) {
+    fn run(mut self) {
         while let Ok(first) = self.rx.recv() {
             let mut group = vec![first];
             while group.len() < GROUP {
@@ -324,7 +456,13 @@ impl Committer {
                     Err(_) => break,
                 }
             }
-            let result = self.commit(&group);
+            let result = match self.commit(&group) {
+                Ok(log) => {
+                    self.log = log;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            };
             // Relaxed: a statistic, read after the replies it counts.
             self.commits.fetch_add(1, Ordering::Relaxed);
             for r in group {
@@ -333,53 +471,139 @@ impl Committer {
         }
     }
 
-    fn commit(&self, group: &[Request]) -> Result<(), StoreError> {
+    /// One transaction for `group`; the log's state after it.
+    fn commit(&self, group: &[Request]) -> Result<Log, StoreError> {
         let mut txn = self.db.begin_write().map_err(io)?;
         let durability = match self.durability {
             Durability::Immediate => redb::Durability::Immediate,
             Durability::None => redb::Durability::None,
         };
         txn.set_durability(durability).map_err(io)?;
+        let mut log = self.log;
         {
             let mut tasks = txn.open_table(TASKS).map_err(io)?;
             let mut cursors = txn.open_table(CURSORS).map_err(io)?;
-            // One encoding buffer for the whole commit.
-            let mut buf = Vec::new();
-            for r in group {
-                match &r.work {
-                    Work::Ops(ops) => {
-                        for op in ops {
-                            match op {
-                                Op::Put(rec) => {
-                                    buf.clear();
-                                    rec.encode_into(&mut buf);
-                                    tasks
-                                        .insert(rec.name.as_str(), buf.as_slice())
-                                        .map_err(io)?;
-                                    raise(&mut cursors, &rec.name, rec.cursor)?;
-                                }
-                                Op::Delete(name) => {
-                                    tasks.remove(name.as_str()).map_err(io)?;
-                                    cursors.remove(name.as_str()).map_err(io)?;
+            let mut progress_log = txn.open_table(PROGRESS).map_err(io)?;
+            // A definition change (or a fire ending its task) applies
+            // every move directly, in order, after folding what the log
+            // holds (see the layout: the log never spans a definition
+            // change).
+            let defs = group.iter().any(|r| match &r.work {
+                Work::Ops(_) => true,
+                Work::Progress(m) => m.any_last(),
+            });
+            let moves: u64 = group
+                .iter()
+                .map(|r| match &r.work {
+                    Work::Progress(m) => m.len() as u64,
+                    Work::Ops(_) => 0,
+                })
+                .sum();
+            let full = log.rows + 1 >= self.log_rows || log.marks + moves >= LOG_MARKS;
+            if !defs && !full {
+                // Progress only: one row.
+                let mut row = Vec::new();
+                for r in group {
+                    if let Work::Progress(m) = &r.work {
+                        row.extend_from_slice(&m.encode());
+                    }
+                }
+                progress_log.insert(log.next, row.as_slice()).map_err(io)?;
+                log.rows += 1;
+                log.marks += moves;
+                log.next += 1;
+            } else if !defs {
+                // Progress only, the log full: fold it with these moves.
+                let extra: Vec<&Marks> = group
+                    .iter()
+                    .filter_map(|r| match &r.work {
+                        Work::Progress(m) => Some(m),
+                        Work::Ops(_) => None,
+                    })
+                    .collect();
+                fold(&tasks, &mut cursors, &mut progress_log, log, &extra)?;
+                log.rows = 0;
+                log.marks = 0;
+            } else {
+                if log.rows > 0 {
+                    fold(&tasks, &mut cursors, &mut progress_log, log, &[])?;
+                    log.rows = 0;
+                    log.marks = 0;
+                }
+                // One encoding buffer for the whole commit.
+                let mut buf = Vec::new();
+                for r in group {
+                    match &r.work {
+                        Work::Ops(ops) => {
+                            for op in ops {
+                                match op {
+                                    Op::Put(rec) => {
+                                        buf.clear();
+                                        rec.encode_into(&mut buf);
+                                        tasks
+                                            .insert(rec.name.as_str(), buf.as_slice())
+                                            .map_err(io)?;
+                                        raise(&mut cursors, &rec.name, rec.cursor)?;
+                                    }
+                                    Op::Delete(name) => {
+                                        tasks.remove(name.as_str()).map_err(io)?;
+                                        cursors.remove(name.as_str()).map_err(io)?;
+                                    }
                                 }
                             }
                         }
-                    }
-                    Work::Progress(marks) => {
-                        for m in marks {
-                            if m.last {
-                                tasks.remove(&*m.name).map_err(io)?;
-                                cursors.remove(&*m.name).map_err(io)?;
-                            } else {
-                                progress(&tasks, &mut cursors, &m.name, m.cursor)?;
+                        Work::Progress(marks) => {
+                            for (name, cursor, last) in marks.iter() {
+                                if last {
+                                    tasks.remove(name).map_err(io)?;
+                                    cursors.remove(name).map_err(io)?;
+                                } else {
+                                    progress(&tasks, &mut cursors, name, cursor)?;
+                                }
                             }
                         }
                     }
                 }
             }
         }
-        txn.commit().map_err(io)
+        txn.commit().map_err(io)?;
+        Ok(log)
     }
+}
+
+/// Folds the `progress` log (its `log.rows` rows, below `log.next`) and
+/// `extra` moves into `cursors` (each task's largest move, in name order,
+/// through [`progress`]) and empties the log.
+fn fold(
+    tasks: &redb::Table<'_, &'static str, &'static [u8]>,
+    cursors: &mut redb::Table<'_, &'static str, i64>,
+    progress_log: &mut redb::Table<'_, u64, &'static [u8]>,
+    log: Log,
+    extra: &[&Marks],
+) -> Result<(), StoreError> {
+    let mut rows = Vec::with_capacity(log.rows as usize);
+    for row in progress_log.iter().map_err(io)? {
+        let (k, v) = row.map_err(io)?;
+        rows.push((k.value(), v.value().to_vec()));
+    }
+    let mut moves = Vec::with_capacity((log.marks as usize).saturating_add(16));
+    for (_, row) in &rows {
+        decode_marks(row, &mut moves).ok_or_else(|| StoreError::Corrupt {
+            path: String::new(),
+            detail: "a damaged progress row".into(),
+        })?;
+    }
+    for m in extra {
+        moves.extend(m.iter().map(|(name, cursor, _)| (name, cursor)));
+    }
+    largest_per_name(&mut moves);
+    for (name, cursor) in moves {
+        progress(tasks, cursors, name, cursor)?;
+    }
+    for (k, _) in rows {
+        progress_log.remove(k).map_err(io)?;
+    }
+    Ok(())
 }
 
 /// The cursor of `name` becomes the larger of the stored one and `to`:
@@ -425,9 +649,9 @@ fn progress(
     Ok(())
 }
 
-/// What [`load`] found: the records, and the unreadable ones as
-/// `(name, why)`.
-type Loaded = (Vec<TaskRecord>, Vec<(String, String)>);
+/// What [`load`] found: the records, the unreadable ones as
+/// `(name, why)`, and the state of the progress log.
+type Loaded = (Vec<TaskRecord>, Vec<(String, String)>, Log);
 
 /// Reads every record (and checks or writes the format version).
 fn load(db: &redb::Database, path: &str) -> Result<Loaded, StoreError> {
@@ -443,6 +667,21 @@ fn load(db: &redb::Database, path: &str) -> Result<Loaded, StoreError> {
     };
     match format {
         Some(FORMAT) => {}
+        Some(1) => {
+            // Format 1: the same tables without the progress log. One
+            // commit adds it (a crash before it leaves format 1, migrated
+            // again at the next open).
+            drop(read);
+            let txn = db.begin_write().map_err(io)?;
+            txn.open_table(PROGRESS).map_err(io)?;
+            txn.open_table(META)
+                .map_err(io)?
+                .insert("format", FORMAT)
+                .map_err(io)?;
+            txn.commit().map_err(io)?;
+            tracing::info!(store = %path, "cronlane: store migrated from format 1 to {FORMAT}");
+            return load(db, path);
+        }
         Some(found) if found > FORMAT => {
             return Err(StoreError::TooNew {
                 path: path.to_owned(),
@@ -465,8 +704,9 @@ fn load(db: &redb::Database, path: &str) -> Result<Loaded, StoreError> {
                 .map_err(io)?;
             txn.open_table(TASKS).map_err(io)?;
             txn.open_table(CURSORS).map_err(io)?;
+            txn.open_table(PROGRESS).map_err(io)?;
             txn.commit().map_err(io)?;
-            return Ok((Vec::new(), Vec::new()));
+            return Ok((Vec::new(), Vec::new(), Log::default()));
         }
     }
     let tasks = read.open_table(TASKS).map_err(|e| corrupt(e.to_string()))?;
@@ -509,10 +749,39 @@ fn load(db: &redb::Database, path: &str) -> Result<Loaded, StoreError> {
             Err(e) => unreadable.push((name.to_owned(), e.to_string())),
         }
     }
+    // The progress log: each task's largest logged move raises its cursor
+    // (both in name order: a merge again).
+    let progress_log = read
+        .open_table(PROGRESS)
+        .map_err(|e| corrupt(e.to_string()))?;
+    let mut log = Log::default();
+    let mut rows = Vec::new();
+    for row in progress_log.iter().map_err(io)? {
+        let (k, v) = row.map_err(io)?;
+        log.rows += 1;
+        log.next = k.value() + 1;
+        rows.push(v);
+    }
+    if !rows.is_empty() {
+        let mut moves = Vec::new();
+        for row in &rows {
+            decode_marks(row.value(), &mut moves)
+                .ok_or_else(|| corrupt("a damaged progress row".into()))?;
+        }
+        log.marks = moves.len() as u64;
+        largest_per_name(&mut moves);
+        let mut moves = moves.into_iter().peekable();
+        for rec in &mut out {
+            while moves.next_if(|(n, _)| *n < rec.name.as_str()).is_some() {}
+            if let Some((_, c)) = moves.next_if(|(n, _)| *n == rec.name.as_str()) {
+                rec.cursor = rec.cursor.max(c);
+            }
+        }
+    }
     for (name, why) in &unreadable {
         tracing::error!(store = %path, task = %name, error = %why, "cronlane: unreadable task record; kept in the store, not loaded");
     }
-    Ok((out, unreadable))
+    Ok((out, unreadable, log))
 }
 
 /// Whether the bytes are a file redb began to create and never finished:

@@ -86,6 +86,12 @@ pub(crate) struct Fire {
     pub(crate) acked: bool,
     /// Started and did not end, not run again since.
     pub(crate) interrupted: bool,
+    /// Ended (at least once) in a pass whose progress write failed at a
+    /// crash: that write may be on disk all the same (a commit whose later
+    /// I/O failed after its sync). The store read next settles it: a
+    /// cursor at or past it means the completion landed, before it means
+    /// the fire is interrupted (and must run again at recovery).
+    pub(crate) unsure: bool,
 }
 
 #[derive(Default, Clone)]
@@ -219,6 +225,12 @@ impl Model {
                     self.fires.get_mut(&key).unwrap().interrupted = false;
                     self.ended.push(key);
                 }
+                "U" => {
+                    let key = (w[1].to_owned(), w[2].parse().unwrap());
+                    let f = self.fires.get_mut(&key).unwrap();
+                    f.interrupted = false;
+                    f.unsure = true;
+                }
                 "I" if w[1] == "pass" => self.pass_at = Some(w[2].parse().unwrap()),
                 "I" => self.in_flight = Some(w[1..].iter().map(|s| s.to_string()).collect()),
                 "A" => {
@@ -341,6 +353,15 @@ impl Model {
                 self.tasks.contains_key(*name) || open.contains(*name),
                 "{name} is in the store but was removed (or never acknowledged)"
             );
+        }
+        // Fires whose completion may or may not have landed: the store says.
+        for ((name, t), f) in self.fires.iter_mut().filter(|(_, f)| f.unsure) {
+            f.unsure = false;
+            match stored.get(name.as_str()) {
+                Some(rec) if rec.cursor >= *t => f.acked = true,
+                Some(_) => f.interrupted = true,
+                None => {}
+            }
         }
         // Cursors against the fires.
         for ((name, t), f) in &self.fires {
