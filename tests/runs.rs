@@ -161,21 +161,14 @@ fn two_threads_share_the_runs_and_fire_each_task_once() {
 fn removing_from_another_thread_while_runs_fire_never_starts_a_removed_task() {
     const N: usize = 20_000;
     let (s, clock) = manual();
-    // Set by the remover once `remove` returned Ok; a callback that starts
-    // after that is a fire that removal should have stopped.
-    let gone: Arc<Vec<AtomicU32>> = Arc::new((0..N).map(|_| AtomicU32::new(0)).collect());
     let fired: Arc<Vec<AtomicU32>> = Arc::new((0..N).map(|_| AtomicU32::new(0)).collect());
-    let late = Arc::new(AtomicU32::new(0));
     let ids: Vec<TaskId> = (0..N)
         .map(|i| {
-            let (gone, fired, late) = (gone.clone(), fired.clone(), late.clone());
+            let fired = fired.clone();
             s.add(Schedule::once(
                 t0() + chrono::Duration::milliseconds(scrambled(i)),
             ))
             .run(move || {
-                if gone[i].load(Ordering::Acquire) == 1 {
-                    late.fetch_add(1, Ordering::Relaxed);
-                }
                 fired[i].fetch_add(1, Ordering::Relaxed);
             })
             .unwrap()
@@ -185,13 +178,12 @@ fn removing_from_another_thread_while_runs_fire_never_starts_a_removed_task() {
     clock.advance(Duration::from_secs(4));
     let start = Arc::new(Barrier::new(2));
     let remover = {
-        let (s, start, ids, gone) = (s.clone(), start.clone(), ids.clone(), gone.clone());
+        let (s, start, ids) = (s.clone(), start.clone(), ids.clone());
         std::thread::spawn(move || {
             start.wait();
             let mut removed = 0;
-            for (i, &id) in ids.iter().enumerate().rev().filter(|(i, _)| i % 2 == 0) {
+            for (_, &id) in ids.iter().enumerate().rev().filter(|(i, _)| i % 2 == 0) {
                 if s.remove(id).is_ok() {
-                    gone[i].store(1, Ordering::Release);
                     removed += 1;
                 }
             }
@@ -201,11 +193,14 @@ fn removing_from_another_thread_while_runs_fire_never_starts_a_removed_task() {
     start.wait();
     s.run_pending();
     let removed = remover.join().unwrap();
-    assert_eq!(
-        late.load(Ordering::Relaxed),
-        0,
-        "a fire started after its removal"
-    );
+    // No "started after `remove` returned" check on real threads: a run
+    // starts at the claim's RUNNING transition, a few instructions before
+    // the callback's first line, and a firing thread preempted between the
+    // two lets `remove` return Ok (the run is in progress) before the
+    // callback could look at a flag: such a check failed 1 run in many under
+    // load without any rule being broken. The ordering is proved by loom
+    // (m3, m3r: nothing fires after `remove` returned); here every removed
+    // one-shot fired at most once and every other one exactly once.
     for (i, n) in fired.iter().enumerate() {
         let n = n.load(Ordering::Relaxed);
         assert!(n <= 1, "task {i} fired {n} times");
