@@ -246,6 +246,7 @@ impl Core {
                         scheduled: b.scheduled,
                         delivery,
                         last: b.ends_task(),
+                        next: b.next_instant(),
                         won: true,
                         fence: 0,
                     });
@@ -279,6 +280,9 @@ impl Core {
                 // The callbacks start after the commit: measure from then.
                 let now = self.clock.now_nanos();
                 durable.keep_fences(&claims);
+                // The fires won first, then the refused ones (another
+                // replica runs them): a refusal never delays a callback.
+                let mut refused = Vec::new();
                 for (mut b, c) in begun.into_iter().zip(&claims) {
                     if c.won && c.last && c.delivery == Delivery::AtMostOnce {
                         // The claim deleted the record: completion writes
@@ -289,9 +293,12 @@ impl Core {
                         b.started = now.max(b.started);
                         self.dispatch_begun(b, report);
                     } else {
-                        self.skipped(&b.task, b.scheduled, SkipReason::Cancelled, 1, true);
-                        report.add(self.complete(b, Outcome::Skipped));
+                        refused.push(b);
                     }
+                }
+                for b in refused {
+                    self.skipped(&b.task, b.scheduled, SkipReason::Cancelled, 1, true);
+                    report.add(self.complete(b, Outcome::Skipped));
                 }
             }
             Err(e) => {

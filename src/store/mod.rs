@@ -76,6 +76,13 @@ pub struct FireClaim {
     pub delivery: Delivery,
     /// This fire ends the task (a one-shot, or the last run of its end).
     pub last: bool,
+    /// The task's next instant as planned when this fire started
+    /// (nanoseconds since the Unix epoch; `None`: none, or not known). A
+    /// backend may claim that fire ahead of time (a cluster backend does,
+    /// within its early window); the scheduler still asks for it with
+    /// [`Store::claim`] when it is due, or never (the task was paused,
+    /// removed, or its overlap or misfire policy skipped that instant).
+    pub next: Option<i64>,
     /// Set by the backend: `false` refuses the fire (it does not run, and
     /// is reported as skipped). Starts `true`.
     pub won: bool,
@@ -170,6 +177,15 @@ pub trait Store: Send + Sync + 'static {
     /// scheduler writes has nothing to tell it.
     fn attach(&self, link: StoreLink) {
         let _ = link;
+    }
+    /// The scheduler's runner is about to stop (`running == false`, called
+    /// before it stops claiming: the first step of the ordered shutdown)
+    /// or has started (`true`). A backend that claims fires outside a pass
+    /// (a cluster backend's reconciler, takeovers, claims made ahead) stops
+    /// doing so while no runner runs, so nothing it claims is left
+    /// unrun. The default ignores it.
+    fn runner(&self, running: bool) {
+        let _ = running;
     }
 }
 

@@ -25,6 +25,10 @@ fn arg(args: &[String], name: &str, default: &str) -> String {
 
 type Lags = Arc<Mutex<Vec<i64>>>;
 
+/// `(scheduled second, lag)` of every measured fire, for
+/// `CRONLANE_BENCH_SECONDS=1` (a per-second breakdown).
+static PER_SECOND: Mutex<Vec<(i64, i64)>> = Mutex::new(Vec::new());
+
 fn pct(v: &mut [i64], p: f64) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -34,9 +38,14 @@ fn pct(v: &mut [i64], p: f64) -> f64 {
     v[i] as f64 / 1e6
 }
 
-fn recorder(s: &Scheduler, lags: &Lags) {
+/// Records the lag of every fire scheduled at or after `from` (ns): the
+/// measured seconds, not the warm-up.
+fn recorder(s: &Scheduler, lags: &Lags, from: i64) {
     let lags = lags.clone();
     s.handler("b", move |ctx| {
+        if ctx.scheduled().timestamp_nanos_opt().unwrap_or(0) < from {
+            return;
+        }
         let lag = (ctx.started() - ctx.scheduled())
             .num_microseconds()
             .unwrap_or(0)
@@ -44,6 +53,12 @@ fn recorder(s: &Scheduler, lags: &Lags) {
         lags.lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(lag);
+        if std::env::var_os("CRONLANE_BENCH_SECONDS").is_some() {
+            PER_SECOND
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((ctx.scheduled().timestamp(), lag));
+        }
     })
     .expect("handler");
 }
@@ -153,7 +168,7 @@ fn main() {
                     .expect("connect");
                 handles.push(st.handle());
                 let s = Scheduler::builder().store(st).build();
-                recorder(&s, &lags);
+                recorder(&s, &lags, anchor + 2_000_000_000);
                 s
             })
             .collect();
@@ -202,6 +217,24 @@ fn main() {
             pct(&mut l, 0.5),
             pct(&mut l, 0.99)
         );
+        let mut per = std::mem::take(
+            &mut *PER_SECOND
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        per.sort_unstable();
+        for chunk in per.chunk_by(|a, b| a.0 == b.0) {
+            let mut l: Vec<i64> = chunk.iter().map(|p| p.1).collect();
+            println!(
+                "  second {}: {} fires, lag min {:.2} p50 {:.2} p99 {:.2} max {:.2} ms",
+                chunk[0].0,
+                l.len(),
+                pct(&mut l, 0.0),
+                pct(&mut l, 0.5),
+                pct(&mut l, 0.99),
+                pct(&mut l, 1.0)
+            );
+        }
         if std::env::var("CRONLANE_BENCH_KEEP").is_err() {
             let _ =
                 rt.block_on(db.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")));
