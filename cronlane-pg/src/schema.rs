@@ -152,6 +152,7 @@ pub(crate) struct Sql {
     pub(crate) old_nodes: String,
     pub(crate) fenced_done: String,
     pub(crate) skip: String,
+    pub(crate) taken: String,
     pub(crate) channel: String,
 }
 
@@ -273,6 +274,14 @@ impl Sql {
                    AS u(task_id, fire_time, fence) ORDER BY task_id, fire_time) u \
                  WHERE f.task_id = u.task_id AND f.fire_time = u.fire_time AND f.fence = u.fence \
                    AND f.state = 'running'"
+            ),
+            // $1 names, $2 instants, $3 this node: the indexes (from 1) of
+            // keys already claimed by someone else (rows this node owns
+            // and runs are adopted by the claim instead).
+            taken: format!(
+                "SELECT r.i FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS r(task_id, fire_time, i) \
+                 WHERE EXISTS (SELECT 1 FROM {s}.fire f WHERE f.task_id = r.task_id \
+                   AND f.fire_time = r.fire_time AND NOT (f.owner = $3 AND f.state = 'running'))"
             ),
             channel: format!("cronlane_{s}"),
         }

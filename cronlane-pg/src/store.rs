@@ -530,6 +530,31 @@ impl Inner {
         })
     }
 
+    /// Drops from `keys` those another node claimed already (one read, no
+    /// write): a deferred rank's claim mostly finds its key taken.
+    /// Returns how many were dropped.
+    pub(crate) async fn drop_taken(&self, keys: &mut Vec<Key>) -> Result<usize, PgError> {
+        let names: Vec<&str> = keys.iter().map(|k| &*k.name).collect();
+        let times: Vec<DateTime<Utc>> = keys.iter().map(|k| to_ts(k.at)).collect();
+        let node = self.node_id();
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(&self.sql.taken).await?;
+        let rows = client.query(&stmt, &[&names, &times, &node]).await?;
+        let mut taken = vec![false; keys.len()];
+        for r in &rows {
+            let i: i64 = r.get(0);
+            if let Some(t) = usize::try_from(i - 1).ok().and_then(|i| taken.get_mut(i)) {
+                *t = true;
+            }
+        }
+        let mut i = 0;
+        keys.retain(|_| {
+            i += 1;
+            !taken[i - 1]
+        });
+        Ok(rows.len())
+    }
+
     /// The database clock now, as last measured, in nanoseconds.
     pub(crate) fn db_now_estimate(&self) -> i64 {
         let offset = lock(&self.node).offset_ms;

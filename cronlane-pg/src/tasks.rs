@@ -61,6 +61,10 @@ async fn beat(inner: &Inner, sent: Instant) -> Result<(), PgError> {
     Ok(())
 }
 
+/// Keys per statement of a large claim ahead or completion; the chunks of
+/// one batch go out on several pooled connections at once.
+const CHUNK: usize = 4096;
+
 /// Commits the completions the scheduler queued: everything waiting in
 /// one fenced transaction, retried while the database is away; at
 /// shutdown, what is queued and then ends.
@@ -77,11 +81,22 @@ pub(crate) async fn completer(inner: Arc<Inner>) {
             }
             continue;
         }
-        if let Err(e) = inner.complete_batch(&batch).await {
-            tracing::warn!(error = %e, fires = batch.len(), "cronlane-pg: completion failed; retrying");
+        let chunks: Vec<&[crate::store::Done]> = batch.chunks(CHUNK).collect();
+        let results =
+            futures_util::future::join_all(chunks.iter().map(|c| inner.complete_batch(c))).await;
+        let mut failed = Vec::new();
+        let mut error = None;
+        for (c, r) in chunks.iter().zip(results) {
+            if let Err(e) = r {
+                failed.extend_from_slice(c);
+                error = Some(e);
+            }
+        }
+        if let Some(e) = error {
+            tracing::warn!(error = %e, fires = failed.len(), "cronlane-pg: completion failed; retrying");
             {
                 let mut q = lock(&inner.done_q);
-                let newer = std::mem::replace(&mut *q, batch);
+                let newer = std::mem::replace(&mut *q, failed);
                 q.extend(newer);
             }
             if inner.completer_stop.load(Ordering::Acquire) {
@@ -231,6 +246,11 @@ pub(crate) async fn reconcile(inner: Arc<Inner>) {
             .collect();
         keys.sort_by(|a, b| (&*a.name, a.at).cmp(&(&*b.name, b.at)));
         keys.dedup_by(|a, b| a.name == b.name && a.at == b.at);
+        // Most deferred fires were claimed by their rank 0: one read drops
+        // them before any claim (a failed read: the claim decides).
+        if let Ok(n) = inner.drop_taken(&mut keys).await {
+            inner.stats.lost.fetch_add(n as u64, Ordering::Relaxed);
+        }
         // Claim no more than the run pool can take; the rest waits a
         // tick (and is most likely claimed by another node meanwhile).
         let room = inner.run_room();
@@ -385,11 +405,17 @@ pub(crate) async fn ahead(inner: Arc<Inner>) {
         // A task not armed here is not claimed (its entry goes).
         let (mut keys, gone): (Vec<Key>, Vec<Key>) =
             keys.into_iter().partition(|k| link.runs(&k.name));
-        let result = if keys.is_empty() {
-            None
-        } else {
-            Some(inner.claim_batch(&mut keys, false).await)
-        };
+        // Large batches in chunks on several connections at once (disjoint
+        // keys, each chunk sorted: no lock cycle).
+        keys.sort_by(|a, b| (&*a.name, a.at).cmp(&(&*b.name, b.at)));
+        let mut chunks: Vec<Vec<Key>> = Vec::new();
+        while !keys.is_empty() {
+            let rest = keys.split_off(keys.len().min(CHUNK));
+            chunks.push(std::mem::replace(&mut keys, rest));
+        }
+        let results =
+            futures_util::future::join_all(chunks.iter_mut().map(|c| inner.claim_batch(c, false)))
+                .await;
         let mut defer = Vec::new();
         {
             let mut a = lock(&inner.ahead);
@@ -412,36 +438,38 @@ pub(crate) async fn ahead(inner: Arc<Inner>) {
             for k in &gone {
                 set(&k.name, k.at, None);
             }
-            match result {
-                None => {}
-                Some(Ok(batch)) => {
-                    let db_ns = from_ts(batch.db_now);
-                    for (k, fence) in keys.iter().zip(&batch.fences) {
-                        let key = k.at.div_euclid(1000) * 1000;
-                        let pre = match fence {
-                            Some(fence) => Some(Pre::Won {
-                                fence: *fence,
-                                node: batch.node,
-                            }),
-                            // Too early (the offset was off) or the lease
-                            // lapsed: the pass claims it at the instant.
-                            None if !batch.alive || db_ns < key - 500_000_000 => None,
-                            None => Some(Pre::Lost),
-                        };
-                        set(&k.name, k.at, pre);
+            for (keys, result) in chunks.iter().zip(results) {
+                match result {
+                    Ok(batch) => {
+                        let db_ns = from_ts(batch.db_now);
+                        for (k, fence) in keys.iter().zip(&batch.fences) {
+                            let key = k.at.div_euclid(1000) * 1000;
+                            let pre = match fence {
+                                Some(fence) => Some(Pre::Won {
+                                    fence: *fence,
+                                    node: batch.node,
+                                }),
+                                // Too early (the offset was off) or the
+                                // lease lapsed: the pass claims it at the
+                                // instant.
+                                None if !batch.alive || db_ns < key - 500_000_000 => None,
+                                None => Some(Pre::Lost),
+                            };
+                            set(&k.name, k.at, pre);
+                        }
+                        if !batch.alive {
+                            inner.wake_heartbeat.notify_one();
+                        }
                     }
-                    if !batch.alive {
-                        inner.wake_heartbeat.notify_one();
-                    }
-                }
-                Some(Err(e)) => {
-                    // Not known whether it committed: the pass refuses
-                    // these, the reconciler claims them with adoption.
-                    inner.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "cronlane-pg: claims ahead failed; the reconciler retries them");
-                    for k in &keys {
-                        set(&k.name, k.at, Some(Pre::Lost));
-                        defer.push((k.name.clone(), k.at));
+                    Err(e) => {
+                        // Not known whether it committed: the pass refuses
+                        // these, the reconciler claims them with adoption.
+                        inner.stats.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "cronlane-pg: claims ahead failed; the reconciler retries them");
+                        for k in keys {
+                            set(&k.name, k.at, Some(Pre::Lost));
+                            defer.push((k.name.clone(), k.at));
+                        }
                     }
                 }
             }

@@ -12,6 +12,7 @@ use cronlane::store::{Op, Store, TaskRecord};
 use cronlane::{Delivery, Misfire, Overlap, Scheduler};
 use cronlane_pg::PgStore;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,12 +39,17 @@ fn pct(v: &mut [i64], p: f64) -> f64 {
     v[i] as f64 / 1e6
 }
 
-/// Records the lag of every fire scheduled at or after `from` (ns): the
-/// measured seconds, not the warm-up.
-fn recorder(s: &Scheduler, lags: &Lags, from: i64) {
+/// Records the lag of every fire scheduled in `FROM..TO` (ns): the
+/// measured seconds, not the warm-up nor the shutdown.
+/// The measured window (ns), set once every node has started.
+static FROM: AtomicI64 = AtomicI64::new(i64::MAX);
+static TO: AtomicI64 = AtomicI64::new(i64::MAX);
+
+fn recorder(s: &Scheduler, lags: &Lags) {
     let lags = lags.clone();
     s.handler("b", move |ctx| {
-        if ctx.scheduled().timestamp_nanos_opt().unwrap_or(0) < from {
+        let at = ctx.scheduled().timestamp_nanos_opt().unwrap_or(0);
+        if at < FROM.load(Ordering::Acquire) || at >= TO.load(Ordering::Acquire) {
             return;
         }
         let lag = (ctx.started() - ctx.scheduled())
@@ -130,9 +136,10 @@ fn main() {
     for &n in &nodes {
         let schema = format!("cronlane_bench_{}_{n}", std::process::id());
         let _ = rt.block_on(db.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")));
-        // Time to write the definitions and start the nodes first.
-        let start_s = Utc::now().timestamp() + 4 + (tasks as i64 * n as i64) / 4000;
-        let anchor = start_s * 1_000_000_000;
+        // Every task fires on each whole second from when the nodes run
+        // (the first fire after start-up is the misfire policy's one).
+        let base = Utc::now().timestamp() * 1_000_000_000;
+        FROM.store(i64::MAX, Ordering::Release);
         {
             let w = PgStore::builder(&url)
                 .schema(schema.clone())
@@ -143,7 +150,7 @@ fn main() {
                     Op::Put(TaskRecord {
                         name: format!("b{i:05}"),
                         handler: "b".into(),
-                        schedule: format!("every 1000000000 from {anchor}"),
+                        schedule: format!("every 1000000000 from {base}"),
                         misfire: Misfire::FireOnce,
                         overlap: Overlap::Skip,
                         jitter: 0,
@@ -151,12 +158,21 @@ fn main() {
                         times: None,
                         delivery: Delivery::AtLeastOnce,
                         paused: false,
-                        cursor: anchor - 1,
+                        cursor: base - 1,
                         payload: None,
                     })
                 })
                 .collect();
+            let t = Instant::now();
             w.write(ops).expect("definitions");
+            if std::env::var_os("CRONLANE_BENCH_SECONDS").is_some() {
+                println!("  definitions written in {:?}", t.elapsed());
+            }
+            let t = Instant::now();
+            drop(w);
+            if std::env::var_os("CRONLANE_BENCH_SECONDS").is_some() {
+                println!("  writer left in {:?}", t.elapsed());
+            }
         }
         let lags: Lags = Arc::default();
         let mut handles = Vec::new();
@@ -168,14 +184,23 @@ fn main() {
                     .expect("connect");
                 handles.push(st.handle());
                 let s = Scheduler::builder().store(st).build();
-                recorder(&s, &lags, anchor + 2_000_000_000);
+                recorder(&s, &lags);
                 s
             })
             .collect();
         let runners: Vec<_> = scheds.iter().map(|s| s.start().expect("start")).collect();
+        let anchor = (Utc::now().timestamp() + 1) * 1_000_000_000;
+        if std::env::var_os("CRONLANE_BENCH_SECONDS").is_some() {
+            println!(
+                "  started {:.2} s before the first instant",
+                (anchor - Utc::now().timestamp_nanos_opt().unwrap_or(0)) as f64 / 1e9
+            );
+        }
         // Measure whole seconds after a warm-up second.
         let from = anchor + 2_000_000_000;
         let to = from + secs as i64 * 1_000_000_000;
+        TO.store(to, Ordering::Release);
+        FROM.store(from, Ordering::Release);
         let wait = to - Utc::now().timestamp_nanos_opt().unwrap_or(0) + 1_500_000_000;
         let claims_before: u64 = 0;
         std::thread::sleep(Duration::from_nanos(wait.max(0) as u64));
@@ -190,6 +215,11 @@ fn main() {
             })
             .sum::<u64>()
             - claims_before;
+        if std::env::var_os("CRONLANE_BENCH_SECONDS").is_some() {
+            for h in &handles {
+                println!("  {:?}", h.stats());
+            }
+        }
         let elapsed = (to - anchor) as f64 / 1e9 + 1.5;
         drop(scheds);
         let done: i64 = rt
