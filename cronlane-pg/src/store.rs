@@ -24,7 +24,7 @@ use crate::builder::{OnOwnerDeath, PgStoreBuilder};
 use crate::error::{db_text, PgError};
 use crate::schema::{fnv, fnv_from, Sql};
 use chrono::{DateTime, Utc};
-use cronlane::store::{FireClaim, FireDone, Op, Store, StoreError, StoreLink, TaskRecord};
+use cronlane::store::{FireClaim, FireDone, Op, RunNow, Store, StoreError, StoreLink, TaskRecord};
 use cronlane::Delivery;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::collections::{HashMap, HashSet};
@@ -146,6 +146,9 @@ pub(crate) struct Batch {
 pub(crate) enum Pre {
     /// The claim statement is under way.
     InFlight,
+    /// Under way, and the pass that asked for it did not wait (refused
+    /// it): if won, the run pool runs it.
+    InFlightRefused,
     /// Won under `node` with `fence`; the pass takes it.
     Won { fence: u64, node: Uuid },
     /// Another node has it, or what happened is not known (a failed
@@ -561,8 +564,9 @@ impl Inner {
         Utc::now().timestamp_nanos_opt().unwrap_or(0) + offset * 1_000_000
     }
 
-    /// Takes the pass's fires claimed ahead (waiting, bounded, for a claim
-    /// still in flight): won ones are set, refused ones (another node, an
+    /// Takes the pass's fires claimed ahead (waiting up to 100 ms for a
+    /// claim still in flight; then the pass refuses it and the run pool
+    /// runs it if it was won): won ones are set, refused ones (another node, an
     /// unknown outcome, handed to the run pool) are done; `todo` says
     /// which still need a claim. Won claims of a task older than the
     /// instant asked for are ones the scheduler moved past (its overlap or
@@ -573,7 +577,7 @@ impl Inner {
             return 0;
         }
         let me = self.node_id();
-        let deadline = Instant::now() + Duration::from_secs(2);
+        let deadline = Instant::now() + Duration::from_millis(100);
         let mut won = 0;
         let mut guard = lock(&self.ahead);
         loop {
@@ -600,8 +604,15 @@ impl Inner {
                     };
                     if let Some(pos) = v.iter().position(|e| e.0 == key) {
                         match v[pos].1 {
-                            Pre::InFlight => {
+                            Pre::InFlight if Instant::now() < deadline => {
                                 waiting = true;
+                                continue;
+                            }
+                            Pre::InFlight | Pre::InFlightRefused => {
+                                // The pass does not wait longer: refused
+                                // here, run by the run pool if won.
+                                v[pos].1 = Pre::InFlightRefused;
+                                todo[i] = false;
                                 continue;
                             }
                             Pre::Won { fence, node } if node == me => {
@@ -635,12 +646,12 @@ impl Inner {
                     }
                 }
             }
-            if !waiting || Instant::now() >= deadline {
+            if !waiting {
                 return won;
             }
             guard = self
                 .ahead_done
-                .wait_timeout(guard, Duration::from_millis(50))
+                .wait_timeout(guard, Duration::from_millis(10))
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .0;
         }
@@ -813,13 +824,27 @@ impl Inner {
         }
         // `None`: the scheduler is gone (the fire stays running and is
         // taken over once this node has left).
-        let Some(ok) = link.run_now(&name, scheduled, fence) else {
+        let Some(outcome) = link.run_now(&name, scheduled, fence) else {
             return;
         };
-        let done = [(name.clone(), scheduled, fence, ok, false)];
+        let skipped = outcome == RunNow::Skipped;
+        let done = [(
+            name.clone(),
+            scheduled,
+            fence,
+            outcome == RunNow::Succeeded,
+            false,
+        )];
+        let skip = [(name.clone(), scheduled, fence)];
         let deadline = Instant::now() + self.opts.lease * 4;
         loop {
-            match self.rt.block_on(self.complete_batch(&done)) {
+            // The overlap policy skipped it: the fire is `skipped`.
+            let written = if skipped {
+                self.rt.block_on(self.skip_batch(&skip)).map(|_| 0)
+            } else {
+                self.rt.block_on(self.complete_batch(&done))
+            };
+            match written {
                 Ok(_) => break,
                 Err(e) if Instant::now() < deadline => {
                     tracing::warn!(error = %e, "cronlane-pg: completion failed; retrying");

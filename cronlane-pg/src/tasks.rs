@@ -318,9 +318,10 @@ pub(crate) async fn ahead(inner: Arc<Inner>) {
         return;
     }
     let lead_ns = lead.as_nanos() as i64;
-    let stale_ns = (inner.opts.misfire_threshold / 2)
-        .max(Duration::from_secs(5))
-        .as_nanos() as i64;
+    // A claim made ahead that its pass has not taken this long after the
+    // instant (a runner falling behind) runs on the run pool instead: a
+    // fire claimed ahead is never held by a slow runner.
+    let stale_ns = 1_000_000_000i64;
     let mut round = 0u64;
     loop {
         let first = lock(&inner.ahead).planned.first().map(|p| p.0);
@@ -345,7 +346,7 @@ pub(crate) async fn ahead(inner: Arc<Inner>) {
             let mut a = lock(&inner.ahead);
             let skip = std::mem::take(&mut a.skip);
             let mut handed = Vec::new();
-            if round % 50 == 0 {
+            if round % 10 == 0 {
                 let me = lock(&inner.node).id;
                 let forget = inner.opts.misfire_threshold.as_nanos() as i64 + 10_000_000_000;
                 a.made.retain(|name, v| {
@@ -417,13 +418,20 @@ pub(crate) async fn ahead(inner: Arc<Inner>) {
             futures_util::future::join_all(chunks.iter_mut().map(|c| inner.claim_batch(c, false)))
                 .await;
         let mut defer = Vec::new();
+        let mut late_won = Vec::new();
         {
             let mut a = lock(&inner.ahead);
             let mut set = |name: &Arc<str>, at: i64, pre: Option<Pre>| {
                 let key = at.div_euclid(1000) * 1000;
                 if let Some(v) = a.made.get_mut(name) {
                     if let Some(pos) = v.iter().position(|e| e.0 == key) {
+                        let refused = v[pos].1 == Pre::InFlightRefused;
                         match pre {
+                            // Its pass did not wait: the run pool runs it.
+                            Some(Pre::Won { fence, .. }) if refused => {
+                                late_won.push((name.clone(), at, fence));
+                                v[pos].1 = Pre::Handed;
+                            }
                             Some(p) => v[pos].1 = p,
                             None => {
                                 v.swap_remove(pos);
@@ -475,6 +483,13 @@ pub(crate) async fn ahead(inner: Arc<Inner>) {
             }
         }
         inner.ahead_done.notify_all();
+        for (name, at, fence) in late_won {
+            inner.send(Apply::Run {
+                name,
+                scheduled: at,
+                fence,
+            });
+        }
         for (name, at) in defer {
             let wait = (at - inner.db_now_estimate()).max(0);
             inner.defer(name, at, Duration::from_nanos(wait as u64));

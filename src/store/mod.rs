@@ -196,7 +196,20 @@ pub(crate) trait LinkTarget: Send + Sync {
     fn upsert(&self, record: TaskRecord) -> bool;
     fn remove(&self, name: &str) -> bool;
     fn runs(&self, name: &str) -> bool;
-    fn run_now(&self, name: &str, scheduled: i64, fence: u64) -> Option<bool>;
+    fn run_now(&self, name: &str, scheduled: i64, fence: u64) -> Option<RunNow>;
+}
+
+/// What [`StoreLink::run_now`] did with a fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RunNow {
+    /// The callback ran and succeeded.
+    Succeeded,
+    /// The callback ran and failed (an error or a panic).
+    Failed,
+    /// The task's overlap policy skipped it: another run of the task was
+    /// going (`Overlap::Skip` / `Queue`), or `max` of them (`Allow`).
+    Skipped,
 }
 
 /// The scheduler's handle for its store's up-calls ([`Store::attach`]):
@@ -247,10 +260,13 @@ impl StoreLink {
     /// (`FireContext::fence`): a fire the
     /// backend claimed outside a pass (a takeover, a deferred claim). The
     /// task's own timeline is not touched and the scheduler writes no
-    /// progress for it: the backend completes it. `Some(ok)`: it ran and
-    /// succeeded (`true`) or failed; `None`: no such armed task here, or
-    /// the scheduler is gone.
-    pub fn run_now(&self, name: &str, scheduled: i64, fence: u64) -> Option<bool> {
+    /// progress for it: the backend completes it. It follows the task's
+    /// overlap policy as a pass would: under `Skip` or `Queue` it does not
+    /// run while another run of the task is going (a pass's or another
+    /// `run_now`'s), under `Allow { max }` not beyond `max` at once
+    /// ([`RunNow::Skipped`], reported as an overlap skip). `None`: no such
+    /// armed task here, or the scheduler is gone.
+    pub fn run_now(&self, name: &str, scheduled: i64, fence: u64) -> Option<RunNow> {
         self.target.run_now(name, scheduled, fence)
     }
 }
