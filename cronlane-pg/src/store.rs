@@ -657,6 +657,34 @@ impl Inner {
         }
     }
 
+    /// A pass refuses `f` without a claim (this node is not healthy):
+    /// whether the reconciler should claim it (with adoption). A claim made
+    /// ahead and won is left to it (marked handed on, so nothing here
+    /// touches it again); one in flight is run by the run pool if won;
+    /// one lost or handed on already is done.
+    pub(crate) fn refuse_ahead(&self, f: &FireClaim) -> bool {
+        let mut a = lock(&self.ahead);
+        a.planned.remove(&(f.scheduled, f.name.clone()));
+        let Some(v) = a.made.get_mut(&f.name) else {
+            return true;
+        };
+        let key = to_key(f.scheduled);
+        let Some(e) = v.iter_mut().find(|e| e.0 == key) else {
+            return true;
+        };
+        match e.1 {
+            Pre::Won { .. } => {
+                e.1 = Pre::Handed;
+                true
+            }
+            Pre::InFlight | Pre::InFlightRefused => {
+                e.1 = Pre::InFlightRefused;
+                false
+            }
+            Pre::Lost | Pre::Handed => false,
+        }
+    }
+
     /// Hands every claim made ahead and not taken yet to the run pool
     /// (it runs each at its instant) and forgets what was planned: the
     /// runner stops, or the store shuts down.
@@ -965,7 +993,9 @@ impl Store for PgStore {
                 .fetch_add(fires.len() as u64, Ordering::Relaxed);
             if !inner.stopping.load(Ordering::Acquire) {
                 for f in fires.iter() {
-                    inner.defer(f.name.clone(), f.scheduled, Duration::ZERO);
+                    if inner.refuse_ahead(f) {
+                        inner.defer(f.name.clone(), f.scheduled, Duration::ZERO);
+                    }
                 }
                 inner.wake_heartbeat.notify_one();
             }
@@ -977,7 +1007,8 @@ impl Store for PgStore {
         // 2. The rest, ranked: rank 0 claims now, the others defer. A fire
         //    this node claims as rank 0 plans its task's next instant, to be
         //    claimed ahead.
-        let lead = !inner.opts.claim_ahead.is_zero() && !inner.claims_off.load(Ordering::Acquire);
+        let mut lead =
+            !inner.opts.claim_ahead.is_zero() && !inner.claims_off.load(Ordering::Acquire);
         let mut keys: Vec<Key> = Vec::new();
         let mut plan: Vec<(i64, Arc<str>)> = Vec::new();
         {
@@ -986,6 +1017,13 @@ impl Store for PgStore {
             // clock as last measured (this clock may run ahead: then it
             // waits for the instant too).
             let db_now = Utc::now().timestamp_nanos_opt().unwrap_or(0) + node.offset_ms * 1_000_000;
+            // A pass later than the stagger by database time (a scheduler
+            // clock behind, a runner falling behind) plans nothing ahead:
+            // the next rank claims sooner than this node would run it.
+            let latest = fires.iter().map(|f| f.scheduled).max().unwrap_or(i64::MAX);
+            if db_now - latest > inner.opts.stagger.as_nanos() as i64 {
+                lead = false;
+            }
             for (i, f) in fires.iter().enumerate() {
                 let rank = inner.rank(&f.name, &node);
                 if rank == 0 {
