@@ -564,7 +564,7 @@ impl Inner {
         Utc::now().timestamp_nanos_opt().unwrap_or(0) + offset * 1_000_000
     }
 
-    /// Takes the pass's fires claimed ahead (waiting up to 100 ms for a
+    /// Takes the pass's fires claimed ahead (waiting up to 1 s for a
     /// claim still in flight; then the pass refuses it and the run pool
     /// runs it if it was won): won ones are set, refused ones (another node, an
     /// unknown outcome, handed to the run pool) are done; `todo` says
@@ -577,7 +577,7 @@ impl Inner {
             return 0;
         }
         let me = self.node_id();
-        let deadline = Instant::now() + Duration::from_millis(100);
+        let deadline = Instant::now() + Duration::from_secs(1);
         let mut won = 0;
         let mut guard = lock(&self.ahead);
         loop {
@@ -855,24 +855,17 @@ impl Inner {
         let Some(outcome) = link.run_now(&name, scheduled, fence) else {
             return;
         };
-        let skipped = outcome == RunNow::Skipped;
-        let done = [(
-            name.clone(),
-            scheduled,
-            fence,
-            outcome == RunNow::Succeeded,
-            false,
-        )];
+        if outcome != RunNow::Skipped {
+            // Committed by the completer with whatever else waits.
+            lock(&self.done_q).push((name, scheduled, fence, outcome == RunNow::Succeeded, false));
+            self.wake_completer.notify_one();
+            return;
+        }
+        // The overlap policy skipped it: the fire is `skipped`.
         let skip = [(name.clone(), scheduled, fence)];
         let deadline = Instant::now() + self.opts.lease * 4;
         loop {
-            // The overlap policy skipped it: the fire is `skipped`.
-            let written = if skipped {
-                self.rt.block_on(self.skip_batch(&skip)).map(|_| 0)
-            } else {
-                self.rt.block_on(self.complete_batch(&done))
-            };
-            match written {
+            match self.rt.block_on(self.skip_batch(&skip)) {
                 Ok(_) => break,
                 Err(e) if Instant::now() < deadline => {
                     tracing::warn!(error = %e, "cronlane-pg: completion failed; retrying");

@@ -419,6 +419,7 @@ pub(crate) async fn ahead(inner: Arc<Inner>) {
                 .await;
         let mut defer = Vec::new();
         let mut late_won = Vec::new();
+        let mut retry = Vec::new();
         {
             let mut a = lock(&inner.ahead);
             let mut set = |name: &Arc<str>, at: i64, pre: Option<Pre>| {
@@ -431,6 +432,12 @@ pub(crate) async fn ahead(inner: Arc<Inner>) {
                             Some(Pre::Won { fence, .. }) if refused => {
                                 late_won.push((name.clone(), at, fence));
                                 v[pos].1 = Pre::Handed;
+                            }
+                            // Not claimed (early, or the lease lapsed) and
+                            // its pass refused it: the reconciler claims it.
+                            None if refused => {
+                                retry.push((name.clone(), at));
+                                v.swap_remove(pos);
                             }
                             Some(p) => v[pos].1 = p,
                             None => {
@@ -490,6 +497,7 @@ pub(crate) async fn ahead(inner: Arc<Inner>) {
                 fence,
             });
         }
+        defer.extend(retry);
         for (name, at) in defer {
             let wait = (at - inner.db_now_estimate()).max(0);
             inner.defer(name, at, Duration::from_nanos(wait as u64));
