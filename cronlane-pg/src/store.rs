@@ -194,6 +194,8 @@ pub(crate) struct Inner {
     pub(crate) opts: PgStoreBuilder,
     pub(crate) sql: Sql,
     pub(crate) pool: Pool,
+    /// The heartbeat's own connection.
+    pub(crate) beat_pool: Pool,
     pub(crate) rt: tokio::runtime::Handle,
     pub(crate) node: Mutex<Node>,
     pub(crate) stopping: AtomicBool,
@@ -287,6 +289,21 @@ impl PgStore {
             .build()
             .map_err(|e| PgError::Db(format!("runtime: {e}")))?;
         let target = target_of(&cfg);
+        // The heartbeat has a connection of its own: claims, completions
+        // and claims ahead never make the lease wait for the pool.
+        let beat_pool = Pool::builder(Manager::from_config(
+            cfg.clone(),
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        ))
+        .max_size(1)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(2)))
+        .create_timeout(Some(Duration::from_secs(2)))
+        .build()
+        .map_err(|e| PgError::Db(e.to_string()))?;
         let manager = Manager::from_config(
             cfg,
             tokio_postgres::NoTls,
@@ -353,6 +370,7 @@ impl PgStore {
         let inner = Arc::new(Inner {
             sql,
             pool,
+            beat_pool,
             rt: rt.handle().clone(),
             node: Mutex::new(Node {
                 id,
@@ -577,6 +595,7 @@ impl Inner {
             return 0;
         }
         let me = self.node_id();
+        let db_now = self.db_now_estimate();
         let deadline = Instant::now() + Duration::from_secs(1);
         let mut won = 0;
         let mut guard = lock(&self.ahead);
@@ -631,8 +650,10 @@ impl Inner {
                         v.swap_remove(pos);
                         todo[i] = false;
                     }
+                    // (Only for a pass on time by database time: a pass of a
+                    // clock running ahead asks before the instant.)
                     let mut j = 0;
-                    while j < v.len() {
+                    while j < v.len() && key <= db_now + 500_000_000 {
                         match v[j].1 {
                             Pre::Won { fence, node } if v[j].0 < key && node == me => {
                                 skip.push((f.name.clone(), v[j].0, fence));
@@ -1013,8 +1034,13 @@ impl Store for PgStore {
             // A pass later than the stagger by database time (a scheduler
             // clock behind, a runner falling behind) plans nothing ahead:
             // the next rank claims sooner than this node would run it.
+            // Nor does one early by database time (a scheduler clock
+            // ahead: its pass would ask before the claim is made).
             let latest = fires.iter().map(|f| f.scheduled).max().unwrap_or(i64::MAX);
-            if db_now - latest > inner.opts.stagger.as_nanos() as i64 {
+            let earliest = fires.iter().map(|f| f.scheduled).min().unwrap_or(i64::MIN);
+            if db_now - latest > inner.opts.stagger.as_nanos() as i64
+                || db_now < earliest.saturating_sub(500_000_000)
+            {
                 lead = false;
             }
             for (i, f) in fires.iter().enumerate() {

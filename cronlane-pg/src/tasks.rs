@@ -31,7 +31,7 @@ async fn beat(inner: &Inner, sent: Instant) -> Result<(), PgError> {
         let n = lock(&inner.node);
         (n.id, n.offset_ms)
     };
-    let client = inner.pool.get().await?;
+    let client = inner.beat_pool.get().await?;
     let lease = inner.opts.lease.as_secs_f64();
     let offset = offset.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
     let renewed = client
@@ -346,7 +346,7 @@ pub(crate) async fn ahead(inner: Arc<Inner>) {
             let mut a = lock(&inner.ahead);
             let skip = std::mem::take(&mut a.skip);
             let mut handed = Vec::new();
-            if round % 10 == 0 {
+            if round.is_multiple_of(10) {
                 let me = lock(&inner.node).id;
                 let forget = inner.opts.misfire_threshold.as_nanos() as i64 + 10_000_000_000;
                 a.made.retain(|name, v| {
