@@ -11,11 +11,12 @@ use crate::error::PgError;
 use deadpool_postgres::Client;
 
 /// The newest schema version this build knows.
-pub const SUPPORTED: i32 = 1;
+pub const SUPPORTED: i32 = 2;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`; `{s}` is the
 /// schema name.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE SEQUENCE {s}.fence_seq;
 CREATE SEQUENCE {s}.change_seq;
 CREATE TABLE {s}.node (
@@ -53,7 +54,15 @@ CREATE TABLE {s}.fire (
 );
 CREATE INDEX fire_running_idx ON {s}.fire (owner) WHERE state = 'running';
 CREATE INDEX fire_time_idx ON {s}.fire (fire_time);
-"#];
+"#,
+    // 2: retention finds old fires through a BRIN index (fire rows are
+    // appended in about fire-time order): one B-tree less to write per claim
+    // and per completion.
+    r#"
+DROP INDEX {s}.fire_time_idx;
+CREATE INDEX fire_time_brin ON {s}.fire USING brin (fire_time);
+"#,
+];
 
 /// Checks a schema name: a plain identifier, so it can be spliced into SQL.
 pub(crate) fn check_name(schema: &str) -> Result<(), PgError> {
@@ -111,7 +120,11 @@ pub(crate) async fn migrate(client: &mut Client, schema: &str) -> Result<i32, Pg
 /// FNV-1a, 64 bits: stable across processes and builds (rendezvous
 /// ranking and lock keys must agree on every node).
 pub(crate) fn fnv(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    fnv_from(0xcbf2_9ce4_8422_2325, bytes)
+}
+
+/// FNV-1a of what was hashed into `h`, followed by `bytes`.
+pub(crate) fn fnv_from(mut h: u64, bytes: &[u8]) -> u64 {
     for b in bytes {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
@@ -138,6 +151,8 @@ pub(crate) struct Sql {
     pub(crate) retention: String,
     pub(crate) old_nodes: String,
     pub(crate) fenced_done: String,
+    pub(crate) skip: String,
+    pub(crate) taken: String,
     pub(crate) channel: String,
 }
 
@@ -166,6 +181,8 @@ impl Sql {
                    SELECT r.task_id, r.fire_time, $3, nextval('{s}.fence_seq') FROM req r, ok \
                    WHERE ok.alive AND now() >= r.fire_time - interval '500 ms' \
                      AND now() < r.fire_time + make_interval(secs => $4) \
+                     AND NOT EXISTS (SELECT 1 FROM {s}.fire g \
+                       WHERE g.task_id = r.task_id AND g.fire_time = r.fire_time) \
                    ORDER BY r.task_id, r.fire_time \
                    ON CONFLICT (task_id, fire_time) DO NOTHING RETURNING task_id, fire_time, fence) \
                  SELECT task_id, fire_time, fence, now() AS db_now, (SELECT alive FROM ok) FROM ins \
@@ -250,6 +267,21 @@ impl Sql {
             fenced_done: format!(
                 "UPDATE {s}.fire SET state = 'done', finished_at = now() \
                  WHERE task_id = $1 AND fire_time = $2 AND fence = $3 AND state = 'running'"
+            ),
+            skip: format!(
+                "UPDATE {s}.fire f SET state = 'skipped', finished_at = now() \
+                 FROM (SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int8[]) \
+                   AS u(task_id, fire_time, fence) ORDER BY task_id, fire_time) u \
+                 WHERE f.task_id = u.task_id AND f.fire_time = u.fire_time AND f.fence = u.fence \
+                   AND f.state = 'running'"
+            ),
+            // $1 names, $2 instants, $3 this node: the indexes (from 1) of
+            // keys already claimed by someone else (rows this node owns
+            // and runs are adopted by the claim instead).
+            taken: format!(
+                "SELECT r.i FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS r(task_id, fire_time, i) \
+                 WHERE EXISTS (SELECT 1 FROM {s}.fire f WHERE f.task_id = r.task_id \
+                   AND f.fire_time = r.fire_time AND NOT (f.owner = $3 AND f.state = 'running'))"
             ),
             channel: format!("cronlane_{s}"),
         }

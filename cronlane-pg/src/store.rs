@@ -22,9 +22,9 @@
 
 use crate::builder::{OnOwnerDeath, PgStoreBuilder};
 use crate::error::{db_text, PgError};
-use crate::schema::{fnv, Sql};
+use crate::schema::{fnv, fnv_from, Sql};
 use chrono::{DateTime, Utc};
-use cronlane::store::{FireClaim, FireDone, Op, Store, StoreError, StoreLink, TaskRecord};
+use cronlane::store::{FireClaim, FireDone, Op, RunNow, Store, StoreError, StoreLink, TaskRecord};
 use cronlane::Delivery;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::collections::{HashMap, HashSet};
@@ -44,6 +44,7 @@ pub struct PgStore {
     loaded: Mutex<Vec<TaskRecord>>,
     rt: Option<tokio::runtime::Runtime>,
     loops: Vec<tokio::task::JoinHandle<()>>,
+    completer: Option<tokio::task::JoinHandle<()>>,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -123,6 +124,58 @@ pub(crate) struct Retry {
     pub(crate) not_before: Instant,
 }
 
+/// A key to claim: task, instant (ns), and the caller's tag.
+pub(crate) struct Key {
+    pub(crate) name: Arc<str>,
+    pub(crate) at: i64,
+    pub(crate) tag: usize,
+}
+
+/// What a batch claim answered.
+pub(crate) struct Batch {
+    /// The fence of each key won, aligned with the (sorted) keys.
+    pub(crate) fences: Vec<Option<u64>>,
+    pub(crate) alive: bool,
+    pub(crate) db_now: DateTime<Utc>,
+    /// The node id the claim was made under.
+    pub(crate) node: Uuid,
+}
+
+/// A claim made ahead of its instant (see [`Ahead`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pre {
+    /// The claim statement is under way.
+    InFlight,
+    /// Under way, and the pass that asked for it did not wait (refused
+    /// it): if won, the run pool runs it.
+    InFlightRefused,
+    /// Won under `node` with `fence`; the pass takes it.
+    Won { fence: u64, node: Uuid },
+    /// Another node has it, or what happened is not known (a failed
+    /// statement: the reconciler claims it with adoption): the pass
+    /// refuses it.
+    Lost,
+    /// Handed to the run pool (the pass never asked in time): the pass
+    /// refuses it.
+    Handed,
+}
+
+/// Claims ahead of the instant. A pass that claims a task's fire as rank
+/// 0 plans the task's next instant; the ahead loop claims it `claim_ahead`
+/// before the instant (database time as last measured; the claim's own
+/// guard refuses anything more than 500 ms early), and the pass that
+/// comes at the instant takes the result from here without a round trip.
+#[derive(Default)]
+pub(crate) struct Ahead {
+    /// `(instant, task)` to claim ahead.
+    pub(crate) planned: std::collections::BTreeSet<(i64, Arc<str>)>,
+    /// Claims made ahead, by task: `(key instant, state)`.
+    pub(crate) made: HashMap<Arc<str>, Vec<(i64, Pre)>>,
+    /// Won claims the scheduler moved past (it asked for a later instant
+    /// of the task): completed as skipped.
+    pub(crate) skip: Vec<(Arc<str>, i64, u64)>,
+}
+
 /// A fire for the run pool: `(task, scheduled instant, fence)`.
 pub(crate) type RunJob = (Arc<str>, i64, u64);
 
@@ -141,6 +194,8 @@ pub(crate) struct Inner {
     pub(crate) opts: PgStoreBuilder,
     pub(crate) sql: Sql,
     pub(crate) pool: Pool,
+    /// The heartbeat's own connection.
+    pub(crate) beat_pool: Pool,
     pub(crate) rt: tokio::runtime::Handle,
     pub(crate) node: Mutex<Node>,
     pub(crate) stopping: AtomicBool,
@@ -156,7 +211,23 @@ pub(crate) struct Inner {
     pub(crate) wake_resync: tokio::sync::Notify,
     /// The first `LISTEN` is in place.
     pub(crate) listening: AtomicBool,
+    /// Claims made ahead of the instant.
+    pub(crate) ahead: Mutex<Ahead>,
+    /// Signalled when an ahead claim in flight is answered.
+    pub(crate) ahead_done: std::sync::Condvar,
+    /// No runner runs (the scheduler's `Store::runner(false)`): nothing is
+    /// claimed outside a pass.
+    pub(crate) claims_off: AtomicBool,
+    /// Completions the scheduler handed over, committed by the completer
+    /// (one transaction for all that wait).
+    pub(crate) done_q: Mutex<Vec<Done>>,
+    pub(crate) wake_completer: tokio::sync::Notify,
+    /// The completer writes what is queued and ends (shutdown).
+    pub(crate) completer_stop: AtomicBool,
 }
+
+/// A fenced completion: task, instant, fence, success, last fire.
+pub(crate) type Done = (Arc<str>, i64, u64, bool, bool);
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -218,6 +289,21 @@ impl PgStore {
             .build()
             .map_err(|e| PgError::Db(format!("runtime: {e}")))?;
         let target = target_of(&cfg);
+        // The heartbeat has a connection of its own: claims, completions
+        // and claims ahead never make the lease wait for the pool.
+        let beat_pool = Pool::builder(Manager::from_config(
+            cfg.clone(),
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        ))
+        .max_size(1)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(2)))
+        .create_timeout(Some(Duration::from_secs(2)))
+        .build()
+        .map_err(|e| PgError::Db(e.to_string()))?;
         let manager = Manager::from_config(
             cfg,
             tokio_postgres::NoTls,
@@ -284,6 +370,7 @@ impl PgStore {
         let inner = Arc::new(Inner {
             sql,
             pool,
+            beat_pool,
             rt: rt.handle().clone(),
             node: Mutex::new(Node {
                 id,
@@ -303,13 +390,21 @@ impl PgStore {
             wake_heartbeat: tokio::sync::Notify::new(),
             wake_resync: tokio::sync::Notify::new(),
             listening: AtomicBool::new(false),
+            ahead: Mutex::new(Ahead::default()),
+            ahead_done: std::sync::Condvar::new(),
+            claims_off: AtomicBool::new(false),
+            done_q: Mutex::new(Vec::new()),
+            wake_completer: tokio::sync::Notify::new(),
+            completer_stop: AtomicBool::new(false),
             opts,
         });
         let heartbeat = rt.spawn(crate::tasks::heartbeat(inner.clone()));
+        let completer = rt.spawn(crate::tasks::completer(inner.clone()));
         let mut loops = vec![
             rt.spawn(crate::tasks::sweep(inner.clone())),
             rt.spawn(crate::tasks::reconcile(inner.clone())),
             rt.spawn(crate::tasks::resync(inner.clone())),
+            rt.spawn(crate::tasks::ahead(inner.clone())),
         ];
         if inner.opts.listen {
             loops.push(rt.spawn(crate::tasks::listen(inner.clone())));
@@ -325,6 +420,7 @@ impl PgStore {
             loaded: Mutex::new(loaded),
             rt: Some(rt),
             loops,
+            completer: Some(completer),
             heartbeat: Some(heartbeat),
         })
     }
@@ -389,11 +485,8 @@ impl Inner {
 
     /// This node's rendezvous rank for `name` among the live nodes.
     fn rank(&self, name: &str, node: &Node) -> usize {
-        let score = |id: &Uuid| {
-            let mut b = id.as_bytes().to_vec();
-            b.extend_from_slice(name.as_bytes());
-            mix(fnv(&b))
-        };
+        // FNV-1a of the id's bytes then the name's (streamed: no buffer).
+        let score = |id: &Uuid| mix(fnv_from(fnv(id.as_bytes()), name.as_bytes()));
         let mine = score(&node.id);
         node.live
             .iter()
@@ -410,16 +503,17 @@ impl Inner {
         });
     }
 
-    /// One batch claim (keys sorted here). Returns the fence per won key,
-    /// whether this node's lease was live, and the database time.
+    /// One batch claim (keys sorted here). Returns the fence of each key
+    /// won (aligned with the sorted keys), whether this node's lease was
+    /// live, the database time, and the node id the claim was made under.
     pub(crate) async fn claim_batch(
         &self,
-        keys: &mut [(Arc<str>, i64)],
+        keys: &mut [Key],
         adopt: bool,
-    ) -> Result<(HashMap<(String, i64), u64>, bool, DateTime<Utc>), PgError> {
-        keys.sort_by(|a, b| (&*a.0, a.1).cmp(&(&*b.0, b.1)));
-        let names: Vec<&str> = keys.iter().map(|k| &*k.0).collect();
-        let times: Vec<DateTime<Utc>> = keys.iter().map(|k| to_ts(k.1)).collect();
+    ) -> Result<Batch, PgError> {
+        keys.sort_by(|a, b| (&*a.name, a.at).cmp(&(&*b.name, b.at)));
+        let names: Vec<&str> = keys.iter().map(|k| &*k.name).collect();
+        let times: Vec<DateTime<Utc>> = keys.iter().map(|k| to_ts(k.at)).collect();
         let node = self.node_id();
         let threshold = self.opts.misfire_threshold.as_secs_f64();
         let client = self.pool.get().await?;
@@ -427,7 +521,12 @@ impl Inner {
         let rows = client
             .query(&stmt, &[&names, &times, &node, &threshold, &adopt])
             .await?;
-        let mut won = HashMap::new();
+        let index: HashMap<(&str, i64), usize> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| ((&*k.name, to_key(k.at)), i))
+            .collect();
+        let mut fences = vec![None; keys.len()];
         let mut alive = false;
         let mut db_now = Utc::now();
         for row in rows {
@@ -438,11 +537,231 @@ impl Inner {
                 row.get::<_, Option<DateTime<Utc>>>(1),
                 row.get::<_, Option<i64>>(2),
             ) {
-                won.insert((name, from_ts(at)), fence as u64);
+                if let Some(&i) = index.get(&(name.as_str(), from_ts(at))) {
+                    fences[i] = Some(fence as u64);
+                }
             }
         }
         lock(&self.node).offset_ms = db_now.timestamp_millis() - local_now_ms();
-        Ok((won, alive, db_now))
+        Ok(Batch {
+            fences,
+            alive,
+            db_now,
+            node,
+        })
+    }
+
+    /// Drops from `keys` those another node claimed already (one read, no
+    /// write): a deferred rank's claim mostly finds its key taken.
+    /// Returns how many were dropped.
+    pub(crate) async fn drop_taken(&self, keys: &mut Vec<Key>) -> Result<usize, PgError> {
+        let names: Vec<&str> = keys.iter().map(|k| &*k.name).collect();
+        let times: Vec<DateTime<Utc>> = keys.iter().map(|k| to_ts(k.at)).collect();
+        let node = self.node_id();
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(&self.sql.taken).await?;
+        let rows = client.query(&stmt, &[&names, &times, &node]).await?;
+        let mut taken = vec![false; keys.len()];
+        for r in &rows {
+            let i: i64 = r.get(0);
+            if let Some(t) = usize::try_from(i - 1).ok().and_then(|i| taken.get_mut(i)) {
+                *t = true;
+            }
+        }
+        let mut i = 0;
+        keys.retain(|_| {
+            i += 1;
+            !taken[i - 1]
+        });
+        Ok(rows.len())
+    }
+
+    /// The database clock now, as last measured, in nanoseconds.
+    pub(crate) fn db_now_estimate(&self) -> i64 {
+        let offset = lock(&self.node).offset_ms;
+        Utc::now().timestamp_nanos_opt().unwrap_or(0) + offset * 1_000_000
+    }
+
+    /// Takes the pass's fires claimed ahead (waiting up to 1 s for a
+    /// claim still in flight; then the pass refuses it and the run pool
+    /// runs it if it was won): won ones are set, refused ones (another node, an
+    /// unknown outcome, handed to the run pool) are done; `todo` says
+    /// which still need a claim. Won claims of a task older than the
+    /// instant asked for are ones the scheduler moved past (its overlap or
+    /// misfire policy skipped them): queued to be completed as skipped.
+    /// Returns how many were won here.
+    pub(crate) fn take_ahead(&self, fires: &mut [FireClaim], todo: &mut [bool]) -> usize {
+        if self.opts.claim_ahead.is_zero() {
+            return 0;
+        }
+        let me = self.node_id();
+        let db_now = self.db_now_estimate();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut won = 0;
+        let mut guard = lock(&self.ahead);
+        loop {
+            let mut waiting = false;
+            {
+                let Ahead {
+                    planned,
+                    made,
+                    skip,
+                } = &mut *guard;
+                if made.is_empty() && planned.is_empty() {
+                    return won;
+                }
+                for (i, f) in fires.iter_mut().enumerate() {
+                    if !todo[i] {
+                        continue;
+                    }
+                    let key = to_key(f.scheduled);
+                    if !planned.is_empty() {
+                        planned.remove(&(f.scheduled, f.name.clone()));
+                    }
+                    let Some(v) = made.get_mut(&f.name) else {
+                        continue;
+                    };
+                    if let Some(pos) = v.iter().position(|e| e.0 == key) {
+                        match v[pos].1 {
+                            Pre::InFlight if Instant::now() < deadline => {
+                                waiting = true;
+                                continue;
+                            }
+                            Pre::InFlight | Pre::InFlightRefused => {
+                                // The pass does not wait longer: refused
+                                // here, run by the run pool if won.
+                                v[pos].1 = Pre::InFlightRefused;
+                                todo[i] = false;
+                                continue;
+                            }
+                            Pre::Won { fence, node } if node == me => {
+                                f.won = true;
+                                f.fence = fence;
+                                won += 1;
+                                self.stats.won.fetch_add(1, Ordering::Relaxed);
+                            }
+                            // Won under a previous id (this node rejoined):
+                            // whoever sweeps it takes it over. Or another
+                            // node's, or not known, or handed on.
+                            _ => {
+                                self.stats.lost.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        v.swap_remove(pos);
+                        todo[i] = false;
+                    }
+                    // (Only for a pass on time by database time: a pass of a
+                    // clock running ahead asks before the instant.)
+                    let mut j = 0;
+                    while j < v.len() && key <= db_now + 500_000_000 {
+                        match v[j].1 {
+                            Pre::Won { fence, node } if v[j].0 < key && node == me => {
+                                skip.push((f.name.clone(), v[j].0, fence));
+                                v.swap_remove(j);
+                            }
+                            _ => j += 1,
+                        }
+                    }
+                    if v.is_empty() {
+                        made.remove(&f.name);
+                    }
+                }
+            }
+            if !waiting {
+                return won;
+            }
+            guard = self
+                .ahead_done
+                .wait_timeout(guard, Duration::from_millis(10))
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// A pass refuses `f` without a claim (this node is not healthy):
+    /// whether the reconciler should claim it (with adoption). A claim made
+    /// ahead and won is left to it (marked handed on, so nothing here
+    /// touches it again); one in flight is run by the run pool if won;
+    /// one lost or handed on already is done.
+    pub(crate) fn refuse_ahead(&self, f: &FireClaim) -> bool {
+        let mut a = lock(&self.ahead);
+        a.planned.remove(&(f.scheduled, f.name.clone()));
+        let Some(v) = a.made.get_mut(&f.name) else {
+            return true;
+        };
+        let key = to_key(f.scheduled);
+        let Some(e) = v.iter_mut().find(|e| e.0 == key) else {
+            return true;
+        };
+        match e.1 {
+            Pre::Won { .. } => {
+                e.1 = Pre::Handed;
+                true
+            }
+            Pre::InFlight | Pre::InFlightRefused => {
+                e.1 = Pre::InFlightRefused;
+                false
+            }
+            Pre::Lost | Pre::Handed => false,
+        }
+    }
+
+    /// Hands every claim made ahead and not taken yet to the run pool
+    /// (it runs each at its instant) and forgets what was planned: the
+    /// runner stops, or the store shuts down.
+    pub(crate) fn release_ahead(self: &Arc<Self>) {
+        let me = self.node_id();
+        let mut handed = Vec::new();
+        {
+            let mut a = lock(&self.ahead);
+            a.planned.clear();
+            for (name, v) in a.made.iter_mut() {
+                for e in v.iter_mut() {
+                    if let Pre::Won { fence, node } = e.1 {
+                        if node == me {
+                            handed.push((name.clone(), e.0, fence));
+                        }
+                        e.1 = Pre::Handed;
+                    }
+                }
+            }
+        }
+        self.ahead_done.notify_all();
+        for (name, at, fence) in handed {
+            self.spawn_run(name, at, fence);
+        }
+    }
+
+    /// A task was removed: its claims made ahead are completed as
+    /// skipped, and nothing more of it is planned.
+    pub(crate) fn forget_ahead(&self, name: &str) {
+        let me = self.node_id();
+        let mut a = lock(&self.ahead);
+        a.planned.retain(|(_, n)| &**n != name);
+        if let Some(v) = a.made.remove(name) {
+            let name: Arc<str> = Arc::from(name);
+            for (at, pre) in v {
+                if let Pre::Won { fence, node } = pre {
+                    if node == me {
+                        a.skip.push((name.clone(), at, fence));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Completes fires claimed ahead and never run as `skipped` (under
+    /// their fence).
+    pub(crate) async fn skip_batch(&self, fires: &[(Arc<str>, i64, u64)]) -> Result<u64, PgError> {
+        let mut sorted: Vec<&(Arc<str>, i64, u64)> = fires.iter().collect();
+        sorted.sort_by(|a, b| (&*a.0, a.1).cmp(&(&*b.0, b.1)));
+        let names: Vec<&str> = sorted.iter().map(|d| &*d.0).collect();
+        let times: Vec<DateTime<Utc>> = sorted.iter().map(|d| to_ts(d.1)).collect();
+        let fences: Vec<i64> = sorted.iter().map(|d| d.2 as i64).collect();
+        let client = self.pool.get().await?;
+        Ok(client
+            .execute(&self.sql.skip, &[&names, &times, &fences])
+            .await?)
     }
 
     /// Fenced completion of a batch; returns how many were accepted.
@@ -545,15 +864,29 @@ impl Inner {
     }
 
     fn run_one(&self, link: &StoreLink, name: Arc<str>, scheduled: i64, fence: u64) {
+        // A fire claimed ahead (handed on at a stop) or taken over from a
+        // node that left before its instant: it starts at the instant, by
+        // the database clock as last measured.
+        let early = to_key(scheduled) - self.db_now_estimate();
+        if early > 0 {
+            std::thread::sleep(Duration::from_nanos(early.min(1_000_000_000) as u64));
+        }
         // `None`: the scheduler is gone (the fire stays running and is
         // taken over once this node has left).
-        let Some(ok) = link.run_now(&name, scheduled, fence) else {
+        let Some(outcome) = link.run_now(&name, scheduled, fence) else {
             return;
         };
-        let done = [(name.clone(), scheduled, fence, ok, false)];
+        if outcome != RunNow::Skipped {
+            // Committed by the completer with whatever else waits.
+            lock(&self.done_q).push((name, scheduled, fence, outcome == RunNow::Succeeded, false));
+            self.wake_completer.notify_one();
+            return;
+        }
+        // The overlap policy skipped it: the fire is `skipped`.
+        let skip = [(name.clone(), scheduled, fence)];
         let deadline = Instant::now() + self.opts.lease * 4;
         loop {
-            match self.rt.block_on(self.complete_batch(&done)) {
+            match self.rt.block_on(self.skip_batch(&skip)) {
                 Ok(_) => break,
                 Err(e) if Instant::now() < deadline => {
                     tracing::warn!(error = %e, "cronlane-pg: completion failed; retrying");
@@ -646,6 +979,11 @@ impl Store for PgStore {
 
     fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         let inner = &self.inner;
+        for op in &ops {
+            if let Op::Delete(name) = op {
+                inner.forget_ahead(name);
+            }
+        }
         let changed = inner.block(move || write_ops(inner, ops))?;
         let mut versions = lock(&inner.versions);
         for (name, v) in changed {
@@ -669,25 +1007,56 @@ impl Store for PgStore {
                 .fetch_add(fires.len() as u64, Ordering::Relaxed);
             if !inner.stopping.load(Ordering::Acquire) {
                 for f in fires.iter() {
-                    inner.defer(f.name.clone(), f.scheduled, Duration::ZERO);
+                    if inner.refuse_ahead(f) {
+                        inner.defer(f.name.clone(), f.scheduled, Duration::ZERO);
+                    }
                 }
                 inner.wake_heartbeat.notify_one();
             }
             return Ok(());
         }
-        let mut now_keys: Vec<(Arc<str>, i64)> = Vec::with_capacity(fires.len());
+        // 1. Claims made ahead of the instant: no round trip.
+        let mut todo = vec![true; fires.len()];
+        let taken = inner.take_ahead(fires, &mut todo);
+        // 2. The rest, ranked: rank 0 claims now, the others defer. A fire
+        //    this node claims as rank 0 plans its task's next instant, to be
+        //    claimed ahead.
+        let mut lead =
+            !inner.opts.claim_ahead.is_zero() && !inner.claims_off.load(Ordering::Acquire);
+        let mut keys: Vec<Key> = Vec::new();
+        let mut plan: Vec<(i64, Arc<str>)> = Vec::new();
         {
             let node = lock(&inner.node);
-            for f in fires.iter() {
+            // Rank r claims r × stagger after the instant, by the database
+            // clock as last measured (this clock may run ahead: then it
+            // waits for the instant too).
+            let db_now = Utc::now().timestamp_nanos_opt().unwrap_or(0) + node.offset_ms * 1_000_000;
+            // A pass later than the stagger by database time (a scheduler
+            // clock behind, a runner falling behind) plans nothing ahead:
+            // the next rank claims sooner than this node would run it.
+            // Nor does one early by database time (a scheduler clock
+            // ahead: its pass would ask before the claim is made).
+            let latest = fires.iter().map(|f| f.scheduled).max().unwrap_or(i64::MAX);
+            let earliest = fires.iter().map(|f| f.scheduled).min().unwrap_or(i64::MIN);
+            if db_now - latest > inner.opts.stagger.as_nanos() as i64
+                || db_now < earliest.saturating_sub(500_000_000)
+            {
+                lead = false;
+            }
+            for (i, f) in fires.iter().enumerate() {
                 let rank = inner.rank(&f.name, &node);
                 if rank == 0 {
-                    now_keys.push((f.name.clone(), f.scheduled));
-                } else {
-                    // Rank r claims r × stagger after the instant, by the
-                    // database clock as last measured (this clock may run
-                    // ahead: then it waits for the instant too).
-                    let db_now =
-                        Utc::now().timestamp_nanos_opt().unwrap_or(0) + node.offset_ms * 1_000_000;
+                    if let Some(next) = f.next.filter(|&n| lead && n > f.scheduled) {
+                        plan.push((next, f.name.clone()));
+                    }
+                    if todo[i] {
+                        keys.push(Key {
+                            name: f.name.clone(),
+                            at: f.scheduled,
+                            tag: i,
+                        });
+                    }
+                } else if todo[i] {
                     let ahead = (f.scheduled - db_now).max(0);
                     let after =
                         Duration::from_nanos(ahead as u64) + inner.opts.stagger * rank as u32;
@@ -695,42 +1064,49 @@ impl Store for PgStore {
                 }
             }
         }
-        if now_keys.is_empty() {
+        if !plan.is_empty() {
+            lock(&inner.ahead).planned.extend(plan);
+        }
+        if keys.is_empty() {
             return Ok(());
         }
-        let result = inner.block(|| inner.claim_batch(&mut now_keys, false));
-        let (won, alive, db_now) = match result {
-            Ok(r) => r,
+        let result = inner.block(|| inner.claim_batch(&mut keys, false));
+        let batch = match result {
+            Ok(b) => b,
             Err(e) => {
                 inner.stats.errors.fetch_add(1, Ordering::Relaxed);
-                for (name, at) in now_keys {
-                    inner.defer(name, at, Duration::from_millis(100));
+                for k in keys {
+                    inner.defer(k.name, k.at, Duration::from_millis(100));
+                }
+                if taken > 0 {
+                    // Fires claimed ahead run; the others are refused and
+                    // go to the reconciler (with adoption).
+                    tracing::warn!(error = %e, "cronlane-pg: claim failed; retrying outside the pass");
+                    return Ok(());
                 }
                 return Err(e.into());
             }
         };
-        if !alive {
+        if !batch.alive {
             inner.wake_heartbeat.notify_one();
         }
-        let db_now_ns = from_ts(db_now);
-        for f in fires.iter_mut() {
-            if let Some(fence) = won.get(&(f.name.to_string(), to_key(f.scheduled))) {
+        let db_now_ns = from_ts(batch.db_now);
+        for (k, fence) in keys.iter().zip(&batch.fences) {
+            let f = &mut fires[k.tag];
+            if let Some(fence) = fence {
                 f.won = true;
                 f.fence = *fence;
                 inner.stats.won.fetch_add(1, Ordering::Relaxed);
-            } else if !alive || db_now_ns < to_key(f.scheduled) - 500_000_000 {
+            } else if !batch.alive || db_now_ns < to_key(f.scheduled) - 500_000_000 {
                 // Early by database time (this clock runs ahead), or the
                 // lease lapsed: try again when it is time / after rejoin.
-                if now_keys_contains(&now_keys, f) {
-                    // (Rank 0 here: claim at the instant by database time.)
-                    let wait = (to_key(f.scheduled) - db_now_ns).max(0);
-                    inner.defer(
-                        f.name.clone(),
-                        f.scheduled,
-                        Duration::from_nanos(wait as u64),
-                    );
-                }
-            } else if now_keys_contains(&now_keys, f) {
+                let wait = (to_key(f.scheduled) - db_now_ns).max(0);
+                inner.defer(
+                    f.name.clone(),
+                    f.scheduled,
+                    Duration::from_nanos(wait as u64),
+                );
+            } else {
                 inner.stats.lost.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -746,9 +1122,31 @@ impl Store for PgStore {
         if done.is_empty() {
             return Ok(());
         }
+        // Queued for the completer: the scheduler's pass does not wait for
+        // the commit. A completion not committed when the node dies leaves
+        // its fire running, taken over like any fire of a dead owner.
         let inner = &self.inner;
-        inner.block(|| inner.complete_batch(&done))?;
+        lock(&inner.done_q).extend(done);
+        inner.wake_completer.notify_one();
         Ok(())
+    }
+
+    fn runner(&self, running: bool) {
+        let inner = &self.inner;
+        inner.claims_off.store(!running, Ordering::Release);
+        if running {
+            return;
+        }
+        // Stop claiming outside passes first (the reconciler, the sweep
+        // and the ahead loop look at `claims_off`), then run what was
+        // claimed ahead at its instant, and let this backend's own runs
+        // finish (grace) while the scheduler still exists to run them.
+        inner.release_ahead();
+        let deadline = Instant::now() + inner.opts.grace;
+        let me = usize::from(RUN_THREAD.with(std::cell::Cell::get));
+        while inner.inflight.load(Ordering::Acquire) > me && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     fn attach(&self, link: StoreLink) {
@@ -770,6 +1168,7 @@ impl Store for PgStore {
                         }
                         Apply::Remove(name) => {
                             link.remove(&name);
+                            inner.forget_ahead(&name);
                             inner.stats.applied.fetch_add(1, Ordering::Relaxed);
                         }
                         Apply::Run {
@@ -782,10 +1181,6 @@ impl Store for PgStore {
             });
         *lock(&self.inner.applier) = applier.ok();
     }
-}
-
-fn now_keys_contains(keys: &[(Arc<str>, i64)], f: &FireClaim) -> bool {
-    keys.iter().any(|k| k.0 == f.name && k.1 == f.scheduled)
 }
 
 /// A definition write: one transaction, a notification per changed task.
@@ -864,6 +1259,7 @@ impl Drop for PgStore {
             inner: self.inner.clone(),
             rt: self.rt.take(),
             loops: std::mem::take(&mut self.loops),
+            completer: self.completer.take(),
             heartbeat: self.heartbeat.take(),
         };
         // The scheduler may be dropped last by one of this backend's own
@@ -889,6 +1285,7 @@ struct Shutdown {
     inner: Arc<Inner>,
     rt: Option<tokio::runtime::Runtime>,
     loops: Vec<tokio::task::JoinHandle<()>>,
+    completer: Option<tokio::task::JoinHandle<()>>,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -897,8 +1294,9 @@ impl Shutdown {
     /// itself).
     fn run(&mut self, me: usize) {
         let inner = &self.inner;
-        // 1. Stop claiming.
+        // 1. Stop claiming; what was claimed ahead runs at its instant.
         inner.stopping.store(true, Ordering::Release);
+        inner.release_ahead();
         // 2. Let this backend's own runs finish and complete (grace).
         let deadline = Instant::now() + inner.opts.grace;
         while inner.inflight.load(Ordering::Acquire) > me && Instant::now() < deadline {
@@ -919,6 +1317,20 @@ impl Shutdown {
         lock(&inner.runs).take();
         while inner.inflight.load(Ordering::Acquire) > me && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
+        }
+        // 3b. Commit the completions queued (bounded by the grace).
+        inner.completer_stop.store(true, Ordering::Release);
+        inner.wake_completer.notify_one();
+        if let (Some(rt), Some(c)) = (&self.rt, self.completer.take()) {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_secs(2));
+            if rt
+                .block_on(async move { tokio::time::timeout(left, c).await })
+                .is_err()
+            {
+                tracing::warn!("cronlane-pg: completions not all written before leaving; their fires are taken over");
+            }
         }
         // 4. Leave: fires still running here (past the grace) are taken
         //    over by the others at once, not after the lease.

@@ -3,7 +3,7 @@
 //! retention) and the reconciler (claims outside a pass).
 
 use crate::error::PgError;
-use crate::store::{from_ts, lock, record_of, Apply, Inner, Retry};
+use crate::store::{from_ts, lock, record_of, Apply, Inner, Key, Pre, Retry};
 use chrono::Utc;
 use futures_util::StreamExt;
 use std::sync::atomic::Ordering;
@@ -31,7 +31,7 @@ async fn beat(inner: &Inner, sent: Instant) -> Result<(), PgError> {
         let n = lock(&inner.node);
         (n.id, n.offset_ms)
     };
-    let client = inner.pool.get().await?;
+    let client = inner.beat_pool.get().await?;
     let lease = inner.opts.lease.as_secs_f64();
     let offset = offset.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
     let renewed = client
@@ -61,13 +61,64 @@ async fn beat(inner: &Inner, sent: Instant) -> Result<(), PgError> {
     Ok(())
 }
 
+/// Keys per statement of a large claim ahead or completion; the chunks of
+/// one batch go out on several pooled connections at once.
+const CHUNK: usize = 4096;
+
+/// Commits the completions the scheduler queued: everything waiting in
+/// one fenced transaction, retried while the database is away; at
+/// shutdown, what is queued and then ends.
+pub(crate) async fn completer(inner: Arc<Inner>) {
+    loop {
+        let batch = std::mem::take(&mut *lock(&inner.done_q));
+        if batch.is_empty() {
+            if inner.completer_stop.load(Ordering::Acquire) {
+                return;
+            }
+            tokio::select! {
+                _ = inner.wake_completer.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+            continue;
+        }
+        let chunks: Vec<&[crate::store::Done]> = batch.chunks(CHUNK).collect();
+        let results =
+            futures_util::future::join_all(chunks.iter().map(|c| inner.complete_batch(c))).await;
+        let mut failed = Vec::new();
+        let mut error = None;
+        for (c, r) in chunks.iter().zip(results) {
+            if let Err(e) = r {
+                failed.extend_from_slice(c);
+                error = Some(e);
+            }
+        }
+        if let Some(e) = error {
+            tracing::warn!(error = %e, fires = failed.len(), "cronlane-pg: completion failed; retrying");
+            {
+                let mut q = lock(&inner.done_q);
+                let newer = std::mem::replace(&mut *q, failed);
+                q.extend(newer);
+            }
+            if inner.completer_stop.load(Ordering::Acquire) {
+                // At shutdown: a few tries (bounded by the caller's timeout).
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            } else {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
 /// Takes over fires whose owner's lease expired; every tenth round, the
 /// retention clean-up.
 pub(crate) async fn sweep(inner: Arc<Inner>) {
     let mut round = 0u64;
     loop {
         tokio::time::sleep(inner.opts.sweep).await;
-        if inner.stopping.load(Ordering::Acquire) || !inner.healthy() {
+        if inner.stopping.load(Ordering::Acquire)
+            || inner.claims_off.load(Ordering::Acquire)
+            || !inner.healthy()
+        {
             continue;
         }
         if let Err(e) = take_over(&inner).await {
@@ -160,7 +211,10 @@ async fn retention(inner: &Inner) -> Result<(), PgError> {
 pub(crate) async fn reconcile(inner: Arc<Inner>) {
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        if inner.stopping.load(Ordering::Acquire) || !inner.healthy() {
+        if inner.stopping.load(Ordering::Acquire)
+            || inner.claims_off.load(Ordering::Acquire)
+            || !inner.healthy()
+        {
             continue;
         }
         let Some(link) = inner.link.get() else {
@@ -181,21 +235,30 @@ pub(crate) async fn reconcile(inner: Arc<Inner>) {
         if due.is_empty() {
             continue;
         }
-        let mut keys: Vec<(Arc<str>, i64)> = due
+        let mut keys: Vec<Key> = due
             .iter()
             .filter(|r| link.runs(&r.name))
-            .map(|r| (r.name.clone(), r.scheduled))
+            .map(|r| Key {
+                name: r.name.clone(),
+                at: r.scheduled,
+                tag: 0,
+            })
             .collect();
-        keys.sort_by(|a, b| (&*a.0, a.1).cmp(&(&*b.0, b.1)));
-        keys.dedup();
+        keys.sort_by(|a, b| (&*a.name, a.at).cmp(&(&*b.name, b.at)));
+        keys.dedup_by(|a, b| a.name == b.name && a.at == b.at);
+        // Most deferred fires were claimed by their rank 0: one read drops
+        // them before any claim (a failed read: the claim decides).
+        if let Ok(n) = inner.drop_taken(&mut keys).await {
+            inner.stats.lost.fetch_add(n as u64, Ordering::Relaxed);
+        }
         // Claim no more than the run pool can take; the rest waits a
         // tick (and is most likely claimed by another node meanwhile).
         let room = inner.run_room();
         if keys.len() > room {
             let later = Instant::now() + Duration::from_millis(50);
-            lock(&inner.retry).extend(keys.drain(room..).map(|(name, scheduled)| Retry {
-                name,
-                scheduled,
+            lock(&inner.retry).extend(keys.drain(room..).map(|k| Retry {
+                name: k.name,
+                scheduled: k.at,
                 not_before: later,
             }));
         }
@@ -203,23 +266,23 @@ pub(crate) async fn reconcile(inner: Arc<Inner>) {
             continue;
         }
         match inner.claim_batch(&mut keys, true).await {
-            Ok((won, alive, db_now)) => {
-                let db_ns = from_ts(db_now);
+            Ok(batch) => {
+                let db_ns = from_ts(batch.db_now);
                 let mut again = Vec::new();
-                for (name, at) in keys {
-                    let key = (name.to_string(), at.div_euclid(1000) * 1000);
-                    if let Some(fence) = won.get(&key) {
+                for (k, fence) in keys.into_iter().zip(batch.fences) {
+                    let key_at = k.at.div_euclid(1000) * 1000;
+                    if let Some(fence) = fence {
                         inner.stats.won.fetch_add(1, Ordering::Relaxed);
                         inner.send(Apply::Run {
-                            name,
-                            scheduled: at,
-                            fence: *fence,
+                            name: k.name,
+                            scheduled: k.at,
+                            fence,
                         });
-                    } else if !alive || db_ns < key.1 - 500_000_000 {
-                        let wait = (key.1 - 500_000_000 - db_ns).clamp(50_000_000, 1_000_000_000);
+                    } else if !batch.alive || db_ns < key_at - 500_000_000 {
+                        let wait = (key_at - 500_000_000 - db_ns).clamp(50_000_000, 1_000_000_000);
                         again.push(Retry {
-                            name,
-                            scheduled: at,
+                            name: k.name,
+                            scheduled: k.at,
                             not_before: Instant::now() + Duration::from_nanos(wait as u64),
                         });
                     } else {
@@ -227,7 +290,7 @@ pub(crate) async fn reconcile(inner: Arc<Inner>) {
                     }
                 }
                 lock(&inner.retry).extend(again);
-                if !alive {
+                if !batch.alive {
                     inner.wake_heartbeat.notify_one();
                 }
             }
@@ -235,12 +298,209 @@ pub(crate) async fn reconcile(inner: Arc<Inner>) {
                 inner.stats.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, "cronlane-pg: deferred claims failed; retrying");
                 let later = Instant::now() + Duration::from_millis(250);
-                lock(&inner.retry).extend(keys.into_iter().map(|(name, scheduled)| Retry {
-                    name,
-                    scheduled,
+                lock(&inner.retry).extend(keys.into_iter().map(|k| Retry {
+                    name: k.name,
+                    scheduled: k.at,
                     not_before: later,
                 }));
             }
+        }
+    }
+}
+
+/// Claims ahead of the instant what the passes planned (see
+/// [`crate::store::Ahead`]), completes as skipped what the scheduler moved
+/// past, and hands to the run pool a claim the scheduler never asked for
+/// long after its instant.
+pub(crate) async fn ahead(inner: Arc<Inner>) {
+    let lead = inner.opts.claim_ahead;
+    if lead.is_zero() {
+        return;
+    }
+    let lead_ns = lead.as_nanos() as i64;
+    // A claim made ahead that its pass has not taken this long after the
+    // instant (a runner falling behind) runs on the run pool instead: a
+    // fire claimed ahead is never held by a slow runner.
+    let stale_ns = 1_000_000_000i64;
+    let mut round = 0u64;
+    loop {
+        let first = lock(&inner.ahead).planned.first().map(|p| p.0);
+        let wait = first.map_or(20_000_000, |at| at - lead_ns - inner.db_now_estimate());
+        tokio::time::sleep(Duration::from_nanos(
+            wait.clamp(1_000_000, 20_000_000) as u64
+        ))
+        .await;
+        if inner.stopping.load(Ordering::Acquire)
+            || inner.claims_off.load(Ordering::Acquire)
+            || !inner.healthy()
+        {
+            continue;
+        }
+        let Some(link) = inner.link.get() else {
+            continue;
+        };
+        round += 1;
+        let now = inner.db_now_estimate();
+        // Completions as skipped; claims never asked for; old tombstones.
+        let (skip, handed) = {
+            let mut a = lock(&inner.ahead);
+            let skip = std::mem::take(&mut a.skip);
+            let mut handed = Vec::new();
+            if round.is_multiple_of(10) {
+                let me = lock(&inner.node).id;
+                let forget = inner.opts.misfire_threshold.as_nanos() as i64 + 10_000_000_000;
+                a.made.retain(|name, v| {
+                    v.retain_mut(|e| match e.1 {
+                        Pre::Won { fence, node } if e.0 + stale_ns < now => {
+                            if node == me {
+                                handed.push((name.clone(), e.0, fence));
+                            }
+                            e.1 = Pre::Handed;
+                            true
+                        }
+                        Pre::Lost | Pre::Handed => e.0 + forget > now,
+                        _ => true,
+                    });
+                    !v.is_empty()
+                });
+            }
+            (skip, handed)
+        };
+        for (name, at, fence) in handed {
+            tracing::warn!(task = %name, "cronlane-pg: a fire claimed ahead was never asked for; running it on the run pool");
+            inner.send(Apply::Run {
+                name,
+                scheduled: at,
+                fence,
+            });
+        }
+        if !skip.is_empty() {
+            if let Err(e) = inner.skip_batch(&skip).await {
+                tracing::warn!(error = %e, "cronlane-pg: completing skipped fires failed; retrying");
+                lock(&inner.ahead).skip.extend(skip);
+            }
+        }
+        let mut keys = Vec::new();
+        {
+            let mut guard = lock(&inner.ahead);
+            let a = &mut *guard;
+            while let Some((at, _)) = a.planned.first() {
+                if at - lead_ns > now {
+                    break;
+                }
+                let Some((at, name)) = a.planned.pop_first() else {
+                    break;
+                };
+                let key = at.div_euclid(1000) * 1000;
+                let v = a.made.entry(name.clone()).or_default();
+                if v.iter().any(|e| e.0 == key) {
+                    continue;
+                }
+                v.push((key, Pre::InFlight));
+                keys.push(Key { name, at, tag: 0 });
+            }
+        }
+        if keys.is_empty() {
+            continue;
+        }
+        // A task not armed here is not claimed (its entry goes).
+        let (mut keys, gone): (Vec<Key>, Vec<Key>) =
+            keys.into_iter().partition(|k| link.runs(&k.name));
+        // Large batches in chunks on several connections at once (disjoint
+        // keys, each chunk sorted: no lock cycle).
+        keys.sort_by(|a, b| (&*a.name, a.at).cmp(&(&*b.name, b.at)));
+        let mut chunks: Vec<Vec<Key>> = Vec::new();
+        while !keys.is_empty() {
+            let rest = keys.split_off(keys.len().min(CHUNK));
+            chunks.push(std::mem::replace(&mut keys, rest));
+        }
+        let results =
+            futures_util::future::join_all(chunks.iter_mut().map(|c| inner.claim_batch(c, false)))
+                .await;
+        let mut defer = Vec::new();
+        let mut late_won = Vec::new();
+        let mut retry = Vec::new();
+        {
+            let mut a = lock(&inner.ahead);
+            let mut set = |name: &Arc<str>, at: i64, pre: Option<Pre>| {
+                let key = at.div_euclid(1000) * 1000;
+                if let Some(v) = a.made.get_mut(name) {
+                    if let Some(pos) = v.iter().position(|e| e.0 == key) {
+                        let refused = v[pos].1 == Pre::InFlightRefused;
+                        match pre {
+                            // Its pass did not wait: the run pool runs it.
+                            Some(Pre::Won { fence, .. }) if refused => {
+                                late_won.push((name.clone(), at, fence));
+                                v[pos].1 = Pre::Handed;
+                            }
+                            // Not claimed (early, or the lease lapsed) and
+                            // its pass refused it: the reconciler claims it.
+                            None if refused => {
+                                retry.push((name.clone(), at));
+                                v.swap_remove(pos);
+                            }
+                            Some(p) => v[pos].1 = p,
+                            None => {
+                                v.swap_remove(pos);
+                            }
+                        }
+                    }
+                    if v.is_empty() {
+                        a.made.remove(name);
+                    }
+                }
+            };
+            for k in &gone {
+                set(&k.name, k.at, None);
+            }
+            for (keys, result) in chunks.iter().zip(results) {
+                match result {
+                    Ok(batch) => {
+                        let db_ns = from_ts(batch.db_now);
+                        for (k, fence) in keys.iter().zip(&batch.fences) {
+                            let key = k.at.div_euclid(1000) * 1000;
+                            let pre = match fence {
+                                Some(fence) => Some(Pre::Won {
+                                    fence: *fence,
+                                    node: batch.node,
+                                }),
+                                // Too early (the offset was off) or the
+                                // lease lapsed: the pass claims it at the
+                                // instant.
+                                None if !batch.alive || db_ns < key - 500_000_000 => None,
+                                None => Some(Pre::Lost),
+                            };
+                            set(&k.name, k.at, pre);
+                        }
+                        if !batch.alive {
+                            inner.wake_heartbeat.notify_one();
+                        }
+                    }
+                    Err(e) => {
+                        // Not known whether it committed: the pass refuses
+                        // these, the reconciler claims them with adoption.
+                        inner.stats.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "cronlane-pg: claims ahead failed; the reconciler retries them");
+                        for k in keys {
+                            set(&k.name, k.at, Some(Pre::Lost));
+                            defer.push((k.name.clone(), k.at));
+                        }
+                    }
+                }
+            }
+        }
+        inner.ahead_done.notify_all();
+        for (name, at, fence) in late_won {
+            inner.send(Apply::Run {
+                name,
+                scheduled: at,
+                fence,
+            });
+        }
+        defer.extend(retry);
+        for (name, at) in defer {
+            let wait = (at - inner.db_now_estimate()).max(0);
+            inner.defer(name, at, Duration::from_nanos(wait as u64));
         }
     }
 }

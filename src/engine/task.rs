@@ -413,6 +413,12 @@ impl Task {
         self.load() & REMOVED != 0
     }
 
+    /// A callback of this task is running, started by a pass (the store
+    /// seam's `run_now` follows the overlap policy with it).
+    pub(crate) fn is_running(&self) -> bool {
+        phase_of(self.load()) == RUNNING
+    }
+
     /// The plan in force: the rescheduled one if any.
     pub(crate) fn with_plan<R>(&self, f: impl FnOnce(&Plan) -> R) -> R {
         // Only a rescheduled task has extras with a plan in them: the common

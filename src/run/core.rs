@@ -96,6 +96,18 @@ impl Core {
         out
     }
 
+    /// Asks the runner registered as `mine` to stop; a store is told first
+    /// (it stops claiming outside passes before the runner stops: the
+    /// first step of the ordered shutdown).
+    pub(crate) fn stop_runner(&self, mine: u64) {
+        if let Some(durable) = self.durable.as_deref() {
+            if self.runner.is_running(mine) {
+                durable.store.runner(false);
+            }
+        }
+        self.runner.raise_stop(mine);
+    }
+
     /// Called once per task, by whoever set `REMOVED`; `unlink` when the
     /// task may still have an entry on the timeline.
     pub(crate) fn cleanup(&self, task: &TaskRef, unlink: bool) {

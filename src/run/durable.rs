@@ -272,6 +272,7 @@ impl Core {
                         scheduled: b.scheduled,
                         delivery,
                         last: b.ends_task(),
+                        next: b.next_instant(),
                         won: true,
                         fence: 0,
                     });
@@ -307,6 +308,9 @@ impl Core {
                 durable.keep_fences(&claims);
                 let mut claims = claims.iter();
                 let mut begun = begun.into_iter();
+                // The fires won first, then the refused ones (another
+                // replica runs them): a refusal never delays a callback.
+                let mut refused = Vec::new();
                 loop {
                     // Recurring tasks put back inline go on the timeline
                     // together per `GROUP_OF` fires, as in a pass without a
@@ -324,8 +328,7 @@ impl Core {
                             b.started = now.max(b.started);
                             self.dispatch_begun(b, report);
                         } else {
-                            self.skipped(&b.task, b.scheduled, SkipReason::Cancelled, 1, true);
-                            report.add(self.complete(b, Outcome::Skipped));
+                            refused.push(b);
                         }
                     }
                     if group.close() && pass.wake {
@@ -334,6 +337,10 @@ impl Core {
                     if !any {
                         break;
                     }
+                }
+                for b in refused {
+                    self.skipped(&b.task, b.scheduled, SkipReason::Cancelled, 1, true);
+                    report.add(self.complete(b, Outcome::Skipped));
                 }
             }
             Err(e) => {

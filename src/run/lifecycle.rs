@@ -66,7 +66,7 @@ impl Stopper {
     /// it had claimed and not started are handed back to the timeline. A
     /// runner that already stopped, or a later one, is not affected.
     pub fn stop(&self) {
-        self.core.runner.raise_stop(self.mine);
+        self.core.stop_runner(self.mine);
         self.core.runner.wake();
     }
 }
@@ -121,7 +121,7 @@ impl RunnerHandle {
         let core = self.core.clone();
         // 1. Stop claiming: the runner releases what it claimed and did not
         // start, and exits (once a callback it runs inline has returned).
-        core.runner.raise_stop(self.mine);
+        core.stop_runner(self.mine);
         join.unpark(&core);
         let mut deadline = Instant::now() + grace;
         self.wait_until(deadline, |h| h.is_stopped());

@@ -19,10 +19,12 @@
 
 use crate::engine::task::TaskRef;
 use crate::id::TaskId;
+use crate::policy::{Overlap, SkipReason};
 use crate::run::core::Core;
 use crate::run::durable::{lock, Def};
 use crate::run::report::Outcome;
-use crate::store::{LinkTarget, StoreLink, TaskRecord};
+use crate::store::{LinkTarget, RunNow, StoreLink, TaskRecord};
+use crate::sync::Ordering;
 use std::cell::Cell;
 use std::sync::{Arc, Weak};
 
@@ -154,13 +156,39 @@ impl LinkTarget for CoreLink {
         armed && durable_task(&core, name).is_some()
     }
 
-    fn run_now(&self, name: &str, scheduled: i64, fence: u64) -> Option<bool> {
+    fn run_now(&self, name: &str, scheduled: i64, fence: u64) -> Option<RunNow> {
         let core = self.core.upgrade()?;
         let task = durable_task(&core, name)?;
+        // The overlap policy, as a pass applies it: `running` counts the
+        // runs started here (and, under `Allow`, a pass's too).
+        let extras = task.extras_or_init();
+        let running = extras.running.fetch_add(1, Ordering::AcqRel) + 1;
+        let _count = Running(&extras.running);
+        let overlaps = match task.policies().overlap {
+            Overlap::Allow { max } => max.is_some_and(|m| running > m),
+            _ => running > 1 || task.is_running(),
+        };
+        if overlaps {
+            core.skipped(&task, scheduled, SkipReason::Overlap, 1, false);
+            return Some(RunNow::Skipped);
+        }
         let _fence = enter_fence(task.id, scheduled, fence);
         let started = core.clock.now_nanos();
         let outcome = core.run_callback(&task, scheduled, scheduled, started);
-        Some(outcome == Outcome::Fired)
+        Some(if outcome == Outcome::Fired {
+            RunNow::Succeeded
+        } else {
+            RunNow::Failed
+        })
+    }
+}
+
+/// Drops a run from the task's running count (also on unwind).
+struct Running<'a>(&'a crate::sync::AtomicU32);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -116,6 +116,12 @@ impl RunnerSignal {
             .compare_exchange(mine, mine | STOP, Ordering::AcqRel, Ordering::Acquire);
     }
 
+    /// Whether `mine` is the registered runner and has not been asked to
+    /// stop.
+    pub(crate) fn is_running(&self, mine: u64) -> bool {
+        self.state.load(Ordering::Acquire) == mine
+    }
+
     /// Whether the registered runner was asked to stop (the runner's loop,
     /// and `run_pending` on the runner, before each fire).
     #[inline]
@@ -199,6 +205,9 @@ pub struct RunnerHandle {
 impl RunnerHandle {
     pub(crate) fn start(core: Arc<Core>) -> Result<RunnerHandle, Error> {
         let mine = core.runner.register()?;
+        if let Some(durable) = core.durable.as_deref() {
+            durable.store.runner(true);
+        }
         let handed_base = core.runner.handed_back();
         let done = std::sync::Arc::new((Mutex::new(false), Condvar::new()));
         let (c, d) = (core.clone(), done.clone());
@@ -243,7 +252,7 @@ impl RunnerHandle {
             return Ok(());
         };
         let deadline = Instant::now() + timeout;
-        self.core.runner.raise_stop(self.mine);
+        self.core.stop_runner(self.mine);
         #[cfg(cronlane_loom)]
         let unpark = !crate::__loom::broken(&crate::__loom::BREAK_SHUTDOWN);
         #[cfg(not(cronlane_loom))]
@@ -301,7 +310,7 @@ impl Drop for RunnerHandle {
         if matches!(self.join, Some(Driver::Task))
             && ::tokio::runtime::Handle::try_current().is_ok()
         {
-            self.core.runner.raise_stop(self.mine);
+            self.core.stop_runner(self.mine);
             self.core.runner.wake();
             self.join = None;
             return;

@@ -76,6 +76,13 @@ pub struct FireClaim {
     pub delivery: Delivery,
     /// This fire ends the task (a one-shot, or the last run of its end).
     pub last: bool,
+    /// The task's next instant as planned when this fire started
+    /// (nanoseconds since the Unix epoch; `None`: none, or not known). A
+    /// backend may claim that fire ahead of time (a cluster backend does,
+    /// within its early window); the scheduler still asks for it with
+    /// [`Store::claim`] when it is due, or never (the task was paused,
+    /// removed, or its overlap or misfire policy skipped that instant).
+    pub next: Option<i64>,
     /// Set by the backend: `false` refuses the fire (it does not run, and
     /// is reported as skipped). Starts `true`.
     pub won: bool,
@@ -171,6 +178,15 @@ pub trait Store: Send + Sync + 'static {
     fn attach(&self, link: StoreLink) {
         let _ = link;
     }
+    /// The scheduler's runner is about to stop (`running == false`, called
+    /// before it stops claiming: the first step of the ordered shutdown)
+    /// or has started (`true`). A backend that claims fires outside a pass
+    /// (a cluster backend's reconciler, takeovers, claims made ahead) stops
+    /// doing so while no runner runs, so nothing it claims is left
+    /// unrun. The default ignores it.
+    fn runner(&self, running: bool) {
+        let _ = running;
+    }
 }
 
 /// What a [`StoreLink`] reaches: the scheduler side (`run::durable`),
@@ -180,7 +196,20 @@ pub(crate) trait LinkTarget: Send + Sync {
     fn upsert(&self, record: TaskRecord) -> bool;
     fn remove(&self, name: &str) -> bool;
     fn runs(&self, name: &str) -> bool;
-    fn run_now(&self, name: &str, scheduled: i64, fence: u64) -> Option<bool>;
+    fn run_now(&self, name: &str, scheduled: i64, fence: u64) -> Option<RunNow>;
+}
+
+/// What [`StoreLink::run_now`] did with a fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RunNow {
+    /// The callback ran and succeeded.
+    Succeeded,
+    /// The callback ran and failed (an error or a panic).
+    Failed,
+    /// The task's overlap policy skipped it: another run of the task was
+    /// going (`Overlap::Skip` / `Queue`), or `max` of them (`Allow`).
+    Skipped,
 }
 
 /// The scheduler's handle for its store's up-calls ([`Store::attach`]):
@@ -231,10 +260,13 @@ impl StoreLink {
     /// (`FireContext::fence`): a fire the
     /// backend claimed outside a pass (a takeover, a deferred claim). The
     /// task's own timeline is not touched and the scheduler writes no
-    /// progress for it: the backend completes it. `Some(ok)`: it ran and
-    /// succeeded (`true`) or failed; `None`: no such armed task here, or
-    /// the scheduler is gone.
-    pub fn run_now(&self, name: &str, scheduled: i64, fence: u64) -> Option<bool> {
+    /// progress for it: the backend completes it. It follows the task's
+    /// overlap policy as a pass would: under `Skip` or `Queue` it does not
+    /// run while another run of the task is going (a pass's or another
+    /// `run_now`'s), under `Allow { max }` not beyond `max` at once
+    /// ([`RunNow::Skipped`], reported as an overlap skip). `None`: no such
+    /// armed task here, or the scheduler is gone.
+    pub fn run_now(&self, name: &str, scheduled: i64, fence: u64) -> Option<RunNow> {
         self.target.run_now(name, scheduled, fence)
     }
 }

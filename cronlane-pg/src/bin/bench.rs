@@ -12,6 +12,7 @@ use cronlane::store::{Op, Store, TaskRecord};
 use cronlane::{Delivery, Misfire, Overlap, Scheduler};
 use cronlane_pg::PgStore;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,10 @@ fn arg(args: &[String], name: &str, default: &str) -> String {
 
 type Lags = Arc<Mutex<Vec<i64>>>;
 
+/// `(scheduled second, lag)` of every measured fire, for
+/// `CRONLANE_BENCH_SECONDS=1` (a per-second breakdown).
+static PER_SECOND: Mutex<Vec<(i64, i64)>> = Mutex::new(Vec::new());
+
 fn pct(v: &mut [i64], p: f64) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -34,9 +39,19 @@ fn pct(v: &mut [i64], p: f64) -> f64 {
     v[i] as f64 / 1e6
 }
 
+/// Records the lag of every fire scheduled in `FROM..TO` (ns): the
+/// measured seconds, not the warm-up nor the shutdown.
+/// The measured window (ns), set once every node has started.
+static FROM: AtomicI64 = AtomicI64::new(i64::MAX);
+static TO: AtomicI64 = AtomicI64::new(i64::MAX);
+
 fn recorder(s: &Scheduler, lags: &Lags) {
     let lags = lags.clone();
     s.handler("b", move |ctx| {
+        let at = ctx.scheduled().timestamp_nanos_opt().unwrap_or(0);
+        if at < FROM.load(Ordering::Acquire) || at >= TO.load(Ordering::Acquire) {
+            return;
+        }
         let lag = (ctx.started() - ctx.scheduled())
             .num_microseconds()
             .unwrap_or(0)
@@ -44,6 +59,12 @@ fn recorder(s: &Scheduler, lags: &Lags) {
         lags.lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(lag);
+        if std::env::var_os("CRONLANE_BENCH_SECONDS").is_some() {
+            PER_SECOND
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((ctx.scheduled().timestamp(), lag));
+        }
     })
     .expect("handler");
 }
@@ -115,9 +136,10 @@ fn main() {
     for &n in &nodes {
         let schema = format!("cronlane_bench_{}_{n}", std::process::id());
         let _ = rt.block_on(db.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")));
-        // Time to write the definitions and start the nodes first.
-        let start_s = Utc::now().timestamp() + 4 + (tasks as i64 * n as i64) / 4000;
-        let anchor = start_s * 1_000_000_000;
+        // Every task fires on each whole second from when the nodes run
+        // (the first fire after start-up is the misfire policy's one).
+        let base = Utc::now().timestamp() * 1_000_000_000;
+        FROM.store(i64::MAX, Ordering::Release);
         {
             let w = PgStore::builder(&url)
                 .schema(schema.clone())
@@ -128,7 +150,7 @@ fn main() {
                     Op::Put(TaskRecord {
                         name: format!("b{i:05}"),
                         handler: "b".into(),
-                        schedule: format!("every 1000000000 from {anchor}"),
+                        schedule: format!("every 1000000000 from {base}"),
                         misfire: Misfire::FireOnce,
                         overlap: Overlap::Skip,
                         jitter: 0,
@@ -136,12 +158,21 @@ fn main() {
                         times: None,
                         delivery: Delivery::AtLeastOnce,
                         paused: false,
-                        cursor: anchor - 1,
+                        cursor: base - 1,
                         payload: None,
                     })
                 })
                 .collect();
+            let t = Instant::now();
             w.write(ops).expect("definitions");
+            if std::env::var_os("CRONLANE_BENCH_SECONDS").is_some() {
+                println!("  definitions written in {:?}", t.elapsed());
+            }
+            let t = Instant::now();
+            drop(w);
+            if std::env::var_os("CRONLANE_BENCH_SECONDS").is_some() {
+                println!("  writer left in {:?}", t.elapsed());
+            }
         }
         let lags: Lags = Arc::default();
         let mut handles = Vec::new();
@@ -158,9 +189,18 @@ fn main() {
             })
             .collect();
         let runners: Vec<_> = scheds.iter().map(|s| s.start().expect("start")).collect();
+        let anchor = (Utc::now().timestamp() + 1) * 1_000_000_000;
+        if std::env::var_os("CRONLANE_BENCH_SECONDS").is_some() {
+            println!(
+                "  started {:.2} s before the first instant",
+                (anchor - Utc::now().timestamp_nanos_opt().unwrap_or(0)) as f64 / 1e9
+            );
+        }
         // Measure whole seconds after a warm-up second.
         let from = anchor + 2_000_000_000;
         let to = from + secs as i64 * 1_000_000_000;
+        TO.store(to, Ordering::Release);
+        FROM.store(from, Ordering::Release);
         let wait = to - Utc::now().timestamp_nanos_opt().unwrap_or(0) + 1_500_000_000;
         let claims_before: u64 = 0;
         std::thread::sleep(Duration::from_nanos(wait.max(0) as u64));
@@ -175,6 +215,11 @@ fn main() {
             })
             .sum::<u64>()
             - claims_before;
+        if std::env::var_os("CRONLANE_BENCH_SECONDS").is_some() {
+            for h in &handles {
+                println!("  {:?}", h.stats());
+            }
+        }
         let elapsed = (to - anchor) as f64 / 1e9 + 1.5;
         drop(scheds);
         let done: i64 = rt
@@ -202,6 +247,24 @@ fn main() {
             pct(&mut l, 0.5),
             pct(&mut l, 0.99)
         );
+        let mut per = std::mem::take(
+            &mut *PER_SECOND
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        per.sort_unstable();
+        for chunk in per.chunk_by(|a, b| a.0 == b.0) {
+            let mut l: Vec<i64> = chunk.iter().map(|p| p.1).collect();
+            println!(
+                "  second {}: {} fires, lag min {:.2} p50 {:.2} p99 {:.2} max {:.2} ms",
+                chunk[0].0,
+                l.len(),
+                pct(&mut l, 0.0),
+                pct(&mut l, 0.5),
+                pct(&mut l, 0.99),
+                pct(&mut l, 1.0)
+            );
+        }
         if std::env::var("CRONLANE_BENCH_KEEP").is_err() {
             let _ =
                 rt.block_on(db.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")));
