@@ -392,6 +392,7 @@ impl crate::engine::registry::Displaced for Core {
 }
 
 impl Core {
+    #[inline]
     pub(crate) fn register(
         &self,
         spec: TaskBuilder<'_>,
@@ -433,10 +434,14 @@ impl Core {
         if plain {
             if let Some(at) = schedule.one_shot_instant(|| self.clock.now_nanos()) {
                 let id = TaskId::new(self.next_id.fetch_add(1, Ordering::Relaxed), at);
-                let plan = crate::schedule::Plan::Once(at);
-                let policies = Policies::default();
-                let task = TaskRef::new(Task::new(id, None, plan, callback, None, policies));
-                return Ok(self.publish(task, at));
+                // Under loom every task gets its cold block (`Task::new`).
+                let task = if cfg!(cronlane_loom) {
+                    let plan = crate::schedule::Plan::Once(at);
+                    Task::new(id, None, plan, callback, None, Policies::default())
+                } else {
+                    Task::plain_once(id, callback)
+                };
+                return Ok(self.publish(TaskRef::new(task), at));
             }
         }
         let spec = TaskBuilder {

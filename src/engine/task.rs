@@ -263,6 +263,22 @@ pub(crate) fn initial_slot(id: TaskId) -> (i64, u64) {
 pub(crate) type TaskRef = Arc<Task>;
 
 impl Task {
+    /// A plain anonymous one-shot (no name, payload or non-default
+    /// policy): the registration fast path's task, which [`Task::new`]
+    /// would build too. Inlined so the task is written straight into its
+    /// allocation: built by the out-of-line `new` and then moved into the
+    /// `Arc`, its 56 bytes went through the stack with loads wider than the
+    /// stores that wrote them (store-forwarding stalls; perf, issue 13).
+    #[inline]
+    pub(crate) fn plain_once(id: TaskId, callback: Callback) -> Task {
+        Task {
+            id,
+            state: AtomicU64::new(word(0, SCHEDULED)),
+            callback,
+            cold: std::sync::OnceLock::new(),
+        }
+    }
+
     /// A new task, built in place (registration is hot: no builder-style
     /// moves of the whole struct). Only a task that needs a [`Cold`] block
     /// (name, recurring plan, payload, non-default policies) costs a second
