@@ -434,14 +434,8 @@ impl Core {
         if plain {
             if let Some(at) = schedule.one_shot_instant(|| self.clock.now_nanos()) {
                 let id = TaskId::new(self.next_id.fetch_add(1, Ordering::Relaxed), at);
-                // Under loom every task gets its cold block (`Task::new`).
-                let task = if cfg!(cronlane_loom) {
-                    let plan = crate::schedule::Plan::Once(at);
-                    Task::new(id, None, plan, callback, None, Policies::default())
-                } else {
-                    Task::plain_once(id, callback)
-                };
-                return Ok(self.publish(TaskRef::new(task), at));
+                let task = TaskRef::new(Task::plain_once(id, callback));
+                return Ok(self.publish(task, at));
             }
         }
         let spec = TaskBuilder {

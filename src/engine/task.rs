@@ -264,18 +264,30 @@ pub(crate) type TaskRef = Arc<Task>;
 
 impl Task {
     /// A plain anonymous one-shot (no name, payload or non-default
-    /// policy): the registration fast path's task, which [`Task::new`]
-    /// would build too. Inlined so the task is written straight into its
-    /// allocation: built by the out-of-line `new` and then moved into the
-    /// `Arc`, its 56 bytes went through the stack with loads wider than the
-    /// stores that wrote them (store-forwarding stalls; perf, issue 13).
+    /// policy, first due at `id.first_at`): the registration fast path's
+    /// task, as [`Task::new`] builds it. Inlined so the task is written
+    /// straight into its allocation: built by the out-of-line `new` and then
+    /// moved into the `Arc`, its 56 bytes went through the stack with loads
+    /// wider than the stores that wrote them (store-forwarding stalls;
+    /// perf, issue 13).
     #[inline]
     pub(crate) fn plain_once(id: TaskId, callback: Callback) -> Task {
+        if cfg!(cronlane_loom) {
+            // Every task has its cold block under loom (see `new`).
+            let plan = Plan::Once(id.first_at);
+            return Task::new(id, None, plan, callback, None, Policies::default());
+        }
+        Task::with_cold(id, callback, std::sync::OnceLock::new())
+    }
+
+    /// The task's hot part around its (maybe empty) cold block.
+    #[inline]
+    fn with_cold(id: TaskId, callback: Callback, cold: std::sync::OnceLock<Box<Cold>>) -> Task {
         Task {
             id,
             state: AtomicU64::new(word(0, SCHEDULED)),
             callback,
-            cold: std::sync::OnceLock::new(),
+            cold,
         }
     }
 
@@ -308,12 +320,7 @@ impl Task {
             }
             std::sync::OnceLock::from(Box::new(cold))
         };
-        Task {
-            id,
-            state: AtomicU64::new(word(0, SCHEDULED)),
-            callback,
-            cold,
-        }
+        Task::with_cold(id, callback, cold)
     }
 
     /// The cold block, allocated now if the task had none (a plain one-shot:

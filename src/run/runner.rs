@@ -389,25 +389,13 @@ impl Drop for Exit<'_> {
 }
 
 fn run(core: &Arc<Core>) {
-    let stopped = || core.runner.stop_raised();
-    while !stopped() {
-        // Reset the hint before looking, so that anything inserted after the
-        // look lowers it again and unparks us (see the ground rules).
-        core.timeline.take_hint();
-        core.run_pending(Some(&core.runner));
-        if stopped() {
+    while !core.runner.stop_raised() {
+        let Some(wait) = core.runner_turn() else {
             break;
-        }
-        let now = core.clock.now_nanos();
-        let next = core
-            .timeline
-            .front()
-            .unwrap_or(i64::MAX)
-            .min(core.timeline.hint());
-        if next <= now {
+        };
+        if wait.is_zero() {
             continue;
         }
-        let wait = Duration::from_nanos(u64::try_from(next - now).unwrap_or(u64::MAX));
         if wait <= SPIN_WINDOW {
             // The OS wakes a parked thread tens of microseconds late; for the
             // last stretch, yield instead of parking.
@@ -415,5 +403,29 @@ fn run(core: &Arc<Core>) {
             continue;
         }
         park_timeout((wait - SPIN_WINDOW).min(MAX_PARK));
+    }
+}
+
+impl Core {
+    /// One turn of a runner, its thread's or (feature `tokio`) its task's:
+    /// runs what is due, then says how long until the next instant it
+    /// knows of (zero: due already), or `None` once it was told to stop.
+    pub(crate) fn runner_turn(self: &Arc<Self>) -> Option<Duration> {
+        // Reset the hint before looking, so that anything inserted after the
+        // look lowers it again and wakes the runner (see the ground rules).
+        self.timeline.take_hint();
+        self.run_pending(Some(&self.runner));
+        if self.runner.stop_raised() {
+            return None;
+        }
+        let now = self.clock.now_nanos();
+        let next = self
+            .timeline
+            .front()
+            .unwrap_or(i64::MAX)
+            .min(self.timeline.hint());
+        Some(Duration::from_nanos(
+            u64::try_from(next.saturating_sub(now)).unwrap_or(0),
+        ))
     }
 }

@@ -658,23 +658,12 @@ impl Drop for TaskExit {
 /// `shutdown`.
 async fn drive(exit: TaskExit) {
     let core = &exit.core;
-    let stopped = || core.runner.stop_raised();
-    while !stopped() {
-        // Reset the hint before looking: an insert after the look lowers
-        // it again and notifies (a kept permit if we are not waiting yet).
-        core.timeline.take_hint();
-        core.run_pending(Some(&core.runner));
-        if stopped() {
+    while !core.runner.stop_raised() {
+        // An insert after the turn's look lowers the hint again and
+        // notifies (a kept permit if we are not waiting yet).
+        let Some(wait) = core.runner_turn() else {
             break;
-        }
-        let now = core.clock.now_nanos();
-        let next = core
-            .timeline
-            .front()
-            .unwrap_or(i64::MAX)
-            .min(core.timeline.hint());
-        let wait =
-            std::time::Duration::from_nanos(u64::try_from(next.saturating_sub(now)).unwrap_or(0));
+        };
         if wait <= RUNTIME_SPIN_WINDOW {
             // Due, or nearly: let the runtime poll its other tasks (the
             // runs just spawned among them), then look again.
