@@ -19,7 +19,7 @@ use crate::sync::{AtomicU64, AtomicUsize, HandleArc as Arc, Ordering};
 use chrono_tz::Tz;
 
 /// How many fires one pass of `run_pending` collects before running them.
-const BATCH: usize = 1024;
+pub(crate) const BATCH: usize = 1024;
 
 /// The shared state behind every [`Scheduler`] handle.
 pub(crate) struct Core {

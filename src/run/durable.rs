@@ -82,10 +82,6 @@ impl DurablePass {
     }
 }
 
-/// Begun fires run under one timeline batch (their recurring tasks go back
-/// as one group) per this many: the engine's batch of a pass without a store.
-const GROUP_OF: usize = 1024;
-
 /// Stripe locks for definition writes (by name hash).
 const STRIPES: usize = 64;
 
@@ -313,11 +309,15 @@ impl Core {
                 let mut refused = Vec::new();
                 loop {
                     // Recurring tasks put back inline go on the timeline
-                    // together per `GROUP_OF` fires, as in a pass without a
-                    // store (`Timeline::insert_after_run`).
+                    // together per engine batch (`core::BATCH`), as in a pass
+                    // without a store (`Timeline::insert_after_run`).
                     let group = self.timeline.open_batch(pass.now);
                     let mut any = false;
-                    for (mut b, c) in begun.by_ref().zip(claims.by_ref()).take(GROUP_OF) {
+                    for (mut b, c) in begun
+                        .by_ref()
+                        .zip(claims.by_ref())
+                        .take(crate::run::core::BATCH)
+                    {
                         any = true;
                         if c.won && c.last && c.delivery == Delivery::AtMostOnce {
                             // The claim deleted the record: completion writes
