@@ -195,6 +195,13 @@ pub(crate) enum Plan {
     Cron { expr: Arc<CronExpr>, tz: Tz },
 }
 
+/// The cron arm of [`Plan::next_after`], kept out of line so the interval
+/// arm inlines into the fire path without the cron walk beside it.
+#[inline(never)]
+fn cron_next_after(expr: &CronExpr, tz: &Tz, t: i64) -> Option<i64> {
+    expr.next_after(from_nanos(t), tz).and_then(to_nanos)
+}
+
 impl Plan {
     /// The first fire instant for a task registered (or resumed, or
     /// rescheduled) at `now`. A one-shot in the past fires at once; an
@@ -212,7 +219,11 @@ impl Plan {
     /// The fire instant strictly after `t`, if any. For an interval `None`
     /// only means that the next grid instant is past the end of the
     /// representable range.
-    #[inline]
+    ///
+    /// Always inlined: the interval arm is a few instructions on every
+    /// recurring fire; the cron arm stays out of line
+    /// ([`cron_next_after`]) so it does not bloat the callers.
+    #[inline(always)]
     pub(crate) fn next_after(&self, t: i64) -> Option<i64> {
         match self {
             Plan::Once(_) => None,
@@ -220,7 +231,7 @@ impl Plan {
                 Some(t) => grid_at_or_after(*anchor, *period, t),
                 None => None,
             },
-            Plan::Cron { expr, tz } => expr.next_after(from_nanos(t), tz).and_then(to_nanos),
+            Plan::Cron { expr, tz } => cron_next_after(expr, tz, t),
         }
     }
 
